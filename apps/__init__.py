@@ -1,0 +1,1 @@
+"""Domain apps of STAMM on Django."""

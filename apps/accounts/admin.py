@@ -1,0 +1,1 @@
+"""Users, groups and tokens use Django's own admin pages; nothing extra to register here."""

@@ -1,0 +1,1 @@
+"""What several apps share: base model, errors, the DRF exception handler, permissions, health checks."""

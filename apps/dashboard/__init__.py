@@ -1,0 +1,1 @@
+"""Dashboards: one home per role, django-plotly-dash apps inside Django templates."""

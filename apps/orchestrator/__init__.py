@@ -1,0 +1,1 @@
+"""Orchestrator: the Celery pipeline, beat schedules, the scheduler heartbeat."""

@@ -1,0 +1,1 @@
+"""Model registry: projects, variable dictionaries, soft sensors, versions, aliases, inference."""

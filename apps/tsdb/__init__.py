@@ -1,0 +1,1 @@
+"""Time-series store: one backend contract (SQL, InfluxDB), the STAMM tag schema, ingest and query."""

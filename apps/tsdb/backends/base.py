@@ -1,0 +1,142 @@
+"""The time-series backend contract (the Django cache-backend pattern).
+
+This class is the spec. Required operations raise ``NotImplementedError``; helpers built on them have
+defaults a backend may override for speed. One contract test mixin in ``tests/tsdb/`` runs against every
+backend. Only the plain dataclasses of ``apps.tsdb.types`` cross this boundary.
+
+Rules every backend keeps:
+- Writes are idempotent on (series, time): writing the same point twice keeps one, the last value wins.
+- Reads take a time range, never the whole history; ``max_points`` reduces server-side.
+- All times are timezone-aware UTC; inside batches, int64 nanoseconds since the epoch.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..types import (
+    BackendHealth,
+    Collection,
+    Downsample,
+    GroupInfo,
+    GroupKey,
+    Point,
+    PointBatch,
+    SeriesData,
+    SeriesFilter,
+    SeriesInfo,
+    SeriesKey,
+    SnapshotSet,
+    VariableMetadata,
+)
+
+
+class BackendError(Exception):
+    """The store could not do what was asked (unreachable, refused, malformed answer)."""
+
+
+class TimeSeriesBackend:
+    """Base class of every time-series backend; ``options`` come from ``settings.TSDB["OPTIONS"]``."""
+
+    #: Short name shown in health reports and benchmarks.
+    name = "base"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = dict(options or {})
+
+    # --- required -------------------------------------------------------------------------------
+    def ping(self) -> BackendHealth:
+        """Reachability and whether each of the three collections exists."""
+        raise NotImplementedError
+
+    def ensure_collections(self) -> None:
+        """Create the three collections (with retention where the backend supports it); idempotent."""
+        raise NotImplementedError
+
+    def write(self, batch: PointBatch) -> int:
+        """Write a batch atomically (all or nothing); returns the number of points written."""
+        raise NotImplementedError
+
+    def read(
+        self,
+        *,
+        collection: Collection,
+        series: SeriesKey,
+        start: datetime,
+        end: datetime,
+        max_points: int | None = None,
+        method: Downsample = Downsample.MEAN,
+    ) -> SeriesData:
+        """One series in [start, end], ascending; reduced to at most ``max_points`` when given."""
+        raise NotImplementedError
+
+    def latest(self, *, collection: Collection, where: SeriesFilter) -> list[Point]:
+        """The newest point of every series matching ``where``."""
+        raise NotImplementedError
+
+    def list_series(
+        self,
+        *,
+        collection: Collection,
+        where: SeriesFilter,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[SeriesInfo]:
+        """Series matching ``where`` with first/last time and point count (within [start, end] if given)."""
+        raise NotImplementedError
+
+    def groups(
+        self,
+        *,
+        collection: Collection = Collection.RAW,
+        project_name: str | None = None,
+        device_id: str | None = None,
+        since: datetime | None = None,
+    ) -> list[GroupInfo]:
+        """The (project, device, batch) groups with first/last time, point count and variables."""
+        raise NotImplementedError
+
+    def snapshots(
+        self,
+        *,
+        group: GroupKey,
+        variables: tuple[str, ...],
+        after: datetime | None,
+        until: datetime | None = None,
+        max_age: timedelta,
+        limit: int | None = None,
+    ) -> SnapshotSet:
+        """As-of wide rows at every raw timestamp of ``group`` in (after, until], oldest first.
+
+        Each variable takes its latest raw value at or before the row's time, within ``max_age``;
+        rows with a missing or stale input stay in the set with ``complete=False`` and the reason.
+        """
+        raise NotImplementedError
+
+    def delete(
+        self,
+        *,
+        collection: Collection,
+        group: GroupKey,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> int:
+        """Delete a batch, or its points in [start, end]; returns points deleted (or -1 if unknown)."""
+        raise NotImplementedError
+
+    def metadata_write(self, items: Iterable[VariableMetadata]) -> int:
+        """Upsert display metadata per (project, device, variable)."""
+        raise NotImplementedError
+
+    def metadata_read(self, *, project_name: str, device_id: str | None = None) -> list[VariableMetadata]:
+        """Display metadata of a project's variables (optionally one device's)."""
+        raise NotImplementedError
+
+    # --- helpers with defaults ------------------------------------------------------------------
+    def write_points(self, collection: Collection, points: Iterable[Point]) -> int:
+        """Convenience for small writes: builds a ``PointBatch``."""
+        return self.write(PointBatch.from_points(collection, points))
+
+    def close(self) -> None:
+        """Release connections or sessions held by the backend."""

@@ -1,0 +1,58 @@
+"""Shared fixtures: one user per role plus an outsider, API clients, the IndPenSim data path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from apps.accounts.roles import ADMIN, MANAGER, MODELER, OPERATOR
+from apps.accounts.services import roles_ensure
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INDPENSIM_DIR = (REPO_ROOT / ".." / "shared" / "data" / "indpensim").resolve()
+ROLES = (OPERATOR, MODELER, MANAGER, ADMIN)
+#: Every caller a permission matrix covers: anonymous, an outsider without a role, each role.
+CALLERS = ("anonymous", "outsider", *ROLES)
+
+
+@pytest.fixture
+def indpensim_dir() -> Path:
+    if not INDPENSIM_DIR.is_dir():
+        pytest.fail(f"IndPenSim data not found at {INDPENSIM_DIR} (expected ../shared/data/indpensim)")
+    return INDPENSIM_DIR
+
+
+def make_user(django_user_model, username: str, role: str | None, password: str = "correct-horse-battery"):
+    roles_ensure()
+    is_admin = role == ADMIN
+    user = django_user_model.objects.create_user(
+        username=username, password=password, is_staff=is_admin, is_superuser=is_admin
+    )
+    if role is not None:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def role_users(db, django_user_model) -> dict[str, object]:
+    """``{"operator": user, ..., "outsider": user}``; each with password ``correct-horse-battery``."""
+    users = {role: make_user(django_user_model, f"test-{role}", role) for role in ROLES}
+    users["outsider"] = make_user(django_user_model, "test-outsider", None)
+    return users
+
+
+@pytest.fixture
+def api_client_for(role_users):
+    """``api_client_for("modeler")`` → an APIClient authenticated with that user's token."""
+
+    def build(caller: str) -> APIClient:
+        client = APIClient()
+        if caller != "anonymous":
+            token, _ = Token.objects.get_or_create(user=role_users[caller])
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return build
