@@ -1,6 +1,7 @@
 """Account endpoints: who am I, and obtaining a token with a username and password."""
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.request import Request
@@ -19,6 +20,7 @@ class MeApi(APIView):
         roles = serializers.ListField(child=serializers.CharField())
         capabilities = serializers.ListField(child=serializers.CharField())
 
+    @extend_schema(responses=OutputSerializer, operation_id="me_retrieve")
     def get(self, request: Request) -> Response:
         user = request.user
         capabilities = sorted(

@@ -102,8 +102,9 @@ MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT", str(VAR_DIR / "media")))
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 50 * 1024 * 1024, minimum=1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
-# django-plotly-dash: serve every Dash asset from local static files (no CDN), embed in same-origin iframes.
-X_FRAME_OPTIONS = "SAMEORIGIN"
+# django-plotly-dash: serve every Dash asset from local static files (no CDN). Dash apps are rendered
+# inline (the `plotly_direct` tag), never in iframes, so framing stays denied.
+X_FRAME_OPTIONS = "DENY"
 PLOTLY_DASH = {"serve_locally": True, "cache_arguments": False}
 PLOTLY_COMPONENTS = ["dpd_components"]
 

@@ -26,6 +26,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 _tmp = Path(tempfile.mkdtemp(prefix="stamm-test-"))
 MEDIA_ROOT = _tmp / "media"
 STATIC_ROOT = _tmp / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
