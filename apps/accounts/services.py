@@ -79,7 +79,8 @@ def demo_users_ensure(*, credentials_path: Path) -> list[DemoCredential]:
     if created:
         existing: list[DemoCredential] = []
         if credentials_path.exists():
-            existing = [c for c in _read_credentials(credentials_path) if c.username not in {x.username for x in created}]
+            new_names = {c.username for c in created}
+            existing = [c for c in _read_credentials(credentials_path) if c.username not in new_names]
         _write_credentials(credentials_path, existing + created)
     return created
 

@@ -1,8 +1,8 @@
 """Server-side role checks for dashboard pages (and, later, their Dash callbacks)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render

@@ -129,7 +129,10 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "STAMM on Django API",
-    "DESCRIPTION": "Process data, soft-sensor models, pipeline and drift. Token auth for systems, session auth for the browser.",
+    "DESCRIPTION": (
+        "Process data, soft-sensor models, pipeline and drift. "
+        "Token auth for external systems, session auth for the browser."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],

@@ -29,7 +29,11 @@ def test_errors_share_one_json_body(api_client_for):
     assert body["error"]["code"] == "not_authenticated"
     assert body["error"]["message"]
     body = api_client_for("outsider").get("/api/v1/health/").json()
-    assert body["error"] == {"status": 403, "code": "permission_denied", "message": "Your account has no role yet; ask an administrator."}
+    assert body["error"] == {
+        "status": 403,
+        "code": "permission_denied",
+        "message": "Your account has no role yet; ask an administrator.",
+    }
 
 
 def test_me_reports_roles_and_capabilities(api_client_for):

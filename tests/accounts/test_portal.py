@@ -59,7 +59,11 @@ def test_password_change(client, role_users):
     client.force_login(role_users["manager"])
     response = client.post(
         "/account/password/",
-        {"old_password": PASSWORD, "new_password1": "a-much-longer-passphrase-42", "new_password2": "a-much-longer-passphrase-42"},
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a-much-longer-passphrase-42",
+            "new_password2": "a-much-longer-passphrase-42",
+        },
     )
     assert response.status_code == 302
     role_users["manager"].refresh_from_db()

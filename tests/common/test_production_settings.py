@@ -43,6 +43,7 @@ def test_refuses_to_start_without_database_url():
 
 
 def test_check_deploy_is_clean_when_configured():
-    result = _run({**COMPLETE, "DJANGO_SECRET_KEY": secrets.token_urlsafe(60)}, "check", "--deploy", "--fail-level", "WARNING")
+    env = {**COMPLETE, "DJANGO_SECRET_KEY": secrets.token_urlsafe(60)}
+    result = _run(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
