@@ -1,0 +1,747 @@
+"""The SQL backend: the time series live in the Django database (SQLite or PostgreSQL).
+
+Schema (see ``apps.tsdb.models``): a ``Series`` table of tag sets and two point tables keyed by
+``(series_id, time)`` with ``time`` in int64 nanoseconds. Every statement runs on Django's own
+connection, so a write joins the caller's ``transaction.atomic`` block and a rejected batch (validation
+runs before any SQL) writes nothing.
+
+Writes
+  Duplicates inside a batch are resolved in NumPy first (last occurrence wins), because PostgreSQL
+  refuses an ``ON CONFLICT DO UPDATE`` that touches one row twice. Then:
+  - PostgreSQL: the points are streamed with psycopg 3 ``COPY ... FROM STDIN (FORMAT BINARY)`` into a
+    session-local temporary staging table (the binary rows are built by NumPy in one go, no per-row
+    Python), then one ``INSERT ... SELECT ... ON CONFLICT (series_id, time) DO UPDATE`` moves them.
+  - SQLite: one ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE`` inside the transaction.
+
+Reads
+  Every read takes a time range and is served by the primary-key btree. Downsampling runs in SQL for
+  ``mean`` (per-bucket avg/min/max/count) and ``minmax`` (each bucket's min and max point, by window
+  function); ``lttb`` fetches the range's points and reduces them in NumPy (``apps.tsdb.asof.lttb``).
+
+TimescaleDB
+  When the ``timescaledb`` extension is available on the server, ``ensure_collections`` turns both point
+  tables into hypertables (7-day chunks on the integer time column, ``integer_now`` in ns) with a
+  compression policy segmenting by series, and a retention policy (STAMM's 90 / 180 days unless the
+  ``RETENTION_DAYS`` option says otherwise). Without it, nothing changes: plain tables, BRIN + btree.
+
+Options: ``DATABASE`` (alias, default ``"default"``), ``SQLITE_CHUNK`` (rows per executemany, 50 000),
+``TIMESCALE`` (use TimescaleDB when present, default True), ``COMPRESS_AFTER_DAYS`` (7),
+``RETENTION_DAYS`` (``{"raw": 90, "predictions": 180}``; 0 keeps forever).
+"""
+from __future__ import annotations
+
+import logging
+import struct
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.db import DatabaseError, connections, transaction
+
+from ..asof import asof_matrix, bucket_width, last_wins, lttb
+from ..types import (
+    LAB_SOURCE,
+    NS_PER_S,
+    BackendHealth,
+    Collection,
+    Downsample,
+    GroupInfo,
+    GroupKey,
+    Point,
+    PointBatch,
+    SeriesData,
+    SeriesFilter,
+    SeriesInfo,
+    SeriesKey,
+    SnapshotSet,
+    VariableMetadata,
+    from_ns,
+    to_ns,
+)
+from ..validation import MAX_TAG_LENGTH, InvalidBatch, Problem, batch_validate
+from .base import BackendError, TimeSeriesBackend
+
+logger = logging.getLogger(__name__)
+
+SERIES_TABLE = "tsdb_series"
+METADATA_TABLE = "tsdb_variablemetadata"
+POINT_TABLES = {Collection.RAW: "tsdb_rawpoint", Collection.PREDICTIONS: "tsdb_predictionpoint"}
+STAGE_TABLES = {Collection.RAW: "tsdb_stage_raw", Collection.PREDICTIONS: "tsdb_stage_predictions"}
+TAG_COLUMNS = ("project_name", "device_id", "batch_id", "source", "observed_property", "model_id", "version")
+DEFAULT_RETENTION_DAYS = {"raw": 90, "predictions": 180}
+NS_PER_DAY = 86_400 * NS_PER_S
+
+# PostgreSQL binary COPY: header, one fixed-size tuple per raw point, trailer.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+_RAW_COPY_DTYPE = np.dtype(
+    [("n", ">i2"), ("l1", ">i4"), ("sid", ">i8"), ("l2", ">i4"), ("t", ">i8"), ("l3", ">i4"), ("v", ">f8")]
+)
+
+
+def _placeholders(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+class SQLBackend(TimeSeriesBackend):
+    """Time series in the Django database; see the module docstring for the design."""
+
+    name = "sql"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.alias = str(self.options.get("DATABASE", "default"))
+        self.sqlite_chunk = int(self.options.get("SQLITE_CHUNK", 50_000))
+        self.use_timescale = bool(self.options.get("TIMESCALE", True))
+        self.compress_after_days = int(self.options.get("COMPRESS_AFTER_DAYS", 7))
+        self.retention_days = {**DEFAULT_RETENTION_DAYS, **dict(self.options.get("RETENTION_DAYS", {}))}
+        if self.sqlite_chunk < 1:
+            raise ValueError("SQLITE_CHUNK must be at least 1")
+
+    # --- plumbing --------------------------------------------------------------------------------
+    @property
+    def connection(self):  # noqa: ANN201 (Django's connection wrapper type is backend specific)
+        return connections[self.alias]
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.connection.vendor == "postgresql"
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, list(params))
+            return cursor.fetchall()
+
+    @staticmethod
+    def _point_table(collection: Collection) -> str:
+        try:
+            return POINT_TABLES[Collection(collection)]
+        except (KeyError, ValueError):
+            raise ValueError(f"{collection!r} holds no points (use raw or predictions)") from None
+
+    @staticmethod
+    def _series_where(collection: Collection, where: SeriesFilter, alias: str = "s") -> tuple[str, list[Any]]:
+        clauses = [f"{alias}.collection = %s"]
+        params: list[Any] = [Collection(collection).value]
+        for column in TAG_COLUMNS:
+            wanted = getattr(where, column)
+            if wanted is not None:
+                clauses.append(f"{alias}.{column} = %s")
+                params.append(wanted)
+        return " AND ".join(clauses), params
+
+    @staticmethod
+    def _key(row: Sequence[Any]) -> SeriesKey:
+        return SeriesKey(*row)
+
+    def _series_id(self, collection: Collection, key: SeriesKey) -> int | None:
+        rows = self._fetch(
+            f"SELECT id FROM {SERIES_TABLE} WHERE collection = %s AND "
+            + " AND ".join(f"{c} = %s" for c in TAG_COLUMNS),
+            [Collection(collection).value, *(getattr(key, c) for c in TAG_COLUMNS)],
+        )
+        return int(rows[0][0]) if rows else None
+
+    def _group_series(
+        self, collection: Collection, group: GroupKey, extra: str = "", params: Sequence[Any] = ()
+    ) -> list[tuple]:
+        return self._fetch(
+            f"SELECT id, observed_property, source FROM {SERIES_TABLE} "
+            f"WHERE collection = %s AND project_name = %s AND device_id = %s AND batch_id = %s{extra} ORDER BY id",
+            [Collection(collection).value, group.project_name, group.device_id, group.batch_id, *params],
+        )
+
+    def _series_ids_for(self, collection: Collection, keys: list[SeriesKey]) -> dict[SeriesKey, int]:
+        """Ids of ``keys``, creating the missing series rows (concurrency-safe: ON CONFLICT DO NOTHING)."""
+        from ..models import Series
+
+        def lookup(wanted: list[SeriesKey]) -> dict[SeriesKey, int]:
+            found: dict[SeriesKey, int] = {}
+            wanted_set = set(wanted)
+            by_group: dict[GroupKey, list[SeriesKey]] = defaultdict(list)
+            for key in wanted:
+                by_group[key.group].append(key)
+            for group in by_group:
+                for row in self._fetch(
+                    f"SELECT id, {', '.join(TAG_COLUMNS)} FROM {SERIES_TABLE} "
+                    "WHERE collection = %s AND project_name = %s AND device_id = %s AND batch_id = %s",
+                    [Collection(collection).value, group.project_name, group.device_id, group.batch_id],
+                ):
+                    key = SeriesKey(*row[1:])
+                    if key in wanted_set:
+                        found[key] = int(row[0])
+            return found
+
+        ids = lookup(keys)
+        missing = [key for key in keys if key not in ids]
+        if missing:
+            Series.objects.using(self.alias).bulk_create(
+                [Series(collection=Collection(collection).value, **key.tags()) for key in missing],
+                ignore_conflicts=True,
+                batch_size=500,
+            )
+            ids.update(lookup(missing))
+        return ids
+
+    # --- health and setup ------------------------------------------------------------------------
+    def _existing_tables(self) -> set[str]:
+        with self.connection.cursor() as cursor:
+            return set(self.connection.introspection.table_names(cursor))
+
+    def _timescale_state(self) -> tuple[bool, bool]:
+        """(available on the server, installed in this database); always (False, False) off PostgreSQL."""
+        if not self.is_postgres:
+            return False, False
+        rows = self._fetch(
+            "SELECT (SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'),"
+            " (SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb')"
+        )
+        return bool(rows[0][0]), bool(rows[0][1])
+
+    def ping(self) -> BackendHealth:
+        try:
+            tables = self._existing_tables()
+            _, timescale = self._timescale_state()
+        except DatabaseError as exc:
+            return BackendHealth(ok=False, detail=f"database unreachable: {exc}".strip(), collections={})
+        collections = {
+            Collection.RAW.value: {SERIES_TABLE, POINT_TABLES[Collection.RAW]} <= tables,
+            Collection.PREDICTIONS.value: {SERIES_TABLE, POINT_TABLES[Collection.PREDICTIONS]} <= tables,
+            Collection.METADATA.value: METADATA_TABLE in tables,
+        }
+        ok = all(collections.values())
+        engine = f"{self.connection.vendor}{' + timescaledb' if timescale else ''}"
+        missing = [name for name, present in collections.items() if not present]
+        detail = f"{engine}, collections ready" if ok else f"{engine}, missing: {', '.join(missing)} (run migrate)"
+        return BackendHealth(ok=ok, detail=detail, collections=collections)
+
+    def ensure_collections(self) -> None:
+        """Apply the tsdb migration if its tables are missing; on TimescaleDB set up hypertables."""
+        try:
+            tables = self._existing_tables()
+        except DatabaseError as exc:
+            raise BackendError(f"database unreachable: {exc}") from exc
+        needed = {SERIES_TABLE, METADATA_TABLE, *POINT_TABLES.values()}
+        if not needed <= tables:
+            from django.core.management import call_command
+
+            call_command("migrate", "tsdb", database=self.alias, verbosity=0, interactive=False)
+        if self.is_postgres and self.use_timescale:
+            available, _ = self._timescale_state()
+            if available:
+                self._timescale_setup()
+
+    def _timescale_setup(self) -> None:
+        """Hypertables + compression + retention (idempotent). Needs timescaledb preloaded on the server."""
+        chunk = 7 * NS_PER_DAY
+        try:
+            with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                cursor.execute(
+                    "CREATE OR REPLACE FUNCTION tsdb_now_ns() RETURNS bigint LANGUAGE SQL STABLE AS "
+                    "$$ SELECT (extract(epoch FROM now()) * 1000000000)::bigint $$"
+                )
+                for collection, table in POINT_TABLES.items():
+                    cursor.execute(
+                        "SELECT create_hypertable(%s, 'time', chunk_time_interval => %s,"
+                        " migrate_data => true, if_not_exists => true)",
+                        [table, chunk],
+                    )
+                    cursor.execute("SELECT set_integer_now_func(%s, 'tsdb_now_ns', replace_if_exists => true)", [table])
+                    cursor.execute(
+                        f"ALTER TABLE {table} SET (timescaledb.compress,"
+                        " timescaledb.compress_segmentby = 'series_id', timescaledb.compress_orderby = 'time')"
+                    )
+                    cursor.execute(
+                        "SELECT add_compression_policy(%s, compress_after => %s::bigint, if_not_exists => true)",
+                        [table, self.compress_after_days * NS_PER_DAY],
+                    )
+                    days = int(self.retention_days.get(collection.value, 0) or 0)
+                    if days > 0:
+                        cursor.execute(
+                            "SELECT add_retention_policy(%s, drop_after => %s::bigint, if_not_exists => true)",
+                            [table, days * NS_PER_DAY],
+                        )
+        except DatabaseError as exc:
+            raise BackendError(f"TimescaleDB is available but could not be set up: {exc}") from exc
+
+    def uses_timescale(self) -> bool:
+        """True when the point tables are TimescaleDB hypertables."""
+        _, installed = self._timescale_state()
+        if not installed:
+            return False
+        rows = self._fetch(
+            "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = %s",
+            [POINT_TABLES[Collection.RAW]],
+        )
+        return bool(rows[0][0])
+
+    # --- writes ----------------------------------------------------------------------------------
+    def write(self, batch: PointBatch) -> int:
+        batch_validate(batch)
+        n = len(batch)
+        if n == 0:
+            return 0
+        keep = last_wins(batch.series_index, batch.times_ns)
+        used = np.unique(batch.series_index[keep])
+        keys = [batch.series[int(i)] for i in used]
+        with transaction.atomic(using=self.alias):
+            ids = self._series_ids_for(batch.collection, keys)
+            lookup = np.zeros(len(batch.series), dtype=np.int64)
+            for i, key in zip(used, keys):
+                lookup[int(i)] = ids[key]
+            series_ids = lookup[batch.series_index[keep]]
+            times = batch.times_ns[keep].astype(np.int64, copy=False)
+            values = batch.values[keep].astype(np.float64, copy=False)
+            extras: dict[str, np.ndarray] = {}
+            if batch.collection is Collection.PREDICTIONS:
+                validity = batch.fields.get("validity")
+                corrected = batch.fields.get("corrected_value")
+                extras["validity"] = (
+                    np.array(["" if v is None else str(v) for v in validity[keep]], dtype=object)
+                    if validity is not None
+                    else np.full(len(keep), "", dtype=object)
+                )
+                extras["corrected_value"] = (
+                    corrected[keep].astype(np.float64) if corrected is not None else np.full(len(keep), np.nan)
+                )
+            if self.is_postgres:
+                self._write_postgres(batch.collection, series_ids, times, values, extras)
+            else:
+                self._write_sqlite(batch.collection, series_ids, times, values, extras)
+        return int(len(keep))
+
+    def _write_postgres(
+        self,
+        collection: Collection,
+        series_ids: np.ndarray,
+        times: np.ndarray,
+        values: np.ndarray,
+        extras: dict[str, np.ndarray],
+    ) -> None:
+        table, stage = POINT_TABLES[collection], STAGE_TABLES[collection]
+        with self.connection.cursor() as cursor:
+            if collection is Collection.RAW:
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {stage}"
+                    " (series_id bigint, time bigint, value double precision) ON COMMIT DELETE ROWS"
+                )
+                cursor.execute(f"TRUNCATE {stage}")
+                rows = np.empty(len(times), dtype=_RAW_COPY_DTYPE)
+                rows["n"], rows["l1"], rows["l2"], rows["l3"] = 3, 8, 8, 8
+                rows["sid"], rows["t"], rows["v"] = series_ids, times, values
+                payload = memoryview(rows.tobytes())
+                step = 200_000 * _RAW_COPY_DTYPE.itemsize
+                with cursor.copy(f"COPY {stage} (series_id, time, value) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(_COPY_HEADER)
+                    for offset in range(0, len(payload), step):
+                        copy.write(payload[offset : offset + step])
+                    copy.write(_COPY_TRAILER)
+                cursor.execute(
+                    f"INSERT INTO {table} (series_id, time, value) SELECT series_id, time, value FROM {stage}"
+                    " ON CONFLICT (series_id, time) DO UPDATE SET value = EXCLUDED.value"
+                )
+            else:
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} (series_id bigint, time bigint,"
+                    " value double precision, validity text, corrected_value double precision) ON COMMIT DELETE ROWS"
+                )
+                cursor.execute(f"TRUNCATE {stage}")
+                corrected = extras["corrected_value"]
+                with cursor.copy(
+                    f"COPY {stage} (series_id, time, value, validity, corrected_value) FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.set_types(["int8", "int8", "float8", "text", "float8"])
+                    for sid, t, v, ok, c in zip(
+                        series_ids.tolist(), times.tolist(), values.tolist(), extras["validity"], corrected.tolist()
+                    ):
+                        copy.write_row((sid, t, v, ok, None if c != c else c))
+                cursor.execute(
+                    f"INSERT INTO {table} (series_id, time, value, validity, corrected_value)"
+                    f" SELECT series_id, time, value, validity, corrected_value FROM {stage}"
+                    " ON CONFLICT (series_id, time) DO UPDATE SET value = EXCLUDED.value,"
+                    " validity = EXCLUDED.validity, corrected_value = EXCLUDED.corrected_value"
+                )
+
+    def _write_sqlite(
+        self,
+        collection: Collection,
+        series_ids: np.ndarray,
+        times: np.ndarray,
+        values: np.ndarray,
+        extras: dict[str, np.ndarray],
+    ) -> None:
+        table = POINT_TABLES[collection]
+        if collection is Collection.RAW:
+            sql = (
+                f"INSERT INTO {table} (series_id, time, value) VALUES (%s, %s, %s)"
+                " ON CONFLICT (series_id, time) DO UPDATE SET value = excluded.value"
+            )
+            columns: list[list[Any]] = [series_ids.tolist(), times.tolist(), values.tolist()]
+        else:
+            sql = (
+                f"INSERT INTO {table} (series_id, time, value, validity, corrected_value) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (series_id, time) DO UPDATE SET value = excluded.value,"
+                " validity = excluded.validity, corrected_value = excluded.corrected_value"
+            )
+            corrected = [None if c != c else c for c in extras["corrected_value"].tolist()]
+            columns = [series_ids.tolist(), times.tolist(), values.tolist(), list(extras["validity"]), corrected]
+        rows = list(zip(*columns))
+        with self.connection.cursor() as cursor:
+            for offset in range(0, len(rows), self.sqlite_chunk):
+                cursor.executemany(sql, rows[offset : offset + self.sqlite_chunk])
+
+    # --- reads -----------------------------------------------------------------------------------
+    @staticmethod
+    def _check_range(start: datetime, end: datetime) -> tuple[int, int]:
+        if start is None or end is None:
+            raise ValueError("start and end are required (reads never cover the whole history)")
+        start_ns, end_ns = to_ns(start), to_ns(end)
+        if end_ns < start_ns:
+            raise ValueError("end must not be before start")
+        return start_ns, end_ns
+
+    def read(
+        self,
+        *,
+        collection: Collection,
+        series: SeriesKey,
+        start: datetime,
+        end: datetime,
+        max_points: int | None = None,
+        method: Downsample = Downsample.MEAN,
+    ) -> SeriesData:
+        table = self._point_table(collection)
+        start_ns, end_ns = self._check_range(start, end)
+        method = Downsample(method)
+        if max_points is not None and max_points < 1:
+            raise ValueError("max_points must be at least 1")
+        predictions = Collection(collection) is Collection.PREDICTIONS
+        empty = SeriesData(series, np.empty(0, dtype=np.int64), np.empty(0), total_points=0)
+        sid = self._series_id(collection, series)
+        if sid is None:
+            return empty
+        window = "series_id = %s AND time >= %s AND time <= %s"
+        params = [sid, start_ns, end_ns]
+        total = int(self._fetch(f"SELECT COUNT(*) FROM {table} WHERE {window}", params)[0][0])
+        extra_cols = ", validity, corrected_value" if predictions else ""
+        if max_points is None or total <= max_points:
+            rows = self._fetch(f"SELECT time, value{extra_cols} FROM {table} WHERE {window} ORDER BY time", params)
+            return self._series_data(series, rows, predictions, total=total)
+        if method is Downsample.MEAN:
+            width = bucket_width(start_ns, end_ns, max_points)
+            rows = self._fetch(
+                f"SELECT (time - %s) / %s AS bucket, AVG(value), MIN(value), MAX(value), COUNT(*)"
+                f" FROM {table} WHERE {window} GROUP BY bucket ORDER BY bucket",
+                [start_ns, width, *params],
+            )
+            buckets = np.array([r[0] for r in rows], dtype=np.int64)
+            return SeriesData(
+                series,
+                times_ns=start_ns + buckets * width,
+                values=np.array([r[1] for r in rows], dtype=np.float64),
+                fields={
+                    "min": np.array([r[2] for r in rows], dtype=np.float64),
+                    "max": np.array([r[3] for r in rows], dtype=np.float64),
+                    "count": np.array([r[4] for r in rows], dtype=np.int64),
+                },
+                downsampled=method.value,
+                total_points=total,
+            )
+        if method is Downsample.MINMAX:
+            width = bucket_width(start_ns, end_ns, max(1, max_points // 2))
+            rows = self._fetch(
+                f"SELECT time, value{extra_cols} FROM ("
+                f" SELECT time, value{extra_cols},"
+                "  ROW_NUMBER() OVER (PARTITION BY (time - %s) / %s ORDER BY value ASC, time ASC) AS rank_min,"
+                "  ROW_NUMBER() OVER (PARTITION BY (time - %s) / %s ORDER BY value DESC, time ASC) AS rank_max"
+                f" FROM {table} WHERE {window}) ranked"
+                " WHERE rank_min = 1 OR rank_max = 1 ORDER BY time",
+                [start_ns, width, start_ns, width, *params],
+            )
+            data = self._series_data(series, rows, predictions, total=total)
+            data.downsampled = method.value
+            return data
+        rows = self._fetch(f"SELECT time, value{extra_cols} FROM {table} WHERE {window} ORDER BY time", params)
+        data = self._series_data(series, rows, predictions, total=total)
+        keep = lttb(data.times_ns, data.values, max_points)
+        return SeriesData(
+            series,
+            times_ns=data.times_ns[keep],
+            values=data.values[keep],
+            fields={name: arr[keep] for name, arr in data.fields.items()},
+            downsampled=method.value,
+            total_points=total,
+        )
+
+    @staticmethod
+    def _series_data(series: SeriesKey, rows: list[tuple], predictions: bool, *, total: int) -> SeriesData:
+        if not rows:
+            return SeriesData(series, np.empty(0, dtype=np.int64), np.empty(0), total_points=total)
+        columns = list(zip(*rows))
+        fields: dict[str, np.ndarray] = {}
+        if predictions:
+            fields["validity"] = np.array(columns[2], dtype=object)
+            fields["corrected_value"] = np.array([np.nan if c is None else c for c in columns[3]], dtype=np.float64)
+        return SeriesData(
+            series,
+            times_ns=np.fromiter(columns[0], dtype=np.int64, count=len(rows)),
+            values=np.fromiter(columns[1], dtype=np.float64, count=len(rows)),
+            fields=fields,
+            total_points=total,
+        )
+
+    def latest(self, *, collection: Collection, where: SeriesFilter) -> list[Point]:
+        table = self._point_table(collection)
+        predictions = Collection(collection) is Collection.PREDICTIONS
+        clause, params = self._series_where(collection, where)
+        extra_cols = ", p.validity, p.corrected_value" if predictions else ""
+        rows = self._fetch(
+            f"SELECT {', '.join('s.' + c for c in TAG_COLUMNS)}, p.time, p.value{extra_cols}"
+            f" FROM {SERIES_TABLE} s JOIN {table} p ON p.series_id = s.id"
+            f" WHERE {clause} AND p.time = (SELECT MAX(q.time) FROM {table} q WHERE q.series_id = s.id)"
+            f" ORDER BY {', '.join('s.' + c for c in TAG_COLUMNS)}",
+            params,
+        )
+        points = []
+        for row in rows:
+            fields: dict[str, Any] = {}
+            if predictions:
+                fields = {"validity": row[9], "corrected_value": row[10]}
+            points.append(Point(SeriesKey(*row[:7]), from_ns(row[7]), float(row[8]), fields))
+        return points
+
+    def list_series(
+        self,
+        *,
+        collection: Collection,
+        where: SeriesFilter,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[SeriesInfo]:
+        table = self._point_table(collection)
+        clause, params = self._series_where(collection, where)
+        if start is not None:
+            clause += " AND p.time >= %s"
+            params.append(to_ns(start))
+        if end is not None:
+            clause += " AND p.time <= %s"
+            params.append(to_ns(end))
+        tags = ", ".join("s." + c for c in TAG_COLUMNS)
+        rows = self._fetch(
+            f"SELECT {tags}, MIN(p.time), MAX(p.time), COUNT(*) FROM {SERIES_TABLE} s"
+            f" JOIN {table} p ON p.series_id = s.id WHERE {clause} GROUP BY s.id, {tags} ORDER BY {tags}",
+            params,
+        )
+        return [SeriesInfo(SeriesKey(*row[:7]), from_ns(row[7]), from_ns(row[8]), int(row[9])) for row in rows]
+
+    def groups(
+        self,
+        *,
+        collection: Collection = Collection.RAW,
+        project_name: str | None = None,
+        device_id: str | None = None,
+        since: datetime | None = None,
+    ) -> list[GroupInfo]:
+        table = self._point_table(collection)
+        clause, params = self._series_where(
+            collection, SeriesFilter(project_name=project_name, device_id=device_id)
+        )
+        rows = self._fetch(
+            "SELECT s.project_name, s.device_id, s.batch_id, s.observed_property,"
+            f" MIN(p.time), MAX(p.time), COUNT(*) FROM {SERIES_TABLE} s JOIN {table} p ON p.series_id = s.id"
+            f" WHERE {clause} GROUP BY s.id, s.project_name, s.device_id, s.batch_id, s.observed_property",
+            params,
+        )
+        acc: dict[GroupKey, list[Any]] = {}
+        for project, device, batch, prop, first, last, count in rows:
+            key = GroupKey(project, device, batch)
+            entry = acc.setdefault(key, [first, last, 0, set()])
+            entry[0], entry[1] = min(entry[0], first), max(entry[1], last)
+            entry[2] += int(count)
+            entry[3].add(prop)
+        since_ns = to_ns(since) if since is not None else None
+        return [
+            GroupInfo(key, from_ns(first), from_ns(last), count, tuple(sorted(props)))
+            for key, (first, last, count, props) in sorted(acc.items())
+            if since_ns is None or last >= since_ns
+        ]
+
+    def snapshots(
+        self,
+        *,
+        group: GroupKey,
+        variables: tuple[str, ...],
+        after: datetime | None,
+        until: datetime | None = None,
+        max_age: timedelta,
+        limit: int | None = None,
+    ) -> SnapshotSet:
+        """As-of rows at each timestamp of the requested variables (raw, non-lab series) in (after, until].
+
+        Lab samples are not snapshot inputs (they are the targets predictions are judged against).
+        One query finds the row times, one fetches every variable's points in
+        [first row - max_age, last row], one finds the last point before that window (to tell a stale
+        input from a missing one); the alignment itself is NumPy ``searchsorted``.
+        """
+        variables = tuple(variables)
+        if not variables:
+            raise ValueError("variables must name at least one variable")
+        if len(set(variables)) != len(variables):
+            raise ValueError("variables must not repeat")
+        max_age_ns = int(max_age.total_seconds() * NS_PER_S)
+        if max_age_ns < 0:
+            raise ValueError("max_age must not be negative")
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        table = POINT_TABLES[Collection.RAW]
+        empty = SnapshotSet(
+            group, variables, np.empty(0, dtype=np.int64), np.empty((0, len(variables))), np.empty(0, dtype=bool), []
+        )
+        series = self._group_series(
+            Collection.RAW,
+            group,
+            f" AND source <> %s AND observed_property IN ({_placeholders(len(variables))})",
+            [LAB_SOURCE, *variables],
+        )
+        if not series:
+            return empty
+        ids = [int(r[0]) for r in series]
+        id_list = _placeholders(len(ids))
+        clause, params = f"series_id IN ({id_list})", list(ids)
+        if after is not None:
+            clause += " AND time > %s"
+            params.append(to_ns(after))
+        if until is not None:
+            clause += " AND time <= %s"
+            params.append(to_ns(until))
+        sql = f"SELECT DISTINCT time FROM {table} WHERE {clause} ORDER BY time"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(int(limit))
+        row_times = np.array([r[0] for r in self._fetch(sql, params)], dtype=np.int64)
+        if row_times.shape[0] == 0:
+            return empty
+        low, high = int(row_times[0]) - max_age_ns, int(row_times[-1])
+        rows = self._fetch(
+            f"SELECT series_id, time, value FROM {table} WHERE series_id IN ({id_list})"
+            " AND time >= %s AND time <= %s ORDER BY series_id, time",
+            [*ids, low, high],
+        )
+        prior_rows = self._fetch(
+            f"SELECT s.id, (SELECT MAX(p.time) FROM {table} p WHERE p.series_id = s.id AND p.time < %s)"
+            f" FROM {SERIES_TABLE} s WHERE s.id IN ({id_list})",
+            [low, *ids],
+        )
+        prop_of = {int(r[0]): r[1] for r in series}
+        if rows:
+            cols = list(zip(*rows))
+            sids = np.fromiter(cols[0], dtype=np.int64, count=len(rows))
+            times = np.fromiter(cols[1], dtype=np.int64, count=len(rows))
+            values = np.fromiter(cols[2], dtype=np.float64, count=len(rows))
+        else:
+            sids = times = np.empty(0, dtype=np.int64)
+            values = np.empty(0)
+        var_times, var_values, priors = [], [], []
+        for name in variables:
+            mine = [sid for sid, prop in prop_of.items() if prop == name]
+            mask = np.isin(sids, mine)
+            t, v = times[mask], values[mask]
+            if len(mine) > 1:  # the same property from two sources: merge by time
+                order = np.argsort(t, kind="stable")
+                t, v = t[order], v[order]
+            var_times.append(t)
+            var_values.append(v)
+            before = [int(r[1]) for r in prior_rows if int(r[0]) in mine and r[1] is not None]
+            priors.append(max(before) if before else None)
+        matrix, complete, reasons = asof_matrix(
+            row_times, variables, var_times, var_values, max_age_ns=max_age_ns, prior_times=priors
+        )
+        return SnapshotSet(group, variables, row_times, matrix, complete, reasons)
+
+    # --- deletes ---------------------------------------------------------------------------------
+    def delete(
+        self,
+        *,
+        collection: Collection,
+        group: GroupKey,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> int:
+        table = self._point_table(collection)
+        with transaction.atomic(using=self.alias):
+            ids = [int(r[0]) for r in self._group_series(collection, group)]
+            if not ids:
+                return 0
+            id_list = _placeholders(len(ids))
+            clause, params = f"series_id IN ({id_list})", list(ids)
+            if start is not None:
+                clause += " AND time >= %s"
+                params.append(to_ns(start))
+            if end is not None:
+                clause += " AND time <= %s"
+                params.append(to_ns(end))
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {table} WHERE {clause}", params)
+                deleted = cursor.rowcount
+                # Series left without points disappear too, so pickers never list empty batches.
+                cursor.execute(
+                    f"DELETE FROM {SERIES_TABLE} WHERE id IN ({id_list})"
+                    f" AND NOT EXISTS (SELECT 1 FROM {table} p WHERE p.series_id = {SERIES_TABLE}.id)",
+                    ids,
+                )
+        return int(deleted)
+
+    # --- metadata --------------------------------------------------------------------------------
+    def metadata_write(self, items: Iterable[VariableMetadata]) -> int:
+        from ..models import VariableMetadata as MetadataRow
+
+        latest: dict[tuple[str, str, str], VariableMetadata] = {}
+        problems: list[Problem] = []
+        for i, item in enumerate(items):
+            for name in ("project_name", "device_id", "observed_property"):
+                value = getattr(item, name)
+                if not isinstance(value, str) or not value or len(value) > MAX_TAG_LENGTH:
+                    problems.append(Problem(name, f"must be a non-empty string of at most {MAX_TAG_LENGTH} characters", point=i))
+            if not isinstance(item.decimals, int) or not 0 <= item.decimals <= 15:
+                problems.append(Problem("decimals", "must be an integer between 0 and 15", point=i))
+            if len(item.unit or "") > 64:
+                problems.append(Problem("unit", "is longer than 64 characters", point=i))
+            if len(item.display_name or "") > 200:
+                problems.append(Problem("display_name", "is longer than 200 characters", point=i))
+            latest[(item.project_name, item.device_id, item.observed_property)] = item
+        if problems:
+            raise InvalidBatch(problems)
+        if not latest:
+            return 0
+        MetadataRow.objects.using(self.alias).bulk_create(
+            [
+                MetadataRow(
+                    project_name=m.project_name,
+                    device_id=m.device_id,
+                    observed_property=m.observed_property,
+                    unit=m.unit or "",
+                    display_name=m.display_name or "",
+                    decimals=m.decimals,
+                )
+                for m in latest.values()
+            ],
+            update_conflicts=True,
+            unique_fields=["project_name", "device_id", "observed_property"],
+            update_fields=["unit", "display_name", "decimals"],
+            batch_size=500,
+        )
+        return len(latest)
+
+    def metadata_read(self, *, project_name: str, device_id: str | None = None) -> list[VariableMetadata]:
+        from ..models import VariableMetadata as MetadataRow
+
+        rows = MetadataRow.objects.using(self.alias).filter(project_name=project_name)
+        if device_id is not None:
+            rows = rows.filter(device_id=device_id)
+        return [
+            VariableMetadata(r.project_name, r.device_id, r.observed_property, r.unit, r.display_name, r.decimals)
+            for r in rows.order_by("device_id", "observed_property")
+        ]
