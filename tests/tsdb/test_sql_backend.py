@@ -1,31 +1,138 @@
-"""The backend contract on the SQL backend: SQLite (default) and PostgreSQL (a throwaway database).
+"""The backend contract on the SQL backend: SQLite and PostgreSQL, plus SQL-specific behaviour.
 
-The default database of the test run may itself be PostgreSQL (CI's second pass sets DATABASE_URL), so
-``TestSQLBackendDefaultDatabase`` covers whichever engine that is; ``TestSQLBackendPostgres`` always
-targets PostgreSQL through pytest-django's test database when DATABASE_URL points there, and is skipped
-(locally) or failed (CI) when no PostgreSQL server answers.
+``TestSQLBackendDefaultDatabase`` runs on the test run's own database (SQLite locally; PostgreSQL in
+CI's second pass with DATABASE_URL set). ``TestSQLBackendPostgres`` always runs on PostgreSQL, in a
+throwaway database of its own, and is skipped locally / failed in CI when no server answers.
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
+import numpy as np
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from apps.tsdb.backends.sql import SQLBackend
+from apps.tsdb.types import Collection
 from tests.services import postgres_available, require
 
-from .contract import BackendContract
+from .contract import BackendContract, new_group, raw_batch, raw_key, read_all, seconds
 
 
-@pytest.fixture
-def backend(transactional_db):
-    backend = SQLBackend({})
-    backend.ensure_collections()
-    return backend
+class SQLSpecific:
+    """SQL-only behaviour, run on each engine."""
+
+    def test_write_joins_the_callers_transaction(self, backend):
+        group = new_group()
+        with pytest.raises(RuntimeError), transaction.atomic(using=backend.alias):
+            backend.write(raw_batch(group, {"temperature": (seconds(0, 20), [1.0, 2.0])}))
+            assert len(read_all(backend, raw_key(group))) == 2  # visible inside the transaction
+            raise RuntimeError("caller fails after the write")
+        assert len(read_all(backend, raw_key(group))) == 0
+        assert backend.list_series(collection=Collection.RAW, where=_filter(group)) == []
+
+    def test_large_batch_with_duplicates(self, backend):
+        group = new_group()
+        n = 60_000
+        t = seconds(*range(n))
+        values = np.arange(n, dtype=np.float64)
+        batch = raw_batch(group, {"temperature": (np.concatenate([t, t[:10]]), np.concatenate([values, -values[:10] - 1]))})
+        assert backend.write(batch) == n
+        data = read_all(backend, raw_key(group))
+        assert len(data) == n
+        np.testing.assert_allclose(data.values[:10], -np.arange(10.0) - 1)
+        np.testing.assert_allclose(data.values[10:], values[10:])
+
+    def test_mean_buckets_match_numpy_reference(self, backend):
+        from apps.tsdb.asof import mean_buckets
+
+        group = new_group()
+        t = seconds(*range(0, 3600, 7))
+        values = np.cos(np.arange(len(t)) / 40.0)
+        backend.write(raw_batch(group, {"temperature": (t, values)}))
+        start, end = int(t[0]), int(t[-1])
+        data = backend.read(
+            collection=Collection.RAW, series=raw_key(group), start=_dt(start), end=_dt(end), max_points=60
+        )
+        times, means, mins, maxs, counts = mean_buckets(t, values, start_ns=start, end_ns=end, max_points=60)
+        np.testing.assert_array_equal(data.times_ns, times)
+        np.testing.assert_allclose(data.values, means)
+        np.testing.assert_allclose(data.fields["min"], mins)
+        np.testing.assert_allclose(data.fields["max"], maxs)
+        np.testing.assert_array_equal(data.fields["count"], counts)
+
+    def test_snapshots_reject_bad_arguments(self, backend):
+        group = new_group()
+        with pytest.raises(ValueError):
+            backend.snapshots(group=group, variables=(), after=None, max_age=timedelta(seconds=1))
+        with pytest.raises(ValueError):
+            backend.snapshots(group=group, variables=("a", "a"), after=None, max_age=timedelta(seconds=1))
+
+
+def _filter(group):
+    from apps.tsdb.types import SeriesFilter
+
+    return SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id)
+
+
+def _dt(ns: int):
+    from apps.tsdb.types import from_ns
+
+    return from_ns(ns)
 
 
 @pytest.mark.django_db(transaction=True)
-class TestSQLBackendDefaultDatabase(BackendContract):
+class TestSQLBackendDefaultDatabase(BackendContract, SQLSpecific):
     """Runs on whichever database the test run uses (SQLite locally, PostgreSQL in CI's second pass)."""
+
+    @pytest.fixture
+    def backend(self, transactional_db):
+        backend = SQLBackend({})
+        backend.ensure_collections()
+        return backend
 
     def test_engine_is_the_django_database(self, backend):
         assert backend.connection.vendor == connection.vendor
+        assert backend.ping().detail.startswith(connection.vendor)
+
+
+@pytest.fixture(scope="class")
+def pg_alias(django_db_blocker):
+    """A migrated throwaway PostgreSQL database for one test class."""
+    require(postgres_available(), "PostgreSQL")
+    from .pgdb import throwaway_postgres
+
+    with django_db_blocker.unblock(), throwaway_postgres("stamm_tsdb_contract") as alias:
+        yield alias
+
+
+@pytest.mark.postgres
+class TestSQLBackendPostgres(BackendContract, SQLSpecific):
+    """Always PostgreSQL: COPY + upsert path, BRIN index, TimescaleDB when the server has it."""
+
+    @pytest.fixture
+    def backend(self, pg_alias, django_db_blocker):
+        backend = SQLBackend({"DATABASE": pg_alias})
+        with django_db_blocker.unblock():
+            backend.ensure_collections()
+            yield backend
+
+    def test_postgres_schema_has_brin_and_primary_key(self, backend):
+        assert backend.is_postgres
+        with connections[backend.alias].cursor() as cursor:
+            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tsdb_rawpoint'")
+            indexes = dict(cursor.fetchall())
+        assert any("USING brin (\"time\")" in d or "USING brin (time)" in d for d in indexes.values()), indexes
+        assert any("(series_id, \"time\")" in d or "(series_id, time)" in d for d in indexes.values()), indexes
+
+    def test_timescaledb_hypertable_when_available(self, backend):
+        available, _ = backend._timescale_state()
+        if not available:
+            pytest.skip("the timescaledb extension is not available on this PostgreSQL server")
+        backend.ensure_collections()
+        assert backend.uses_timescale()
+        assert "timescaledb" in backend.ping().detail
+        # The contract still holds on a hypertable.
+        group = new_group()
+        backend.write(raw_batch(group, {"temperature": (seconds(0, 20), [1.0, 2.0])}))
+        assert len(read_all(backend, raw_key(group))) == 2

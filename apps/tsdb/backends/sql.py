@@ -218,20 +218,25 @@ class SQLBackend(TimeSeriesBackend):
         return BackendHealth(ok=ok, detail=detail, collections=collections)
 
     def ensure_collections(self) -> None:
-        """Apply the tsdb migration if its tables are missing; on TimescaleDB set up hypertables."""
+        """Create the tables (the tsdb migrations) if missing; on TimescaleDB set up hypertables."""
         try:
             tables = self._existing_tables()
         except DatabaseError as exc:
             raise BackendError(f"database unreachable: {exc}") from exc
         needed = {SERIES_TABLE, METADATA_TABLE, *POINT_TABLES.values()}
         if not needed <= tables:
-            from django.core.management import call_command
-
-            call_command("migrate", "tsdb", database=self.alias, verbosity=0, interactive=False)
+            self._migrate()
         if self.is_postgres and self.use_timescale:
             available, _ = self._timescale_state()
             if available:
                 self._timescale_setup()
+
+    def _migrate(self) -> None:
+        """Apply the tsdb app's own migrations to this database (no other app's, no post-migrate hooks)."""
+        from django.db.migrations.executor import MigrationExecutor
+
+        executor = MigrationExecutor(self.connection)
+        executor.migrate(executor.loader.graph.leaf_nodes("tsdb"))
 
     def _timescale_setup(self) -> None:
         """Hypertables + compression + retention (idempotent). Needs timescaledb preloaded on the server."""
