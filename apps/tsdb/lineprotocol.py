@@ -565,6 +565,101 @@ class LineProtocolParser:
         return index
 
 
+class MetadataLineParser:
+    """Incremental parser of metadata lines (``stamm_metadata``) into ``VariableMetadata`` items.
+
+    STAMM's shape: tags ``project_name``, ``device_id``, ``observed_property``; fields ``unit`` and
+    ``display_name`` (strings) and ``decimals`` (an integer, ``2i``, or an integral float). A line replaces
+    the variable's metadata: absent fields take their defaults (``""``, ``""``, 2). Timestamps are checked
+    for syntax only (metadata is not a time series here); the last line for a variable wins.
+    """
+
+    TAGS = ("project_name", "device_id", "observed_property")
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._line = 0
+        self._items: dict[tuple[str, str, str], VariableMetadata] = {}
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._pending + chunk if self._pending else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._pending = data
+            return
+        self._pending = data[cut + 1 :]
+        self._parse_block(data[: cut + 1])
+
+    def finish(self) -> list[VariableMetadata]:
+        if self._pending:
+            tail, self._pending = self._pending, b""
+            self._parse_block(tail)
+        if not self._items:
+            raise LineProtocolError(0, "writing requires points (the body holds no line)")
+        return list(self._items.values())
+
+    def _parse_block(self, block: bytes) -> None:
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LineProtocolError(self._line + block.count(b"\n", 0, exc.start) + 1, "is not valid UTF-8") from None
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        for line in lines:
+            self._line += 1
+            line = line.strip()
+            if not line or line[0] == "#":
+                continue
+            try:
+                item = self._item(line)
+            except ValueError as exc:
+                raise LineProtocolError(self._line, str(exc)) from None
+            self._items[(item.project_name, item.device_id, item.observed_property)] = item
+
+    def _item(self, line: str) -> VariableMetadata:
+        key, field_text, stamp = _split_line(line)
+        if stamp is not None and not (stamp.lstrip("-").isdigit() and stamp.isascii()):
+            raise ValueError(f"invalid timestamp {stamp!r}")
+        parts = _split_unescaped(key, ",")
+        measurement = _unescape(parts[0], ", ")
+        if measurement not in READ_MEASUREMENTS:
+            raise ValueError(f"unknown measurement {measurement!r} (use {MEASUREMENT!r})")
+        tags: dict[str, str] = {}
+        for item in parts[1:]:
+            pieces = _split_unescaped(item, "=")
+            if len(pieces) != 2 or not pieces[0]:
+                raise ValueError(f"tag {item!r} is not 'key=value' (unescaped comma, space or '='?)")
+            name, value = _unescape(pieces[0], ",= "), _unescape(pieces[1], ",= ")
+            if name not in self.TAGS:
+                raise ValueError(f"unknown tag {name!r} (metadata takes {', '.join(self.TAGS)})")
+            if name in tags or not value:
+                raise ValueError(f"tag {name!r} appears twice or is empty")
+            tags[name] = value
+        missing = [t for t in self.TAGS if t not in tags]
+        if missing:
+            raise ValueError(f"missing required tag(s): {', '.join(missing)}")
+        fields: dict[str, object] = {"unit": "", "display_name": "", "decimals": 2}
+        for name, raw in _split_fields(field_text):
+            if name in ("unit", "display_name"):
+                fields[name] = _string(raw, name)
+            elif name == "decimals":
+                number = _number(raw, name)
+                if number != int(number) or not 0 <= number <= 15:
+                    raise ValueError("field 'decimals' must be an integer between 0 and 15")
+                fields[name] = int(number)
+            else:
+                raise ValueError(f"unknown field {name!r} (metadata takes unit, display_name, decimals)")
+        return VariableMetadata(
+            project_name=tags["project_name"],
+            device_id=tags["device_id"],
+            observed_property=tags["observed_property"],
+            unit=str(fields["unit"]),
+            display_name=str(fields["display_name"]),
+            decimals=int(fields["decimals"]),  # type: ignore[call-overload]
+        )
+
+
 def _plain_pair(item: str) -> tuple[str, str]:
     name, sep, raw = item.partition("=")
     if not sep or not name:

@@ -13,6 +13,7 @@ from apps.tsdb.lineprotocol import (
     DEFAULT_EARLIEST_NS,
     LineProtocolError,
     LineProtocolParser,
+    MetadataLineParser,
     escape_key,
     format_batch,
     format_metadata,
@@ -298,3 +299,38 @@ def test_format_then_parse_is_identity(project, device, batch, prop, values):
     assert back.series == [series]
     assert back.times_ns.tolist() == original.times_ns.tolist()
     assert back.values.tolist() == original.values.tolist()
+
+
+# --- metadata lines ---------------------------------------------------------------------------------
+def parse_metadata(body: str) -> list[VariableMetadata]:
+    parser = MetadataLineParser()
+    parser.feed(body.encode())
+    return parser.finish()
+
+
+def test_metadata_lines_parse_and_last_wins():
+    body = (
+        'device_obs,device_id=R1,project_name=penicillin,observed_property=temperature unit="K",'
+        f'display_name="Temperature, reactor",decimals=1i {T0}\n'
+        "device_obs,device_id=R1,project_name=penicillin,observed_property=ph decimals=3\n"
+        'device_obs,device_id=R1,project_name=penicillin,observed_property=temperature unit="degC"\n'
+    )
+    items = {m.observed_property: m for m in parse_metadata(body)}
+    assert items["temperature"] == VariableMetadata("penicillin", "R1", "temperature", "degC", "", 2)
+    assert items["ph"] == VariableMetadata("penicillin", "R1", "ph", "", "", 3)
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ('device_obs,device_id=R1,project_name=p unit="K"', "missing required tag(s): observed_property"),
+        ('device_obs,device_id=R1,project_name=p,observed_property=x,batch_id=b unit="K"', "unknown tag"),
+        ("device_obs,device_id=R1,project_name=p,observed_property=x unit=3", "double-quoted string"),
+        ("device_obs,device_id=R1,project_name=p,observed_property=x decimals=1.5", "integer between 0 and 15"),
+        ('device_obs,device_id=R1,project_name=p,observed_property=x colour="red"', "unknown field"),
+    ],
+)
+def test_bad_metadata_lines(line, fragment):
+    with pytest.raises(LineProtocolError) as info:
+        parse_metadata(f"# header\n{line}\n")
+    assert info.value.line == 2 and fragment in info.value.problem
