@@ -16,13 +16,17 @@ def adwin_run(values: np.ndarray, *, delta: float) -> tuple[list[int], list[floa
     detector = river_drift.ADWIN(delta=delta)
     indices: list[int] = []
     shifts: list[float] = []
+    csum = np.concatenate([[0.0], np.cumsum(values)])
+    width = 0  # ADWIN's window is the last ``width`` values; it only shrinks at a cut
     for i, x in enumerate(values.tolist()):
-        before = detector.estimation
         detector.update(x)
+        width += 1
         if detector.drift_detected:
             indices.append(i)
-            # After a cut the window holds the recent part only; its mean against the mean before the
-            # cut measures the change ADWIN found.
+            # After a cut the window holds the recent part only; its mean against the mean of the
+            # window before the cut measures the change ADWIN found.
+            before = (csum[i + 1] - csum[i + 1 - width]) / width
+            width = int(detector.width)
             shifts.append(abs(detector.estimation - before))
     return indices, shifts
 
@@ -45,6 +49,7 @@ class ADWIN(Detector):
     """
 
     key = "adwin"
+    per_variable = True
     label = "ADWIN"
     kind = "univariate"
     mode = "streaming"

@@ -350,6 +350,9 @@ class Detector:
     input: ClassVar[InputKind] = "features"
     #: Smallest window (rows) each side the detector accepts.
     min_rows: ClassVar[int] = 2
+    #: True when the detector scores each variable on its own; the score is then the largest
+    #: per-variable score and calibration sets one threshold per variable.
+    per_variable: ClassVar[bool] = False
 
     _specs: ClassVar[tuple[ParameterSpec, ...]]
 
@@ -452,7 +455,16 @@ class Detector:
 
     def score(self, reference: np.ndarray, test: np.ndarray) -> float:
         """The drift score alone (calibration calls this many times; override where it is cheaper)."""
+        if self.per_variable:
+            return float(np.max(self.component_scores(reference, test)))
         return float(self._detect(reference, test, tuple(f"x{i}" for i in range(reference.shape[1]))).score)
+
+    def component_scores(self, reference: np.ndarray, test: np.ndarray) -> np.ndarray:
+        """One score per variable for per-variable detectors, else the single score (as a 1-array)."""
+        if self.per_variable:
+            result = self._detect(reference, test, tuple(f"x{i}" for i in range(reference.shape[1])))
+            return np.array([row["score"] for row in result.details["per_variable"]], dtype=float)
+        return np.array([self.score(reference, test)])
 
     def _check_shapes(self, ref: np.ndarray, tst: np.ndarray) -> None:
         if ref.shape[1] != tst.shape[1]:

@@ -13,7 +13,7 @@ from .base import Bounds, Detector, DriftResult, register
 def hddm_a_run(events: np.ndarray, *, drift_confidence: float, warning_confidence: float,
                two_sided: bool) -> tuple[list[int], list[int]]:
     """river's HDDM_A over ``events``: detection and warning indices."""
-    detector = river_binary.HDDM_A(drift_confidence=drift_confidence, warning_confidence=warning_confidence,
+    detector = river_binary.HDDMA(drift_confidence=drift_confidence, warning_confidence=warning_confidence,
                                    two_sided_test=two_sided)
     drifts: list[int] = []
     warnings: list[int] = []
@@ -28,7 +28,7 @@ def hddm_a_run(events: np.ndarray, *, drift_confidence: float, warning_confidenc
 
 @register
 class HDDMA(Detector):
-    """HDDM-A on a 0/1 event stream (river ``drift.binary.HDDM_A``).
+    """HDDM-A on a 0/1 event stream (river ``drift.binary.HDDMA``).
 
     Events are 1 where the model erred: for a regression soft sensor, a lab sample whose residual
     exceeds k·σ of the reference residuals (``apps.drift.residual_events``). The reference events are
@@ -51,7 +51,7 @@ class HDDMA(Detector):
     input = "events"
     description = "Watches a model's error-event rate with Hoeffding bounds; no distributional assumption."
     references = ("Frías-Blanco, I. et al. (2015). Online and non-parametric drift detection methods based on "
-                  "Hoeffding's bounds. IEEE TKDE 27(3), 810-823.", "river: drift.binary.HDDM_A (river 0.26.1).")
+                  "Hoeffding's bounds. IEEE TKDE 27(3), 810-823.", "river: drift.binary.HDDMA (river 0.26.1).")
 
     def __init__(
         self, *, drift_confidence: Annotated[float, Bounds(gt=0, lt=1)] = 0.001,

@@ -43,6 +43,7 @@ class KS(Detector):
     """
 
     key = "ks"
+    per_variable = True
     label = "Kolmogorov–Smirnov test"
     kind = "univariate"
     mode = "batch"
@@ -57,18 +58,18 @@ class KS(Detector):
         rows = []
         for j, name in enumerate(variables):
             res = stats.ks_2samp(reference[:, j], test[:, j])
-            rows.append({"variable": name, "statistic": float(res.statistic), "p_value": float(res.pvalue)})
-        top = worst(rows, "statistic")
+            rows.append({"variable": name, "score": float(res.statistic), "p_value": float(res.pvalue)})
+        top = worst(rows, "score")
         p_adj = min(1.0, min(r["p_value"] for r in rows) * d)
         return DriftResult(
-            detector=self.key, drift=p_adj < self.alpha, score=top["statistic"],
+            detector=self.key, drift=p_adj < self.alpha, score=top["score"],
             threshold=ks_critical_value(self.alpha / d, reference.shape[0], test.shape[0]), p_value=p_adj,
             variables=tuple(variables),
             details={"per_variable": rows, "worst_variable": top["variable"], "correction": "bonferroni"},
         )
 
-    def score(self, reference, test):
-        return float(ks_statistic(reference, test).max())
+    def component_scores(self, reference, test):
+        return ks_statistic(reference, test)
 
     def _explain_details(self, result):
         return (f"Worst variable: {result.details['worst_variable']}: the two empirical CDFs differ by up to "

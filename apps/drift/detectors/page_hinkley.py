@@ -75,6 +75,7 @@ class PageHinkley(Detector):
     """
 
     key = "page_hinkley"
+    per_variable = True
     label = "Page-Hinkley"
     kind = "univariate"
     mode = "streaming"

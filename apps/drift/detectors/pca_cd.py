@@ -8,7 +8,7 @@ import numpy as np
 from ._univariate import standardise
 from .base import Bounds, Detector, DriftResult, register
 
-GRID = 256
+GRID = 128
 
 
 def kde_on_grid(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ class PSI(Detector):
     """
 
     key = "psi"
+    per_variable = True
     label = "Population Stability Index"
     kind = "univariate"
     mode = "batch"
@@ -60,15 +61,15 @@ class PSI(Detector):
         rows = []
         for j, name in enumerate(variables):
             value, r, t = psi_value(reference[:, j], test[:, j], self.bins)
-            rows.append({"variable": name, "psi": value, "bins": int(r.size), "drift": value > self.threshold})
-        top = worst(rows, "psi")
+            rows.append({"variable": name, "score": value, "bins": int(r.size), "drift": value > self.threshold})
+        top = worst(rows, "score")
         return DriftResult(
-            detector=self.key, drift=any(r["drift"] for r in rows), score=top["psi"], threshold=self.threshold,
+            detector=self.key, drift=any(r["drift"] for r in rows), score=top["score"], threshold=self.threshold,
             variables=tuple(variables), details={"per_variable": rows, "worst_variable": top["variable"]},
         )
 
-    def score(self, reference, test):
-        return max(psi_value(reference[:, j], test[:, j], self.bins)[0] for j in range(reference.shape[1]))
+    def component_scores(self, reference, test):
+        return np.array([psi_value(reference[:, j], test[:, j], self.bins)[0] for j in range(reference.shape[1])])
 
     def _explain_details(self, result):
         drifted = [r["variable"] for r in result.details["per_variable"] if r["drift"]]
