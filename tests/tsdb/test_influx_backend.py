@@ -196,3 +196,16 @@ def test_bad_options_are_refused(options, message):
 def test_auth_is_sent_as_token_or_basic():
     assert InfluxBackend({"TOKEN": "abc"}).session.headers["Authorization"] == "Token abc"
     assert InfluxBackend({"USERNAME": "u", "PASSWORD": "p"}).session.auth == ("u", "p")
+
+
+def test_line_break_in_a_string_field_fails_the_batch_before_anything_is_sent(backend):
+    from apps.tsdb.types import Point
+    from apps.tsdb.validation import InvalidBatch
+
+    group = new_group()
+    key = SeriesKey(group.project_name, group.device_id, group.batch_id, "soft_sensor", "p", "m", "v1")
+    points = [Point(key, T0 + timedelta(seconds=i), float(i), {"validity": "ok"}) for i in range(1500)]
+    points.append(Point(key, T0 + timedelta(seconds=2000), 1.0, {"validity": "bad\nline"}))
+    with pytest.raises(InvalidBatch, match="line break"):
+        backend.write_points(Collection.PREDICTIONS, points)
+    assert backend.list_series(collection=Collection.PREDICTIONS, where=SeriesFilter(batch_id=group.batch_id)) == []

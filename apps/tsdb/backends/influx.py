@@ -43,7 +43,7 @@ import numpy as np
 import requests
 
 from ..asof import asof_matrix, bucket_width, last_wins, lttb, minmax_buckets
-from ..lineprotocol import format_batch, format_metadata
+from ..lineprotocol import format_batch, format_metadata, series_prefix
 from ..types import (
     DEFAULT_BUCKETS,
     LAB_SOURCE,
@@ -176,9 +176,10 @@ class InfluxBackend(TimeSeriesBackend):
                 raise BackendError(f"InfluxDB refused a statement: {result['error']}")
         return results
 
-    def _write_lines(self, database: str, lines: list[str]) -> int:
+    def _write_lines(self, database: str, lines: list[str], *, already: int = 0, total: int | None = None) -> int:
         """Send lines in gzip-compressed requests of ``batch_size``; returns the lines sent."""
         sent = 0
+        total = len(lines) if total is None else total
         for start in range(0, len(lines), self.batch_size):
             chunk = lines[start : start + self.batch_size]
             body = gzip.compress(("\n".join(chunk) + "\n").encode("utf-8"), compresslevel=1)
@@ -192,7 +193,7 @@ class InfluxBackend(TimeSeriesBackend):
             if response.status_code != 204:
                 raise BackendError(
                     f"InfluxDB refused a write to {database} ({response.status_code}): {self._error_text(response)}; "
-                    f"{sent} of {len(lines)} points were written before (re-sending the batch is safe)"
+                    f"{already + sent} of {total} points were written before (re-sending the batch is safe)"
                 )
             sent += len(chunk)
         return sent
@@ -261,11 +262,32 @@ class InfluxBackend(TimeSeriesBackend):
                 values=batch.values[keep],
                 fields={name: column[keep] for name, column in batch.fields.items()},
             )
-        try:
-            lines = format_batch(batch)
+        try:  # format the tag sets once up front: a bad one fails the batch before anything is sent
+            for key in batch.series:
+                series_prefix(key)
         except ValueError as exc:
             raise InvalidBatch([Problem("tags", str(exc))]) from None
-        return self._write_lines(self.databases[batch.collection], lines)
+        for name, column in batch.fields.items():  # line protocol has no way to carry a newline
+            if column.dtype == object:
+                bad = [i for i, v in enumerate(column.tolist()) if isinstance(v, str) and ("\n" in v or "\r" in v)]
+                if bad:
+                    raise InvalidBatch([Problem(name, "must not contain a line break", point=bad[0])])
+        database = self.databases[batch.collection]
+        sent = 0
+        # One slice of points at a time, so memory holds one request's lines, not the whole batch's.
+        for start in range(0, len(batch), self.batch_size):
+            stop = start + self.batch_size
+            part = PointBatch(
+                collection=batch.collection,
+                series=batch.series,
+                series_index=batch.series_index[start:stop],
+                times_ns=batch.times_ns[start:stop],
+                values=batch.values[start:stop],
+                fields={name: column[start:stop] for name, column in batch.fields.items()},
+            )
+            lines = format_batch(part)
+            sent += self._write_lines(database, lines, already=sent, total=len(batch))
+        return sent
 
     # --- reads -----------------------------------------------------------------------------------
     @staticmethod
