@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.tsdb.influx_apis import LineProtocolWriteV1Api, LineProtocolWriteV2Api
+
 api_v1 = [
     path("", include("apps.common.urls")),
     path("", include("apps.accounts.api_urls")),
@@ -22,6 +24,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("django_plotly_dash/", include("django_plotly_dash.urls")),
+    # InfluxDB-compatible line-protocol writes (InfluxDB's paths and error shape; see docs/influxdb.md).
+    path("api/v2/write", LineProtocolWriteV2Api.as_view(), name="influx-write-v2"),
+    path("write", LineProtocolWriteV1Api.as_view(), name="influx-write-v1"),
 ]
 
 if settings.DEBUG:

@@ -178,6 +178,9 @@ TSDB = {
         },
     },
 }[TSDB_BACKEND_NAME]
+# InfluxDB-compatible write endpoints (/api/v2/write, /write): largest body accepted, after gzip
+# decompression; larger ones get 413. Bodies are parsed as they stream, so memory does not grow with it.
+TSDB_LINE_PROTOCOL_MAX_BYTES = env_int("TSDB_LINE_PROTOCOL_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
 
 LOG_LEVEL = env_choice("DJANGO_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
 LOGGING = {
