@@ -24,7 +24,7 @@ STORAGE_ROOT = "registry"
 #: Extensions accepted per flavor (lower case). Scalers use the same formats as models.
 PYTHON_PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib", ".sav")
 PYTHON_SKOPS_EXTENSIONS = (".skops",)
-R_EXTENSIONS = (".rds",)
+R_EXTENSIONS = (".rds", ".rdata")
 
 
 class ArtifactIntegrityError(Exception):

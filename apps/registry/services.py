@@ -147,11 +147,6 @@ def flavor_for(*, descriptor: Descriptor, file_name: str) -> str:
     elif descriptor.language == "r":
         if ext in store.R_EXTENSIONS:
             return Flavor.R_RDS
-        if ext == ".rdata":
-            raise ValidationFailed(
-                f"model_file: {file_name}: .RData is not supported; save the model object with saveRDS() as .rds.",
-                details={"model_file": "unsupported format"},
-            )
     else:
         raise ValidationFailed(
             f"model_description.language: {descriptor.language!r} models are not supported (python or R).",

@@ -132,18 +132,18 @@ class LRUCache:
 
 
 class RRuntime:
-    """Adapter to ``apps.registry.runtimes.r`` (a long-lived Rscript worker), when it is installed.
+    """Adapter to ``apps.registry.runtimes.r`` (a long-lived ``Rscript`` worker per process).
 
-    That module exposes ``r_available()``, ``load(path, sha256) -> model_key`` and
-    ``predict(model_key, matrix, feature_names) -> np.ndarray``. Without it, or without R, every R
-    version reports "R runtime not available" and stays offline.
+    That module exposes ``r_available()``, ``load_error(path, sha256)`` and
+    ``predict(path, sha256, X, feature_names)``; it verifies the sha256 before R reads a file. Without R,
+    every R version reports "R runtime not available" and stays offline.
     """
 
     name = "r"
 
     def _module(self):
         try:
-            from . import r as r_module  # noqa: PLC0415 - optional, written separately
+            from . import r as r_module  # noqa: PLC0415 - optional dependency on an installed R
         except ImportError:
             return None
         try:
@@ -157,24 +157,29 @@ class RRuntime:
             return R_UNAVAILABLE
         if artifact.input_scaler or artifact.output_scaler:
             return "scaler files are not supported for R models; scale inside the R model object"
+        problem = module.load_error(str(artifact.model.path), artifact.model.sha256)
+        if problem is not None:
+            return problem
         try:
-            artifact.model.read()  # sha256 check before R sees the file
-            key = module.load(str(artifact.model.path), artifact.model.sha256)
-            probe = np.asarray([artifact.probe_row], dtype=float)
-            result = np.asarray(module.predict(key, probe, list(artifact.feature_names)), dtype=float)
-        except Exception as exc:  # noqa: BLE001 - any failure is the version's load error
-            return f"cannot load R model {artifact.model.name}: {exc}"
+            probe = np.asarray([artifact.probe_row or [0.0] * len(artifact.feature_names)], dtype=float)
+            result = self.predict(artifact, probe, artifact.feature_names)
+        except Exception as exc:  # noqa: BLE001 - any failure here is the version's load error
+            return f"test prediction failed: {exc}"
         if result.shape[0] != 1:
-            return f"R model returned {result.shape[0]} rows for 1 input row"
+            return f"the R model returned {result.shape[0]} rows for 1 input row"
         return None
 
     def predict(self, artifact: ArtifactBundle, X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
-        module = self._module()
-        if module is None:
-            raise RuntimeUnavailable(R_UNAVAILABLE)
-        artifact.model.read()
-        key = module.load(str(artifact.model.path), artifact.model.sha256)
-        return np.asarray(module.predict(key, X, list(feature_names)), dtype=float)
+        try:
+            from . import r as module  # noqa: PLC0415
+        except ImportError as exc:
+            raise RuntimeUnavailable(R_UNAVAILABLE) from exc
+        try:
+            return np.asarray(module.predict(str(artifact.model.path), artifact.model.sha256, X, list(feature_names)), dtype=float)
+        except (module.RRuntimeUnavailable, module.RWorkerTimeout, module.RWorkerCrashed) as exc:
+            raise RuntimeUnavailable(f"{R_UNAVAILABLE}: {exc}") from exc
+        except (module.RArtefactError, module.RModelError) as exc:
+            raise ArtifactLoadError(str(exc)) from exc
 
 
 _RUNTIMES: dict[str, Runtime] = {}
