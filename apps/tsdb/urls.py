@@ -1,2 +1,17 @@
 """API routes of the tsdb app, mounted under /api/v1/tsdb/."""
-urlpatterns: list = []
+from django.urls import path
+
+from . import apis
+
+app_name = "tsdb"
+
+urlpatterns = [
+    path("points", apis.PointsApi.as_view(), name="points"),
+    path("import", apis.CsvImportApi.as_view(), name="import"),
+    path("series", apis.SeriesListApi.as_view(), name="series-list"),
+    path("series/data", apis.SeriesDataApi.as_view(), name="series-data"),
+    path("latest", apis.LatestPointsApi.as_view(), name="latest"),
+    path("groups", apis.GroupListApi.as_view(), name="groups"),
+    path("snapshots", apis.SnapshotListApi.as_view(), name="snapshots"),
+    path("metadata", apis.MetadataApi.as_view(), name="metadata"),
+]

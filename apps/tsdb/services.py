@@ -1,0 +1,124 @@
+"""Writes to the time-series store: every ingest path (JSON API, CSV import, replay, line protocol,
+the pipeline) goes through ``points_ingest`` so validation, atomicity and the after-commit signal are
+the same everywhere.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from apps.common.errors import ServiceUnavailable, ValidationFailed
+
+from .backends import BackendError, TimeSeriesBackend, get_backend
+from .signals import points_committed
+from .types import Collection, GroupKey, PointBatch, VariableMetadata
+from .validation import InvalidBatch, batch_validate
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What an accepted ingest wrote."""
+
+    collection: Collection
+    points: int
+    series: int
+    groups: tuple[GroupKey, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection.value,
+            "points": self.points,
+            "series": self.series,
+            "groups": [
+                {"project_name": g.project_name, "device_id": g.device_id, "batch_id": g.batch_id} for g in self.groups
+            ],
+        }
+
+
+def invalid_batch_error(exc: InvalidBatch, *, message: str | None = None) -> ValidationFailed:
+    """The HTTP-400 application error for a rejected batch, listing every problem found."""
+    return ValidationFailed(message or f"Rejected, nothing written: {exc}", details=[p.as_dict() for p in exc.problems])
+
+
+def points_ingest(*, batch: PointBatch, user: Any = None, backend: TimeSeriesBackend | None = None) -> IngestResult:
+    """Validate and write ``batch`` atomically; after commit, send ``points_committed`` for its groups.
+
+    A batch with any invalid point raises ``ValidationFailed`` and writes nothing. The write joins the
+    caller's transaction (SQL backend), so the signal fires only once everything the caller did commits.
+    """
+    backend = backend or get_backend()
+    try:
+        batch_validate(batch)
+    except InvalidBatch as exc:
+        raise invalid_batch_error(exc) from exc
+    groups = frozenset(batch.groups())
+    try:
+        with transaction.atomic():
+            written = backend.write(batch)
+            if written:
+                collection = batch.collection
+                transaction.on_commit(
+                    lambda: points_committed.send(
+                        sender=TimeSeriesBackend, collection=collection, groups=groups, points=written, user=user
+                    )
+                )
+    except InvalidBatch as exc:  # a backend with stricter rules than the shared validation
+        raise invalid_batch_error(exc) from exc
+    except BackendError as exc:
+        raise ServiceUnavailable(f"The time-series store refused the write: {exc}") from exc
+    used = {int(i) for i in set(batch.series_index.tolist())} if len(batch) else set()
+    return IngestResult(batch.collection, written, len(used), tuple(sorted(groups)))
+
+
+def variable_dictionary_for(*, project_name: str) -> dict[str, tuple[str, str, str]] | None:
+    """The registry's variable dictionary of the project whose tag is ``project_name``, if there is one.
+
+    ``{raw column: (canonical name, column type, units)}``; None when the registry has no such project
+    (the CSV import then maps columns by its snake_case rule).
+    """
+    try:
+        from apps.registry.models import Project
+        from apps.registry.selectors import variable_mapping
+    except ImportError:  # the registry app is optional for the store
+        return None
+    project = Project.objects.filter(name__iexact=project_name).order_by("project_id").first()
+    if project is None:
+        return None
+    return variable_mapping(project=project) or None
+
+
+def points_delete(
+    *,
+    collection: Collection,
+    group: GroupKey,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    backend: TimeSeriesBackend | None = None,
+) -> int:
+    """Delete a batch's points (all, or those in [start, end]); returns the count (-1 when unknown)."""
+    if start is not None and end is not None and end < start:
+        raise ValidationFailed("end must not be before start", details={"end": "before start"})
+    backend = backend or get_backend()
+    try:
+        with transaction.atomic():
+            return backend.delete(collection=collection, group=group, start=start, end=end)
+    except BackendError as exc:
+        raise ServiceUnavailable(f"The time-series store refused the delete: {exc}") from exc
+
+
+def variable_metadata_store(
+    *, items: Iterable[VariableMetadata], backend: TimeSeriesBackend | None = None
+) -> int:
+    """Upsert display metadata (unit, display name, decimals) per (project, device, variable)."""
+    backend = backend or get_backend()
+    try:
+        with transaction.atomic():
+            return backend.metadata_write(list(items))
+    except InvalidBatch as exc:
+        raise invalid_batch_error(exc, message=f"Rejected metadata, nothing written: {exc}") from exc
+    except BackendError as exc:
+        raise ServiceUnavailable(f"The time-series store refused the metadata: {exc}") from exc
