@@ -17,17 +17,16 @@ def adwin_run(values: np.ndarray, *, delta: float) -> tuple[list[int], list[floa
     indices: list[int] = []
     shifts: list[float] = []
     csum = np.concatenate([[0.0], np.cumsum(values)])
-    width = 0  # ADWIN's window is the last ``width`` values; it only shrinks at a cut
+    width = 0  # ADWIN's window holds the last ``width`` values (it may also shrink without a flag)
     for i, x in enumerate(values.tolist()):
         detector.update(x)
-        width += 1
         if detector.drift_detected:
             indices.append(i)
             # After a cut the window holds the recent part only; its mean against the mean of the
-            # window before the cut measures the change ADWIN found.
-            before = (csum[i + 1] - csum[i + 1 - width]) / width
-            width = int(detector.width)
+            # window before this value measures the change ADWIN found.
+            before = (csum[i] - csum[i - width]) / width if width else 0.0
             shifts.append(abs(detector.estimation - before))
+        width = int(detector.width)
     return indices, shifts
 
 
