@@ -8,7 +8,10 @@ class OrchestratorConfig(AppConfig):
     verbose_name = "Orchestrator"
 
     def ready(self) -> None:
-        from . import health_checks  # noqa: F401  (registers the beat heartbeat check)
-        from .signals import ensure_schedules_after_migrate
+        from apps.tsdb.signals import points_committed
+
+        from . import health_checks  # noqa: F401  (registers the beat and pipeline checks)
+        from .signals import ensure_schedules_after_migrate, points_committed_received
 
         post_migrate.connect(ensure_schedules_after_migrate, dispatch_uid="orchestrator.ensure_schedules")
+        points_committed.connect(points_committed_received, dispatch_uid="orchestrator.points_committed")

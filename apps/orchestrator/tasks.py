@@ -1,4 +1,5 @@
-"""Celery tasks of the orchestrator: thin wrappers that call services."""
+"""Celery tasks of the orchestrator: thin wrappers that take ids and call one service each."""
+
 from __future__ import annotations
 
 from celery import shared_task
@@ -16,3 +17,37 @@ def heartbeat() -> None:
 def ping(value: str) -> str:
     """Round-trip probe: echoes its argument from a worker (used by tests and diagnostics)."""
     return f"pong:{value}"
+
+
+@shared_task(name="orchestrator.run_group", bind=True, ignore_result=True, acks_late=True)
+def run_group(self, watermark_id: int, trigger: str) -> None:
+    """One pipeline run for one deployment and group (claims the group; a no-op when another run holds it)."""
+    from .services import pipeline_group_run
+
+    pipeline_group_run(watermark_id=watermark_id, trigger=trigger, task_id=self.request.id or "")
+
+
+@shared_task(name="orchestrator.detect", ignore_result=True)
+def detect(deployment_id: int | None = None, trigger: str = "beat") -> dict[str, int]:
+    """Beat's safety net: queue runs for data events missed, lost messages and stale leases."""
+    from .services import pipeline_detect
+
+    return pipeline_detect(deployment_id=deployment_id, trigger=trigger)
+
+
+@shared_task(name="orchestrator.health", ignore_result=True)
+def health() -> bool:
+    """Every minute: database, time-series collections, broker and registry; the verdict is kept."""
+    from .services import pipeline_health_record
+
+    return pipeline_health_record().ok
+
+
+@shared_task(name="orchestrator.backfill", ignore_result=True)
+def backfill(deployment_id: int, start: str, end: str) -> int:
+    """Rescore a historical window (the API's backfill action); progress is in the runs it records."""
+    from .selectors import deployment_get
+    from .services import pipeline_backfill
+
+    runs = pipeline_backfill(deployment=deployment_get(deployment_id=deployment_id), start=start, end=end)
+    return sum(run.predictions for run in runs)

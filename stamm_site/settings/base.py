@@ -163,6 +163,21 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 STAMM_HEARTBEAT_INTERVAL = env_int("STAMM_HEARTBEAT_INTERVAL", 30, minimum=1)
 STAMM_HEARTBEAT_MAX_AGE = env_int("STAMM_HEARTBEAT_MAX_AGE", 120, minimum=1)
 
+# Pipeline (apps/orchestrator): the registry it calls, leases, schedules, retries, chunking.
+# STAMM_REGISTRY_URL: base URL of the registry's REST API ("this server" by default).
+STAMM_REGISTRY_URL = env_str("STAMM_REGISTRY_URL", "http://127.0.0.1:8000")
+STAMM_REGISTRY_TOKEN = env_str("STAMM_REGISTRY_TOKEN", "")  # empty: the local pipeline service account's token
+STAMM_REGISTRY_TIMEOUT = env_int("STAMM_REGISTRY_TIMEOUT", 30, minimum=1)
+STAMM_PIPELINE_LEASE_SECONDS = env_int("STAMM_PIPELINE_LEASE_SECONDS", 120, minimum=1)
+STAMM_PIPELINE_DETECT_INTERVAL = env_int("STAMM_PIPELINE_DETECT_INTERVAL", 30, minimum=1)
+STAMM_PIPELINE_HEALTH_INTERVAL = env_int("STAMM_PIPELINE_HEALTH_INTERVAL", 60, minimum=1)
+STAMM_PIPELINE_RETRIES = env_int("STAMM_PIPELINE_RETRIES", 4, minimum=0)
+STAMM_PIPELINE_RETRY_BACKOFF_MS = env_int("STAMM_PIPELINE_RETRY_BACKOFF_MS", 200, minimum=1)
+STAMM_PIPELINE_CHUNK = env_int("STAMM_PIPELINE_CHUNK", 5000, minimum=1)
+STAMM_PIPELINE_LIVE_WINDOW = env_int("STAMM_PIPELINE_LIVE_WINDOW", 3600, minimum=1)
+STAMM_PIPELINE_MAX_LAG = env_int("STAMM_PIPELINE_MAX_LAG", 300, minimum=1)
+STAMM_PIPELINE_SERVICE_USER = env_str("STAMM_PIPELINE_SERVICE_USER", "stamm-pipeline")
+
 # Time-series store: a dotted backend path plus options, checked at start-up (tsdb.E001...).
 TSDB_BACKEND_NAME = env_choice("TSDB_BACKEND", ("sql", "influxdb"), "sql")
 TSDB = {
