@@ -72,7 +72,8 @@ class MMD(Detector):
     permutations
         Number of label permutations for the p-value (0 = skip the test).
     max_samples
-        Longest window used; longer windows are thinned evenly in time to bound the kernel matrix.
+        Longest window used; longer windows are thinned evenly in time to bound the kernel matrix
+        (neighbouring rows of process data are strongly autocorrelated, so thinning loses little).
     standardise
         Z-score the inputs with the reference's mean and SD (process variables have very different units).
     seed
@@ -90,7 +91,7 @@ class MMD(Detector):
         self, *, kernel: Literal["rbf"] = "rbf", gamma: Annotated[float, Bounds(gt=0)] | Literal["median"] = 1.0,
         threshold: Annotated[float, Bounds(ge=0)] = 0.05, alpha: Annotated[float, Bounds(gt=0, lt=1)] = 0.05,
         permutations: Annotated[int, Bounds(ge=0, le=10000)] = 200,
-        max_samples: Annotated[int, Bounds(ge=10, le=5000)] = 500, standardise: bool = True,
+        max_samples: Annotated[int, Bounds(ge=10, le=5000)] = 300, standardise: bool = True,
         seed: Annotated[int, Bounds(ge=0)] = 0,
     ) -> None:
         self.kernel = kernel
