@@ -1,0 +1,31 @@
+"""Seed a fresh end-to-end stack (run inside ``manage.py shell``): roles, an admin token, the RF, a deployment.
+
+Prints one JSON line: ``{"token": ..., "deployment": id, "watermark_table": ...}``.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+
+from apps.accounts.services import roles_ensure
+from apps.orchestrator.services import deployment_create, service_account_ensure
+
+from .helpers import register_rf
+
+
+def main() -> None:
+    roles_ensure()
+    admin = get_user_model().objects.create_superuser("e2e-admin", password=secrets.token_urlsafe(16))
+    token = Token.objects.create(user=admin)
+    service_account_ensure()
+    version, _ = register_rf(user=admin)
+    deployment = deployment_create(
+        user=admin, name="e2e-rf", soft_sensor=version.soft_sensor, alias="production", max_input_age_seconds=600
+    )
+    print(json.dumps({"token": token.key, "deployment": deployment.pk}))
+
+
+main()
