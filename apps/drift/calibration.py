@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .detectors.base import DataError, Detector, DriftResult, as_matrix
+from .detectors.base import DataError, Detector, DriftResult, as_matrix, detector_class, format_shifts
 
 ScoreFn = Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray]
 
@@ -223,15 +223,17 @@ def apply_calibration(result: DriftResult, calibration: Calibration, component_s
 def _calibrated_explanation(result, calibration, scores, thresholds, ratio, worst, drifted) -> str:
     name = calibration.components[worst]
     what = f"{name}'s score" if len(calibration.components) > 1 else "The score"
-    lead = (f"{result.detector}: {'drift' if drifted else 'no drift'} against the reference batches. {what} "
+    try:
+        label = detector_class(result.detector).label
+    except DataError:
+        label = result.detector
+    lead = (f"{label}: {'drift' if drifted else 'no drift'} against the reference batches. {what} "
             f"{scores[worst]:.4g} is {ratio[worst]:.2f}× the calibrated threshold {thresholds[worst]:.4g} "
             f"(largest in-control between-batch score plus {calibration.rule.margin:.0%}).")
     if result.p_value is not None:
         lead += f" The iid test's p-value ({result.p_value:.3g}) is kept for reference only."
     shifts = result.details.get("shifts")
     if shifts:
-        from .detectors.base import format_shifts
-
         lead += f" Largest mean shifts: {format_shifts(shifts)}."
     return lead
 
