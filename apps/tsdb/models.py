@@ -3,7 +3,8 @@
 Three tables hold the three STAMM collections:
 
 - ``Series``: one row per series (collection + STAMM tags), unique, with a small integer id. Tags are
-  stored once here instead of on every point, so the point tables stay narrow.
+  stored once here instead of on every point, so the point tables stay narrow. The row also keeps the
+  series' first/last time and point count, maintained by each write, for cheap group listings.
 - ``RawPoint`` / ``PredictionPoint``: one row per point, primary key ``(series_id, time)``. That btree is
   the only index a range read of one series needs, and the key makes writes idempotent by construction
   (upsert: the last value wins). Raw and prediction points live in separate tables so the raw table,
@@ -45,6 +46,11 @@ class Series(models.Model):
     observed_property = models.CharField(max_length=TAG_LENGTH)
     model_id = models.CharField(max_length=TAG_LENGTH, blank=True, default="")
     version = models.CharField(max_length=TAG_LENGTH, blank=True, default="")
+    # Statistics kept by every write (and recomputed after deletes), so group and series listings read
+    # this small table instead of counting millions of points.
+    first_time = models.BigIntegerField(null=True, blank=True, help_text="Earliest point, ns since the epoch.")
+    last_time = models.BigIntegerField(null=True, blank=True, help_text="Latest point, ns since the epoch.")
+    point_count = models.BigIntegerField(default=0)
 
     class Meta:
         verbose_name_plural = "series"

@@ -95,6 +95,10 @@ class BackendContract:
         data = read_all(backend, raw_key(group))
         np.testing.assert_array_equal(data.times_ns, t)
         np.testing.assert_allclose(data.values, [5.0, 8.0])
+        [info] = backend.list_series(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))
+        assert info.point_count == 2  # overwrites are not counted twice
+        [summary] = [g for g in backend.groups(project_name=group.project_name) if g.group == group]
+        assert summary.point_count == 2
 
     def test_out_of_order_points_are_accepted_and_read_in_order(self, backend):
         group = new_group()
@@ -104,6 +108,11 @@ class BackendContract:
         data = read_all(backend, raw_key(group))
         np.testing.assert_array_equal(data.times_ns, seconds(0, 10, 20, 40, 60))
         np.testing.assert_allclose(data.values, [1.0, 1.5, 2.0, 3.0, 4.0])
+        backend.write(raw_batch(group, {"temperature": (seconds(-30), [0.5])}))
+        [info] = backend.list_series(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))
+        assert (info.first_time, info.last_time, info.point_count) == (
+            from_ns(int(seconds(-30)[0])), from_ns(int(seconds(60)[0])), 6,
+        )
 
     def test_rejected_batch_writes_nothing(self, backend):
         group = new_group()
@@ -292,6 +301,12 @@ class BackendContract:
         )
         assert deleted in (2, -1)
         np.testing.assert_array_equal(read_all(backend, raw_key(group)).times_ns, seconds(0, 60))
+        [summary] = [g for g in backend.groups(project_name=group.project_name) if g.group == group]
+        assert summary.point_count == 2
+        backend.delete(collection=Collection.RAW, group=group, start=from_ns(int(seconds(50)[0])))
+        [info] = backend.list_series(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))
+        assert (info.first_time, info.last_time, info.point_count) == (from_ns(int(seconds(0)[0])),) * 2 + (1,)
+        assert [p.value for p in backend.latest(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))] == [1.0]
         backend.delete(collection=Collection.RAW, group=group)
         assert len(read_all(backend, raw_key(group))) == 0
         remaining = {g.group for g in backend.groups(project_name=group.project_name)}

@@ -326,49 +326,55 @@ class SQLBackend(TimeSeriesBackend):
         values: np.ndarray,
         extras: dict[str, np.ndarray],
     ) -> None:
+        """Binary COPY into a temporary staging table, then one upsert that also updates series stats.
+
+        ``RETURNING (xmax = 0)`` tells inserted rows from updated ones, so ``point_count`` stays exact
+        even when concurrent writers race on the same keys.
+        """
         table, stage = POINT_TABLES[collection], STAGE_TABLES[collection]
+        predictions = collection is Collection.PREDICTIONS
+        columns = "series_id, time, value" + (", validity, corrected_value" if predictions else "")
         with self.connection.cursor() as cursor:
-            if collection is Collection.RAW:
-                cursor.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {stage}"
-                    " (series_id bigint, time bigint, value double precision) ON COMMIT DELETE ROWS"
-                )
-                cursor.execute(f"TRUNCATE {stage}")
-                rows = np.empty(len(times), dtype=_RAW_COPY_DTYPE)
-                rows["n"], rows["l1"], rows["l2"], rows["l3"] = 3, 8, 8, 8
-                rows["sid"], rows["t"], rows["v"] = series_ids, times, values
-                payload = memoryview(rows.tobytes())
-                step = 200_000 * _RAW_COPY_DTYPE.itemsize
-                with cursor.copy(f"COPY {stage} (series_id, time, value) FROM STDIN (FORMAT BINARY)") as copy:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} (series_id bigint, time bigint, value double precision"
+                + (", validity text, corrected_value double precision" if predictions else "")
+                + ") ON COMMIT DELETE ROWS"
+            )
+            cursor.execute(f"TRUNCATE {stage}")
+            with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                if not predictions:
+                    rows = np.empty(len(times), dtype=_RAW_COPY_DTYPE)
+                    rows["n"], rows["l1"], rows["l2"], rows["l3"] = 3, 8, 8, 8
+                    rows["sid"], rows["t"], rows["v"] = series_ids, times, values
+                    payload = memoryview(rows.tobytes())
+                    step = 200_000 * _RAW_COPY_DTYPE.itemsize
                     copy.write(_COPY_HEADER)
                     for offset in range(0, len(payload), step):
                         copy.write(payload[offset : offset + step])
                     copy.write(_COPY_TRAILER)
-                cursor.execute(
-                    f"INSERT INTO {table} (series_id, time, value) SELECT series_id, time, value FROM {stage}"
-                    " ON CONFLICT (series_id, time) DO UPDATE SET value = EXCLUDED.value"
-                )
-            else:
-                cursor.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} (series_id bigint, time bigint,"
-                    " value double precision, validity text, corrected_value double precision) ON COMMIT DELETE ROWS"
-                )
-                cursor.execute(f"TRUNCATE {stage}")
-                corrected = extras["corrected_value"]
-                with cursor.copy(
-                    f"COPY {stage} (series_id, time, value, validity, corrected_value) FROM STDIN (FORMAT BINARY)"
-                ) as copy:
+                else:
                     copy.set_types(["int8", "int8", "float8", "text", "float8"])
                     for sid, t, v, ok, c in zip(
-                        series_ids.tolist(), times.tolist(), values.tolist(), extras["validity"], corrected.tolist()
+                        series_ids.tolist(),
+                        times.tolist(),
+                        values.tolist(),
+                        extras["validity"],
+                        extras["corrected_value"].tolist(),
                     ):
                         copy.write_row((sid, t, v, ok, None if c != c else c))
-                cursor.execute(
-                    f"INSERT INTO {table} (series_id, time, value, validity, corrected_value)"
-                    f" SELECT series_id, time, value, validity, corrected_value FROM {stage}"
-                    " ON CONFLICT (series_id, time) DO UPDATE SET value = EXCLUDED.value,"
-                    " validity = EXCLUDED.validity, corrected_value = EXCLUDED.corrected_value"
-                )
+            updates = "value = EXCLUDED.value" + (
+                ", validity = EXCLUDED.validity, corrected_value = EXCLUDED.corrected_value" if predictions else ""
+            )
+            cursor.execute(
+                f"WITH written AS (INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"
+                f" ON CONFLICT (series_id, time) DO UPDATE SET {updates}"
+                " RETURNING series_id, time, (xmax = 0) AS inserted),"
+                " stats AS (SELECT series_id, count(*) FILTER (WHERE inserted) AS added, min(time) AS lo,"
+                " max(time) AS hi FROM written GROUP BY series_id)"
+                f" UPDATE {SERIES_TABLE} s SET point_count = s.point_count + stats.added,"
+                " first_time = LEAST(s.first_time, stats.lo), last_time = GREATEST(s.last_time, stats.hi)"
+                " FROM stats WHERE s.id = stats.series_id"
+            )
 
     def _write_sqlite(
         self,
@@ -378,25 +384,66 @@ class SQLBackend(TimeSeriesBackend):
         values: np.ndarray,
         extras: dict[str, np.ndarray],
     ) -> None:
-        table = POINT_TABLES[collection]
-        if collection is Collection.RAW:
-            sql = (
-                f"INSERT INTO {table} (series_id, time, value) VALUES (%s, %s, %s)"
-                " ON CONFLICT (series_id, time) DO UPDATE SET value = excluded.value"
-            )
-            columns: list[list[Any]] = [series_ids.tolist(), times.tolist(), values.tolist()]
-        else:
-            sql = (
-                f"INSERT INTO {table} (series_id, time, value, validity, corrected_value) VALUES (%s, %s, %s, %s, %s)"
-                " ON CONFLICT (series_id, time) DO UPDATE SET value = excluded.value,"
-                " validity = excluded.validity, corrected_value = excluded.corrected_value"
-            )
-            corrected = [None if c != c else c for c in extras["corrected_value"].tolist()]
-            columns = [series_ids.tolist(), times.tolist(), values.tolist(), list(extras["validity"]), corrected]
-        rows = list(zip(*columns))
+        """executemany into a temporary staging table, count the new keys, then one upsert."""
+        table, stage = POINT_TABLES[collection], "temp." + STAGE_TABLES[collection]
+        predictions = collection is Collection.PREDICTIONS
+        columns = "series_id, time, value" + (", validity, corrected_value" if predictions else "")
+        data: list[list[Any]] = [series_ids.tolist(), times.tolist(), values.tolist()]
+        if predictions:
+            data.append(list(extras["validity"]))
+            data.append([None if c != c else c for c in extras["corrected_value"].tolist()])
+        rows = list(zip(*data))
         with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLES[collection]} (series_id INTEGER, time INTEGER,"
+                " value REAL" + (", validity TEXT, corrected_value REAL" if predictions else "") + ")"
+            )
+            cursor.execute(f"DELETE FROM {stage}")
+            insert = f"INSERT INTO {stage} ({columns}) VALUES ({_placeholders(len(data))})"
             for offset in range(0, len(rows), self.sqlite_chunk):
-                cursor.executemany(sql, rows[offset : offset + self.sqlite_chunk])
+                cursor.executemany(insert, rows[offset : offset + self.sqlite_chunk])
+            cursor.execute(
+                "SELECT st.series_id, SUM(CASE WHEN p.series_id IS NULL THEN 1 ELSE 0 END), MIN(st.time), MAX(st.time)"
+                f" FROM {stage} st LEFT JOIN {table} p ON p.series_id = st.series_id AND p.time = st.time"
+                " GROUP BY st.series_id"
+            )
+            stats = cursor.fetchall()
+            updates = "value = excluded.value" + (
+                ", validity = excluded.validity, corrected_value = excluded.corrected_value" if predictions else ""
+            )
+            # "WHERE true" disambiguates SQLite's upsert-from-SELECT grammar.
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} WHERE true"
+                f" ON CONFLICT (series_id, time) DO UPDATE SET {updates}"
+            )
+            cursor.executemany(
+                f"UPDATE {SERIES_TABLE} SET point_count = point_count + %s,"
+                " first_time = MIN(COALESCE(first_time, %s), %s), last_time = MAX(COALESCE(last_time, %s), %s)"
+                " WHERE id = %s",
+                [(int(added), lo, lo, hi, hi, sid) for sid, added, lo, hi in stats],
+            )
+            cursor.execute(f"DELETE FROM {stage}")
+
+    def refresh_stats(self, series_ids: Sequence[int] | None = None) -> None:
+        """Recompute first/last time and point count of some series (all when None) from their points.
+
+        Needed after deletes, and after TimescaleDB's retention policy has dropped old chunks.
+        """
+        ids = list(series_ids) if series_ids is not None else None
+        where = f" WHERE id IN ({_placeholders(len(ids))})" if ids else ""
+        if ids is not None and not ids:
+            return
+        with self.connection.cursor() as cursor:
+            for collection, table in POINT_TABLES.items():
+                cursor.execute(
+                    f"UPDATE {SERIES_TABLE} SET"
+                    f" point_count = (SELECT COUNT(*) FROM {table} p WHERE p.series_id = {SERIES_TABLE}.id),"
+                    f" first_time = (SELECT MIN(p.time) FROM {table} p WHERE p.series_id = {SERIES_TABLE}.id),"
+                    f" last_time = (SELECT MAX(p.time) FROM {table} p WHERE p.series_id = {SERIES_TABLE}.id)"
+                    + (where + " AND" if where else " WHERE")
+                    + " collection = %s",
+                    [*(ids or []), collection.value],
+                )
 
     # --- reads -----------------------------------------------------------------------------------
     @staticmethod
@@ -430,11 +477,14 @@ class SQLBackend(TimeSeriesBackend):
             return empty
         window = "series_id = %s AND time >= %s AND time <= %s"
         params = [sid, start_ns, end_ns]
-        total = int(self._fetch(f"SELECT COUNT(*) FROM {table} WHERE {window}", params)[0][0])
         extra_cols = ", validity, corrected_value" if predictions else ""
-        if max_points is None or total <= max_points:
-            rows = self._fetch(f"SELECT time, value{extra_cols} FROM {table} WHERE {window} ORDER BY time", params)
-            return self._series_data(series, rows, predictions, total=total)
+        raw_sql = f"SELECT time, value{extra_cols} FROM {table} WHERE {window} ORDER BY time"
+        if max_points is None:
+            rows = self._fetch(raw_sql, params)
+            return self._series_data(series, rows, predictions, total=len(rows))
+        total = int(self._fetch(f"SELECT COUNT(*) FROM {table} WHERE {window}", params)[0][0])
+        if total <= max_points:
+            return self._series_data(series, self._fetch(raw_sql, params), predictions, total=total)
         if method is Downsample.MEAN:
             width = bucket_width(start_ns, end_ns, max_points)
             rows = self._fetch(
@@ -469,8 +519,7 @@ class SQLBackend(TimeSeriesBackend):
             data = self._series_data(series, rows, predictions, total=total)
             data.downsampled = method.value
             return data
-        rows = self._fetch(f"SELECT time, value{extra_cols} FROM {table} WHERE {window} ORDER BY time", params)
-        data = self._series_data(series, rows, predictions, total=total)
+        data = self._series_data(series, self._fetch(raw_sql, params), predictions, total=total)
         keep = lttb(data.times_ns, data.values, max_points)
         return SeriesData(
             series,
@@ -503,11 +552,11 @@ class SQLBackend(TimeSeriesBackend):
         predictions = Collection(collection) is Collection.PREDICTIONS
         clause, params = self._series_where(collection, where)
         extra_cols = ", p.validity, p.corrected_value" if predictions else ""
+        tags = ", ".join("s." + c for c in TAG_COLUMNS)
         rows = self._fetch(
-            f"SELECT {', '.join('s.' + c for c in TAG_COLUMNS)}, p.time, p.value{extra_cols}"
-            f" FROM {SERIES_TABLE} s JOIN {table} p ON p.series_id = s.id"
-            f" WHERE {clause} AND p.time = (SELECT MAX(q.time) FROM {table} q WHERE q.series_id = s.id)"
-            f" ORDER BY {', '.join('s.' + c for c in TAG_COLUMNS)}",
+            f"SELECT {tags}, p.time, p.value{extra_cols} FROM {SERIES_TABLE} s"
+            f" JOIN {table} p ON p.series_id = s.id AND p.time = s.last_time"
+            f" WHERE {clause} AND s.point_count > 0 ORDER BY {tags}",
             params,
         )
         points = []
@@ -526,20 +575,28 @@ class SQLBackend(TimeSeriesBackend):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesInfo]:
+        """Without a range: the series table's statistics. With one: counted over the range (index scans)."""
         table = self._point_table(collection)
         clause, params = self._series_where(collection, where)
-        if start is not None:
-            clause += " AND p.time >= %s"
-            params.append(to_ns(start))
-        if end is not None:
-            clause += " AND p.time <= %s"
-            params.append(to_ns(end))
         tags = ", ".join("s." + c for c in TAG_COLUMNS)
-        rows = self._fetch(
-            f"SELECT {tags}, MIN(p.time), MAX(p.time), COUNT(*) FROM {SERIES_TABLE} s"
-            f" JOIN {table} p ON p.series_id = s.id WHERE {clause} GROUP BY s.id, {tags} ORDER BY {tags}",
-            params,
-        )
+        if start is None and end is None:
+            rows = self._fetch(
+                f"SELECT {tags}, s.first_time, s.last_time, s.point_count FROM {SERIES_TABLE} s"
+                f" WHERE {clause} AND s.point_count > 0 ORDER BY {tags}",
+                params,
+            )
+        else:
+            if start is not None:
+                clause += " AND p.time >= %s"
+                params.append(to_ns(start))
+            if end is not None:
+                clause += " AND p.time <= %s"
+                params.append(to_ns(end))
+            rows = self._fetch(
+                f"SELECT {tags}, MIN(p.time), MAX(p.time), COUNT(*) FROM {SERIES_TABLE} s"
+                f" JOIN {table} p ON p.series_id = s.id WHERE {clause} GROUP BY s.id, {tags} ORDER BY {tags}",
+                params,
+            )
         return [SeriesInfo(SeriesKey(*row[:7]), from_ns(row[7]), from_ns(row[8]), int(row[9])) for row in rows]
 
     def groups(
@@ -550,14 +607,14 @@ class SQLBackend(TimeSeriesBackend):
         device_id: str | None = None,
         since: datetime | None = None,
     ) -> list[GroupInfo]:
-        table = self._point_table(collection)
+        self._point_table(collection)
         clause, params = self._series_where(
             collection, SeriesFilter(project_name=project_name, device_id=device_id)
         )
+        # One pass over the series table (statistics kept by writes), never over the points.
         rows = self._fetch(
-            "SELECT s.project_name, s.device_id, s.batch_id, s.observed_property,"
-            f" MIN(p.time), MAX(p.time), COUNT(*) FROM {SERIES_TABLE} s JOIN {table} p ON p.series_id = s.id"
-            f" WHERE {clause} GROUP BY s.id, s.project_name, s.device_id, s.batch_id, s.observed_property",
+            "SELECT s.project_name, s.device_id, s.batch_id, s.observed_property, s.first_time, s.last_time,"
+            f" s.point_count FROM {SERIES_TABLE} s WHERE {clause} AND s.point_count > 0",
             params,
         )
         acc: dict[GroupKey, list[Any]] = {}
@@ -691,12 +748,11 @@ class SQLBackend(TimeSeriesBackend):
             with self.connection.cursor() as cursor:
                 cursor.execute(f"DELETE FROM {table} WHERE {clause}", params)
                 deleted = cursor.rowcount
+            if deleted:
+                self.refresh_stats(ids)
+            with self.connection.cursor() as cursor:
                 # Series left without points disappear too, so pickers never list empty batches.
-                cursor.execute(
-                    f"DELETE FROM {SERIES_TABLE} WHERE id IN ({id_list})"
-                    f" AND NOT EXISTS (SELECT 1 FROM {table} p WHERE p.series_id = {SERIES_TABLE}.id)",
-                    ids,
-                )
+                cursor.execute(f"DELETE FROM {SERIES_TABLE} WHERE id IN ({id_list}) AND point_count = 0", ids)
         return int(deleted)
 
     # --- metadata --------------------------------------------------------------------------------
