@@ -72,5 +72,5 @@ class KS(Detector):
         return ks_statistic(reference, test)
 
     def _explain_details(self, result):
-        return (f"Worst variable: {result.details['worst_variable']}: the two empirical CDFs differ by up to "
-                f"{result.score:.0%} of the samples.")
+        return (f"Worst variable: {result.details['worst_variable']}, whose reference and test empirical CDFs "
+                f"are up to {result.score:.2f} apart.")
