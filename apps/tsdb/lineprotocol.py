@@ -323,6 +323,7 @@ class LineProtocolParser:
         precision: str = "ns",
         now_ns: int | None = None,
         earliest_ns: int = DEFAULT_EARLIEST_NS,
+        max_buffered_points: int | None = None,
     ) -> None:
         if collection not in _ALLOWED_TAGS:
             raise ValueError(f"line protocol writes to the {collection.value} collection are not supported")
@@ -343,11 +344,21 @@ class LineProtocolParser:
         self._pending = b""
         self._line = 0
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
+        self._buffered = 0
+        self._max_buffered = max_buffered_points
         self.bytes_seen = 0
+        self.points_seen = 0
+        #: True once more than ``max_buffered_points`` arrived: the points were dropped, only validated.
+        self.overflowed = False
 
     @property
     def lines_seen(self) -> int:
         return self._line
+
+    @property
+    def buffered_points(self) -> int:
+        """Points parsed and held, not yet returned by ``take``."""
+        return self._buffered
 
     # public API ----------------------------------------------------------------------------------
     def feed(self, chunk: bytes) -> None:
@@ -361,13 +372,35 @@ class LineProtocolParser:
         self._pending = data[cut + 1 :]
         self._parse_block(data[: cut + 1])
 
-    def finish(self) -> PointBatch:
-        """The parsed points, de-duplicated on (series, time) with the last line winning."""
+    def close(self) -> None:
+        """Parse the last line (if the body did not end with a newline); refuse a body without points."""
         if self._pending:
             tail, self._pending = self._pending, b""
             self._parse_block(tail)
-        if not self._chunks:
+        if not self.points_seen:
             raise LineProtocolError(0, "writing requires points (the body holds no line)")
+
+    def finish(self) -> PointBatch:
+        """``close`` then ``take``: every point of a body that was buffered whole."""
+        self.close()
+        if self.overflowed:
+            raise RuntimeError("the body had more points than max_buffered_points; re-parse it with take()")
+        return self.take()
+
+    def take(self) -> PointBatch:
+        """The points buffered so far (then forgotten), de-duplicated on (series, time), last line winning.
+
+        The batch lists only the series its points use. Feeding a long body and calling ``take`` every
+        N points keeps memory bounded; writing the batches in order keeps "the last line wins".
+        """
+        if not self._chunks:
+            return PointBatch(
+                collection=self.collection,
+                series=[],
+                series_index=np.empty(0, dtype=np.int32),
+                times_ns=np.empty(0, dtype=np.int64),
+                values=np.empty(0, dtype=np.float64),
+            )
         times = np.concatenate([c[0] for c in self._chunks])
         values = np.concatenate([c[1] for c in self._chunks])
         index = np.concatenate([c[2] for c in self._chunks])
@@ -384,14 +417,16 @@ class LineProtocolParser:
                     parts.append(np.full(t.shape[0], "", dtype=object))
             fields[name] = np.concatenate(parts)
         self._chunks = []
+        self._buffered = 0
         keep = last_wins(index, times)
         if keep.shape[0] != times.shape[0]:
             times, values, index = times[keep], values[keep], index[keep]
             fields = {name: column[keep] for name, column in fields.items()}
+        used, index = np.unique(index, return_inverse=True)
         return PointBatch(
             collection=self.collection,
-            series=list(self._series),
-            series_index=index,
+            series=[self._series[i] for i in used.tolist()],
+            series_index=index.astype(np.int32, copy=False),
             times_ns=times,
             values=values,
             fields=fields,
@@ -476,7 +511,14 @@ class LineProtocolParser:
             values.append(value)
             index.append(series)
         self._line = lineno
-        if times:
+        self.points_seen += len(times)
+        if times and not self.overflowed:
+            self._buffered += len(times)
+            if self._max_buffered is not None and self._buffered > self._max_buffered:
+                self.overflowed = True
+                self._chunks = []
+                self._buffered = 0
+                return
             extra_arrays = {
                 name: np.asarray(column, dtype=np.float64 if self._extra[name] == "float" else object)
                 for name, column in extras.items()

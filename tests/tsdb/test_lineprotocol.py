@@ -334,3 +334,39 @@ def test_bad_metadata_lines(line, fragment):
     with pytest.raises(LineProtocolError) as info:
         parse_metadata(f"# header\n{line}\n")
     assert info.value.line == 2 and fragment in info.value.problem
+
+
+# --- bounded buffering: validate a long body, then re-parse it in pieces ----------------------------
+def test_overflow_drops_points_but_keeps_validating():
+    body = "".join(f"device_obs,{TAGS} value={i} {T0 + i}\n" for i in range(100)).encode()
+    parser = LineProtocolParser(Collection.RAW, max_buffered_points=30)
+    parser.feed(body[:3000])
+    parser.feed(body[3000:])
+    parser.close()
+    assert parser.overflowed and parser.points_seen == 100 and parser.buffered_points == 0
+    with pytest.raises(RuntimeError):
+        parser.finish()
+    bad = LineProtocolParser(Collection.RAW, max_buffered_points=30)
+    with pytest.raises(LineProtocolError) as info:
+        bad.feed(body + f"device_obs,{TAGS} value=NaN {T0}\n".encode())
+        bad.close()
+    assert info.value.line == 101
+
+
+def test_take_in_pieces_lists_only_used_series_and_keeps_every_point():
+    body = "".join(
+        f"device_obs,{TAGS.replace('temperature', 'a' if i < 50 else 'b')} value={i} {T0 + i}\n" for i in range(100)
+    )
+    parser = LineProtocolParser(Collection.RAW)
+    batches = []
+    for line in body.splitlines(keepends=True):
+        parser.feed(line.encode())
+        if parser.buffered_points >= 40:
+            batches.append(parser.take())
+    parser.close()
+    batches.append(parser.take())
+    assert [len(b) for b in batches] == [40, 40, 20]
+    assert [sorted(s.observed_property for s in b.series) for b in batches] == [["a"], ["a", "b"], ["b"]]
+    values = np.concatenate([b.values for b in batches])
+    assert sorted(values.tolist()) == list(map(float, range(100)))
+    assert len(parser.take()) == 0
