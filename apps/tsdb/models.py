@@ -94,8 +94,12 @@ class RawPoint(models.Model):
 
     pk = models.CompositePrimaryKey("series_id", "time")
     # DO_NOTHING: points are deleted in bulk by the backend before their series, never row by row by the ORM.
-    # No separate index on series_id: the primary key (series_id, time) starts with it.
-    series = models.ForeignKey(Series, on_delete=models.DO_NOTHING, related_name="+", db_index=False)
+    # No separate index on series_id: the primary key (series_id, time) starts with it. No database FK
+    # constraint either: its per-row deferred checks cost a third of the ingest time, and the backend's
+    # series-row lock already keeps series and points consistent (see backends/sql.py).
+    series = models.ForeignKey(
+        Series, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
     time = models.BigIntegerField(help_text="Nanoseconds since 1970-01-01 UTC.")
     value = models.FloatField()
 
@@ -107,7 +111,9 @@ class PredictionPoint(models.Model):
     """A soft-sensor output, stored at the time of the snapshot it was computed from."""
 
     pk = models.CompositePrimaryKey("series_id", "time")
-    series = models.ForeignKey(Series, on_delete=models.DO_NOTHING, related_name="+", db_index=False)
+    series = models.ForeignKey(
+        Series, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
     time = models.BigIntegerField(help_text="Nanoseconds since 1970-01-01 UTC.")
     value = models.FloatField()
     validity = models.CharField(max_length=32, blank=True, default="")
