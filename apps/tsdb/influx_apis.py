@@ -17,20 +17,25 @@ Unlike the rest of the API these two endpoints answer with InfluxDB's status cod
 - Buckets/databases: ``stamm_raw``, ``stamm_predictions``, ``stamm_metadata`` (a ``/<rp>`` suffix and
   ``rp=`` are accepted and ignored; ``org``/``orgID`` too: the platform has one organisation).
 
-The body is read in 1 MiB pieces, decompressed incrementally and parsed as it arrives, so memory holds
-the parsed points (about 20 bytes each) rather than the body. Nothing is written until the whole body
-has parsed: then one ``points_ingest`` call writes every point or none, and fires the after-commit hook.
+The body is read in 1 MiB pieces, decompressed in bounded steps and parsed as it arrives. Nothing is
+written until the whole body has parsed and validated. A body of up to ``CHUNK_POINTS`` points is then
+written by one ``points_ingest`` call; a larger one is re-read from a spool (memory, then a temporary
+file) and written ``CHUNK_POINTS`` at a time inside one transaction, so a web process's memory does not
+grow with the body (``benchmarks/ingest.py`` measures it). ``points_ingest`` fires the after-commit hook.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import tempfile
+import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -50,6 +55,10 @@ from .services import points_ingest, variable_metadata_store
 from .types import DEFAULT_BUCKETS, Collection
 
 READ_SIZE = 1024 * 1024
+#: Points written per ``points_ingest`` call for large bodies (bounds the memory of one request).
+CHUNK_POINTS = 50_000
+#: Decompressed body bytes kept in memory before the spool for the second pass moves to a temporary file.
+SPOOL_MEMORY = 8 * 1024 * 1024
 #: Decompressed bytes produced per zlib call, so a small gzip body cannot expand all at once in memory.
 INFLATE_STEP = 4 * 1024 * 1024
 BUCKETS = {name: collection for collection, name in DEFAULT_BUCKETS.items()}
@@ -253,7 +262,8 @@ class _LineProtocolWriteApi(APIView):
                     raise InfluxError(413, f"request body is over the limit of {limit} bytes (after decompression)")
                 yield tail
 
-    def _drain(self, body: Iterator[bytes]) -> None:
+    @staticmethod
+    def _drain(body: Iterator[bytes]) -> None:
         """Read what is left of a rejected body (bounded by the limit) so the client gets the answer."""
         try:
             for _ in body:
@@ -268,25 +278,57 @@ class _LineProtocolWriteApi(APIView):
         gzipped = self._check_headers(request, limit)
         precision = request.query_params.get("precision") or "ns"
         body = self._body(request, gzipped=gzipped, limit=limit)
-        try:
-            if collection is Collection.METADATA:
-                meta_parser = MetadataLineParser()
+        if collection is Collection.METADATA:
+            meta_parser = MetadataLineParser()
+            try:
                 for piece in body:
                     meta_parser.feed(piece)
                 items = meta_parser.finish()
-            else:
-                parser = LineProtocolParser(collection, precision=precision)
-                for piece in body:
-                    parser.feed(piece)
-                batch = parser.finish()
-        except LineProtocolError as exc:
-            self._drain(body)
-            raise InfluxError(400, str(exc), line=exc.line or None) from None
-        if collection is Collection.METADATA:
+            except LineProtocolError as exc:
+                self._drain(body)
+                raise InfluxError(400, str(exc), line=exc.line or None) from None
             variable_metadata_store(items=items)
-        else:
-            points_ingest(batch=batch, user=request.user)
+            return Response(status=204)
+        self._ingest_points(request, collection, precision, body)
         return Response(status=204)
+
+    @staticmethod
+    def _ingest_points(request: Request, collection: Collection, precision: str, body: Iterator[bytes]) -> None:
+        """Parse and validate the whole body, then write it: in one batch, or in pieces when it is large.
+
+        Pass 1 parses every line; the decompressed body is also spooled (in memory up to
+        ``SPOOL_MEMORY``, then to a temporary file). A body of at most ``CHUNK_POINTS`` points is written
+        from pass 1's columns in one ``points_ingest``. A larger one has had its points dropped once
+        validated, and pass 2 re-parses the spool and writes ``CHUNK_POINTS`` at a time, in order (so the
+        last duplicate still wins), inside one transaction: the SQL backend commits all or nothing.
+        Memory stays bounded by the chunk, whatever the body size.
+        """
+        now = time.time_ns()
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
+            try:
+                parser = LineProtocolParser(
+                    collection, precision=precision, now_ns=now, max_buffered_points=CHUNK_POINTS
+                )
+                for piece in body:
+                    spool.write(piece)
+                    parser.feed(piece)
+                parser.close()
+            except LineProtocolError as exc:
+                _LineProtocolWriteApi._drain(body)
+                raise InfluxError(400, str(exc), line=exc.line or None) from None
+            if not parser.overflowed:
+                points_ingest(batch=parser.take(), user=request.user)
+                return
+            spool.seek(0)
+            again = LineProtocolParser(collection, precision=precision, now_ns=now)
+            with transaction.atomic():
+                while block := spool.read(READ_SIZE):
+                    again.feed(block)
+                    if again.buffered_points >= CHUNK_POINTS:
+                        points_ingest(batch=again.take(), user=request.user)
+                again.close()
+                if again.buffered_points:
+                    points_ingest(batch=again.take(), user=request.user)
 
 
 _COMMON_RESPONSES = {

@@ -372,3 +372,41 @@ def test_endpoint_on_influxdb_backend(writer, settings):
     finally:
         for name in options["DATABASES"].values():
             backend.query(f"DROP DATABASE {ident(name)}")
+
+
+# --- large bodies: validated whole, then written in chunks in one transaction -------------------------
+@pytest.mark.django_db(transaction=True)
+def test_large_body_is_written_in_chunks_with_last_wins_and_one_commit(writer, monkeypatch):
+    from apps.tsdb import influx_apis
+
+    monkeypatch.setattr(influx_apis, "CHUNK_POINTS", 100)
+    monkeypatch.setattr(influx_apis, "SPOOL_MEMORY", 2000)  # the spool moves to a temporary file
+    monkeypatch.setattr(influx_apis, "READ_SIZE", 4096)  # about 30 lines per read
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append(kwargs["points"])
+
+    b = batch_id()
+    body = lines(b, 450, step_s=1) + f"device_obs,{tags(b)} value=-1 {T0}\n"  # overwrites the first point
+    points_committed.connect(receiver)
+    try:
+        response = post(writer, f"{V2}?bucket=stamm_raw", gzip.compress(body.encode()), HTTP_CONTENT_ENCODING="gzip")
+    finally:
+        points_committed.disconnect(receiver)
+    assert response.status_code == 204, response.content
+    data = read(b)
+    assert len(data) == 450 and data.values[0] == -1.0 and data.values[1] == pytest.approx(298.1)
+    # Several chunks of about 100 points (reads are whole lines), all signalled after the one commit.
+    assert sum(received) == 451 and 4 <= len(received) <= 5 and max(received) < 140
+
+
+@pytest.mark.django_db
+def test_large_body_with_a_bad_last_line_writes_nothing(writer, monkeypatch):
+    from apps.tsdb import influx_apis
+
+    monkeypatch.setattr(influx_apis, "CHUNK_POINTS", 100)
+    b = batch_id()
+    response = post(writer, f"{V2}?bucket=stamm_raw", lines(b, 450) + f"device_obs,{tags(b)} value=oops\n")
+    assert response.status_code == 400 and response.json()["line"] == 451
+    assert stored(b) == {}
