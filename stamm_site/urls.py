@@ -12,12 +12,14 @@ api_v1 = [
     path("tsdb/", include("apps.tsdb.urls")),
     path("registry/", include("apps.registry.urls")),
     path("orchestrator/", include("apps.orchestrator.urls")),
+    path("training/", include("apps.training.urls")),
     path("drift/", include("apps.drift.urls")),
 ]
 
 urlpatterns = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.dashboard.urls")),
+    path("training/", include("apps.training.web_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("stamm/", include("apps.registry.stamm_urls")),

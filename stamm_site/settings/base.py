@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "apps.tsdb",
     "apps.registry",
     "apps.orchestrator",
+    "apps.training",
     "apps.drift",
     "apps.dashboard",
 ]

@@ -1,0 +1,254 @@
+"""REST API of the training app under /api/v1/training/ (one APIView per operation).
+
+Everything needs the ``train_models`` capability (modelers and admins).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.common.errors import NotFound
+from apps.common.permissions import capability
+
+from . import selectors, services
+from .models import TrainingRun
+
+CanTrain = capability("train_models")
+
+
+def _project(project_id: str) -> Any:
+    from apps.registry.selectors import project_get  # noqa: PLC0415
+
+    return project_get(project_id=project_id)
+
+
+class StepOutput(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.CharField()
+    attempts = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.FloatField(allow_null=True)
+    output = serializers.JSONField()
+    error = serializers.CharField()
+
+
+class CandidateOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    learner = serializers.CharField()
+    hyperparameters = serializers.JSONField()
+    status = serializers.CharField()
+    error = serializers.CharField()
+    fit_seconds = serializers.FloatField(allow_null=True)
+    metrics = serializers.JSONField()
+    gates = serializers.JSONField()
+    passed = serializers.BooleanField(allow_null=True)
+    version = serializers.IntegerField(source="version.number", default=None)
+    version_status = serializers.CharField(source="version.status", default=None)
+
+
+class RunSummaryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    uid = serializers.UUIDField()
+    project_id = serializers.CharField(source="project.project_id")
+    model_id = serializers.CharField()
+    target = serializers.CharField()
+    status = serializers.CharField()
+    current_step = serializers.CharField()
+    error = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    best_candidate = serializers.CharField(source="best_candidate.learner", default=None)
+    promoted_version = serializers.IntegerField(source="promoted_version.number", default=None)
+    alias = serializers.SerializerMethodField()
+
+    def get_alias(self, run: TrainingRun) -> str:
+        return run.config.get("alias", "")
+
+
+class RunDetailOutput(RunSummaryOutput):
+    config = serializers.JSONField()
+    dataset = serializers.JSONField()
+    baselines = serializers.JSONField()
+    approved_by = serializers.CharField(source="approved_by.username", default=None)
+    approved_at = serializers.DateTimeField(allow_null=True)
+    steps = StepOutput(many=True)
+    candidates = CandidateOutput(many=True)
+
+
+class TrainingRunStartApi(APIView):
+    """Start a training run: validated now (400 naming the field), executed by the Celery workflow."""
+
+    permission_classes = [CanTrain]
+
+    class InputSerializer(serializers.Serializer):
+        project_id = serializers.CharField()
+        target = serializers.CharField()
+        batches = serializers.ListField(child=serializers.CharField(), min_length=2)
+        device_id = serializers.CharField(required=False, allow_blank=True)
+        features = serializers.ListField(child=serializers.CharField(), required=False)
+        add_batch_age = serializers.BooleanField(required=False)
+        preprocessing = serializers.DictField(required=False)
+        split = serializers.DictField()
+        learners = serializers.ListField(child=serializers.JSONField(), required=False)
+        gates = serializers.DictField(required=False)
+        alias = serializers.CharField(required=False, allow_blank=True)
+        require_approval = serializers.BooleanField(required=False)
+        model_id = serializers.CharField(required=False)
+        lab_delay_seconds = serializers.IntegerField(required=False, min_value=0)
+        phases = serializers.ListField(child=serializers.DictField(), required=False)
+        author = serializers.CharField(required=False, allow_blank=True)
+
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        project = _project(data.pop("project_id"))
+        run = services.training_run_start(user=request.user, project=project, data=data)
+        return Response(RunDetailOutput(selectors.run_get(run_id=run.pk)).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunListApi(APIView):
+    permission_classes = [CanTrain]
+
+    def get(self, request: Request) -> Response:
+        project_id = request.query_params.get("project_id")
+        runs = selectors.run_list(project=_project(project_id) if project_id else None)[:200]
+        return Response({"results": RunSummaryOutput(runs, many=True).data})
+
+
+class TrainingRunDetailApi(APIView):
+    """A run with its steps and candidates: what the Train page polls for live progress."""
+
+    permission_classes = [CanTrain]
+
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(RunDetailOutput(selectors.run_get(run_id=run_id)).data)
+
+
+class TrainingRunApproveApi(APIView):
+    permission_classes = [CanTrain]
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(required=False, allow_blank=True)
+
+    def post(self, request: Request, run_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = selectors.run_get(run_id=run_id)
+        services.training_run_approve(run=run, user=request.user, note=serializer.validated_data.get("note", ""))
+        return Response(RunDetailOutput(selectors.run_get(run_id=run_id)).data)
+
+
+class TrainingRunPromoteApi(APIView):
+    """Move an alias (``production`` on request) to a passing candidate, with the reason recorded."""
+
+    permission_classes = [CanTrain]
+
+    class InputSerializer(serializers.Serializer):
+        alias = serializers.SlugField()
+        learner = serializers.CharField(required=False, allow_blank=True)
+        reason = serializers.CharField(required=False, allow_blank=True)
+
+    def post(self, request: Request, run_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = selectors.run_get(run_id=run_id)
+        data = serializer.validated_data
+        services.training_run_promote(
+            run=run, user=request.user, alias=data["alias"], learner=data.get("learner") or None, reason=data.get("reason", "")
+        )
+        return Response(RunDetailOutput(selectors.run_get(run_id=run_id)).data)
+
+
+class TrainingOptionsApi(APIView):
+    """Batches, variables, learners and the project's lab delay and phases, for the Train page."""
+
+    permission_classes = [CanTrain]
+
+    def get(self, request: Request) -> Response:
+        project_id = request.query_params.get("project_id")
+        if not project_id:
+            from apps.registry.selectors import project_list  # noqa: PLC0415
+
+            return Response({
+                "projects": [{"project_id": p.project_id, "name": p.name} for p in project_list()],
+                "learners": selectors.learner_options(),
+            })
+        options = selectors.project_options(project=_project(project_id))
+        options["learners"] = selectors.learner_options()
+        return Response(options)
+
+
+class BiasCorrectionOutput(serializers.Serializer):
+    number = serializers.IntegerField()
+    enabled = serializers.BooleanField()
+    alpha = serializers.FloatField()
+    max_lab_age_seconds = serializers.IntegerField()
+    lab_delay_seconds = serializers.IntegerField()
+    lab_min = serializers.FloatField(allow_null=True)
+    lab_max = serializers.FloatField(allow_null=True)
+    reset_each_batch = serializers.BooleanField()
+    reason = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_at = serializers.DateTimeField()
+    applied_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.JSONField()
+
+
+def _deployment(deployment_id: int) -> Any:
+    from apps.orchestrator.models import Deployment  # noqa: PLC0415
+
+    try:
+        return Deployment.objects.select_related("soft_sensor__project").get(pk=deployment_id)
+    except Deployment.DoesNotExist:
+        raise NotFound(f"deployment {deployment_id} does not exist") from None
+
+
+class BiasCorrectionListApi(APIView):
+    permission_classes = [CanTrain]
+
+    def get(self, request: Request, deployment_id: int) -> Response:
+        deployment = _deployment(deployment_id)
+        return Response({"results": BiasCorrectionOutput(selectors.bias_corrections(deployment=deployment), many=True).data})
+
+
+class BiasCorrectionConfigureApi(APIView):
+    """A new version of a deployment's bias-update configuration."""
+
+    permission_classes = [CanTrain]
+
+    class InputSerializer(serializers.Serializer):
+        alpha = serializers.FloatField(min_value=0.0, max_value=1.0)
+        enabled = serializers.BooleanField(required=False)
+        max_lab_age_seconds = serializers.IntegerField(required=False, min_value=0)
+        lab_delay_seconds = serializers.IntegerField(required=False, min_value=0)
+        lab_min = serializers.FloatField(required=False, allow_null=True)
+        lab_max = serializers.FloatField(required=False, allow_null=True)
+        reset_each_batch = serializers.BooleanField(required=False)
+        reason = serializers.CharField(required=False, allow_blank=True)
+
+    def post(self, request: Request, deployment_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        config = services.bias_correction_configure(
+            deployment=_deployment(deployment_id), user=request.user, data=serializer.validated_data
+        )
+        return Response(BiasCorrectionOutput(config).data, status=status.HTTP_201_CREATED)
+
+
+class BiasCorrectionApplyApi(APIView):
+    """Recompute the corrected values of the deployment's stored predictions now."""
+
+    permission_classes = [CanTrain]
+
+    def post(self, request: Request, deployment_id: int) -> Response:
+        return Response(services.bias_correction_apply(deployment=_deployment(deployment_id)))
+
+

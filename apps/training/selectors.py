@@ -1,0 +1,70 @@
+"""Reads of the training app: runs with their steps and candidates, options for the Train page."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from apps.common.errors import NotFound
+
+from .learners import LEARNERS, r_learners_available
+from .models import BiasCorrection, Candidate, TrainingRun, TrainingStep
+
+
+def run_list(*, project: Any = None) -> QuerySet[TrainingRun]:
+    queryset = TrainingRun.objects.select_related("project", "created_by", "best_candidate", "promoted_version")
+    if project is not None:
+        queryset = queryset.filter(project=project)
+    return queryset.order_by("-created_at", "-id")
+
+
+def run_get(*, run_id: int) -> TrainingRun:
+    """A run with its steps and candidates (and their versions) in three queries."""
+    run = (
+        run_list()
+        .prefetch_related(
+            Prefetch("steps", queryset=TrainingStep.objects.order_by("position", "id")),
+            Prefetch("candidates", queryset=Candidate.objects.select_related("version").order_by("id")),
+        )
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is None:
+        raise NotFound(f"training run {run_id} does not exist")
+    return run
+
+
+def learner_options() -> list[dict[str, Any]]:
+    r_ok = r_learners_available()
+    return [
+        {"key": learner.key, "label": learner.label, "language": learner.language, "defaults": dict(learner.defaults),
+         "hyperparameters": list(learner.allowed), "available": learner.language != "r" or r_ok}
+        for learner in LEARNERS.values()
+    ]
+
+
+def project_options(*, project: Any) -> dict[str, Any]:
+    """Batches in the store and their variables, for the Train page's pickers."""
+    from apps.tsdb import selectors as tsdb  # noqa: PLC0415
+
+    from .services import project_profile  # noqa: PLC0415
+
+    groups = tsdb.groups_list(project_name=project.name)
+    variables = sorted({v for g in groups for v in g.variables})
+    profile = project_profile(project)
+    return {
+        "project_id": project.project_id,
+        "project_name": project.name,
+        "batches": [
+            {"batch_id": g.group.batch_id, "device_id": g.group.device_id, "first_time": g.first_time,
+             "last_time": g.last_time, "points": g.point_count}
+            for g in sorted(groups, key=lambda g: (g.group.device_id, g.group.batch_id))
+        ],
+        "variables": variables,
+        "lab_delay_seconds": profile.lab_delay_seconds,
+        "phases": profile.phases,
+    }
+
+
+def bias_corrections(*, deployment: Any) -> QuerySet[BiasCorrection]:
+    return BiasCorrection.objects.filter(deployment=deployment).select_related("created_by").order_by("-number")

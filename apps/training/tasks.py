@@ -1,0 +1,131 @@
+"""Celery tasks of the training workflow: thin wrappers around the step services.
+
+The workflow is one Celery canvas: a chain load → preprocess → split → chord(train each learner in
+parallel) → evaluate → register → gate → promote. Tasks take the run id (and the learner), call one
+service and return the run id. Transient errors (store or database unavailable) are retried with
+exponential backoff and jitter; a task that runs out of retries marks its step and the run failed. Every
+step is idempotent (see ``services``), so a redelivered or retried task never duplicates anything.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, chain, chord, group, shared_task
+from django.conf import settings
+
+from .services import TRANSIENT_ERRORS
+
+RETRY_OPTIONS: dict[str, Any] = {
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": getattr(settings, "STAMM_TRAINING_RETRIES", 4),
+    "acks_late": True,
+}
+
+
+class TrainingTask(Task):
+    """Marks the step and its run failed once the retries are spent (or on any error that escapes)."""
+
+    step_name = ""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):  # noqa: ANN001 - Celery's signature
+        from .services import _describe, training_run_fail  # noqa: PLC0415
+
+        run_id = kwargs.get("run_id", args[0] if args else None)
+        if run_id is not None:
+            step = self.step_name or self.name.rsplit(".", 1)[-1]
+            if step == "train" and (kwargs.get("learner") or (len(args) > 1 and args[1])):
+                step = f"train:{kwargs.get('learner') or args[1]}"
+            training_run_fail(run_id=run_id, step=step, error=_describe(exc))
+
+
+@shared_task(name="training.load", base=TrainingTask, step_name="load", **RETRY_OPTIONS)
+def load(run_id: int) -> int:
+    from .services import step_load  # noqa: PLC0415
+
+    step_load(run_id=run_id)
+    return run_id
+
+
+@shared_task(name="training.preprocess", base=TrainingTask, step_name="preprocess", **RETRY_OPTIONS)
+def preprocess(run_id: int) -> int:
+    from .services import step_preprocess  # noqa: PLC0415
+
+    step_preprocess(run_id=run_id)
+    return run_id
+
+
+@shared_task(name="training.split", base=TrainingTask, step_name="split", **RETRY_OPTIONS)
+def split(run_id: int) -> int:
+    from .services import step_split  # noqa: PLC0415
+
+    step_split(run_id=run_id)
+    return run_id
+
+
+@shared_task(name="training.train", base=TrainingTask, step_name="train", **RETRY_OPTIONS)
+def train(run_id: int, learner: str) -> int:
+    from .services import step_train  # noqa: PLC0415
+
+    step_train(run_id=run_id, learner=learner)
+    return run_id
+
+
+@shared_task(name="training.evaluate", base=TrainingTask, step_name="evaluate", **RETRY_OPTIONS)
+def evaluate(run_id: int) -> int:
+    from .services import step_evaluate  # noqa: PLC0415
+
+    step_evaluate(run_id=run_id)
+    return run_id
+
+
+@shared_task(name="training.register", base=TrainingTask, step_name="register", **RETRY_OPTIONS)
+def register(run_id: int) -> int:
+    from .services import step_register  # noqa: PLC0415
+
+    step_register(run_id=run_id)
+    return run_id
+
+
+@shared_task(name="training.gate", base=TrainingTask, step_name="gate", **RETRY_OPTIONS)
+def gate(run_id: int) -> int:
+    from .services import step_gate  # noqa: PLC0415
+
+    step_gate(run_id=run_id)
+    return run_id
+
+
+@shared_task(name="training.promote", base=TrainingTask, step_name="promote", **RETRY_OPTIONS)
+def promote(run_id: int) -> int:
+    from .services import step_promote  # noqa: PLC0415
+
+    step_promote(run_id=run_id)
+    return run_id
+
+
+@shared_task(name="training.bias_apply", **RETRY_OPTIONS)
+def bias_apply(deployment_id: int) -> dict:
+    from apps.orchestrator.models import Deployment  # noqa: PLC0415
+
+    from .services import bias_correction_apply  # noqa: PLC0415
+
+    return bias_correction_apply(deployment=Deployment.objects.select_related("soft_sensor__project").get(pk=deployment_id))
+
+
+def workflow_signature(run_id: int):
+    """The run's canvas: learners are trained in parallel by a chord whose callback evaluates them."""
+    from .models import TrainingRun  # noqa: PLC0415
+
+    run = TrainingRun.objects.get(pk=run_id)
+    learners = [item["key"] for item in run.config["learners"]]
+    return chain(
+        load.si(run_id),
+        preprocess.si(run_id),
+        split.si(run_id),
+        chord(group(train.si(run_id, key) for key in learners), evaluate.si(run_id)),
+        register.si(run_id),
+        gate.si(run_id),
+        promote.si(run_id),
+    )
