@@ -1,1 +1,13 @@
-"""Admin registrations of the dashboard app (its models arrive with the dashboard pages)."""
+"""Admin of the dashboard app: flagged points, for curation by administrators."""
+from django.contrib import admin
+
+from .models import PointFlag
+
+
+@admin.register(PointFlag)
+class PointFlagAdmin(admin.ModelAdmin):
+    list_display = ("time", "level", "type", "project_name", "device_id", "batch_id", "observed_property", "value", "created_by")
+    list_filter = ("level", "type", "project_name", "device_id")
+    search_fields = ("batch_id", "observed_property", "description")
+    date_hierarchy = "time"
+    raw_id_fields = ("created_by",)

@@ -1,0 +1,109 @@
+"""What every dashboard Dash app shares: the guarded callback, error display, colours, figure defaults."""
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dash import html
+from django.core.exceptions import PermissionDenied
+
+from apps.common.errors import ApplicationError
+
+from ..access import has_capabilities
+
+logger = logging.getLogger(__name__)
+
+#: Colour-blind-safe palette (Okabe–Ito), strong enough for a control-room screen.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+STATUS_COLOURS = {"ok": "#1e8449", "warning": "#b9770e", "failing": "#b03a2e", "unknown": "#5d6d7e"}
+LEVEL_COLOURS = {"low": "#d4efdf", "moderate": "#fdebd0", "high": "#f5b7b1"}
+FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 15, "color": "#17202a"}
+
+
+def guarded_callback(app: Any, capabilities: Sequence[str], outputs: Any, inputs: Any, state: Any = (),
+                     prevent_initial_call: bool = False) -> Callable:
+    """Register a Dash callback that refuses (HTTP 403) callers without ``capabilities``.
+
+    django-plotly-dash hands the request's ``user`` to a callback accepting ``**kwargs``; the wrapper
+    checks it before the body runs, then calls the body with the Dash values and ``user=``.
+    """
+
+    def decorate(body: Callable) -> Callable:
+        def callback(*args: Any, **kwargs: Any) -> Any:
+            user = kwargs.get("user")
+            if user is None and kwargs.get("request") is not None:
+                user = kwargs["request"].user
+            if not has_capabilities(user, tuple(capabilities)):
+                raise PermissionDenied("Your role does not allow this dashboard.")
+            if wants_triggered:
+                return body(*args, user=user, triggered=triggered_ids(kwargs.get("callback_context")))
+            return body(*args, user=user)
+
+        wants_triggered = "triggered" in inspect.signature(body).parameters
+
+        callback.__name__ = body.__name__
+        callback.__qualname__ = body.__qualname__
+        app.callback(outputs, list(inputs), list(state), prevent_initial_call=prevent_initial_call)(callback)
+        return body
+
+    return decorate
+
+
+def triggered_ids(context: Any) -> set[str]:
+    """Component ids whose change fired the callback (django-plotly-dash's own callback context:
+    ``dash.ctx`` is not set when django-plotly-dash dispatches)."""
+    triggered = getattr(context, "triggered", None) or []
+    return {str(item.get("prop_id", "")).rsplit(".", 1)[0] for item in triggered}
+
+
+def error_box(exc: Exception) -> html.Div:
+    """An application error as a visible message (never a stack trace)."""
+    if isinstance(exc, ApplicationError):
+        return html.Div(exc.message, className="dash-error", role="alert")
+    logger.exception("dashboard callback failed")
+    return html.Div(f"Could not load this view: {type(exc).__name__}.", className="dash-error", role="alert")
+
+
+def base_layout(**overrides: Any) -> dict[str, Any]:
+    layout: dict[str, Any] = {
+        "font": FONT,
+        "margin": {"l": 70, "r": 30, "t": 30, "b": 50},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+        "hovermode": "x unified",
+        "legend": {"orientation": "h", "y": -0.15, "font": {"size": 14}},
+        "xaxis": {"showgrid": True, "gridcolor": "#e5e8eb", "linecolor": "#5d6d7e"},
+        "yaxis": {"showgrid": True, "gridcolor": "#e5e8eb", "linecolor": "#5d6d7e"},
+    }
+    layout.update(overrides)
+    return layout
+
+
+def empty_figure(message: str) -> dict[str, Any]:
+    """A figure that says why there is nothing to draw (instead of an empty grid)."""
+    return {
+        "data": [],
+        "layout": base_layout(
+            xaxis={"visible": False}, yaxis={"visible": False},
+            annotations=[{"text": message, "showarrow": False, "font": {"size": 18, "color": "#5d6d7e"},
+                          "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}],
+        ),
+    }
+
+
+def fmt(value: float | None, decimals: int = 3, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    text = f"{value:,.{decimals}f}"
+    return f"{text} {unit}".strip()
+
+
+def stat_card(label: str, value: str, *, tone: str = "neutral", detail: str = "", testid: str = "") -> html.Div:
+    """A big-number card for the trust panel and the overview."""
+    children = [html.Div(label, className="stat-label"), html.Div(value, className="stat-value")]
+    if detail:
+        children.append(html.Div(detail, className="stat-detail"))
+    props = {"data-testid": testid} if testid else {}
+    return html.Div(children, className=f"stat-card tone-{tone}", **props)

@@ -1,0 +1,166 @@
+"""Selectors of the manager pages: every deployment with a status light, and one deployment's details.
+
+The status rule (``deployment_status``):
+- **failing**: the deployment is enabled but has no online version to call, or its latest run failed;
+- **warning**: disabled, no run yet, the pipeline lags more than ``STAMM_PIPELINE_MAX_LAG`` seconds,
+  the latest estimate is outside the training envelope, or the latest run was stale;
+- **ok** otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from apps.tsdb.selectors import latest_points, series_list, series_read
+from apps.tsdb.types import LAB_SOURCE, PREDICTION_SOURCE, Collection, Downsample, GroupKey, SeriesFilter
+
+from .selectors import LAB_MATCH_TOLERANCE, MAX_TRACE_POINTS, variable_units
+
+#: Batches (most recent first) over which the lab-error trend is computed.
+TREND_BATCHES = 6
+
+
+@dataclass
+class LabError:
+    batch_id: str
+    samples: int
+    mae: float
+
+
+@dataclass
+class DeploymentRow:
+    deployment: Any
+    plan: Any
+    status: str
+    reasons: list[str]
+    latest_value: float | None = None
+    latest_time: datetime | None = None
+    latest_validity: str = ""
+    latest_batch: str = ""
+    output: str = ""
+    unit: str = ""
+    last_run: Any = None
+    lag_seconds: float | None = None
+    lab_trend: list[LabError] = field(default_factory=list)
+
+
+def deployment_status(*, enabled: bool, online: bool, last_run: Any, lag_seconds: float | None,
+                      latest_validity: str, max_lag: int) -> tuple[str, list[str]]:
+    """The light and the reasons for it (see the module docstring)."""
+    failing, warning = [], []
+    if enabled and not online:
+        failing.append("no online version to call")
+    if last_run is not None and last_run.status == "failed":
+        failing.append(f"last run failed: {last_run.error[:120]}" if last_run.error else "last run failed")
+    if not enabled:
+        warning.append("disabled")
+    if last_run is None:
+        warning.append("no pipeline run yet")
+    elif last_run.status == "stale":
+        warning.append("last run went stale")
+    if lag_seconds is not None and lag_seconds > max_lag:
+        warning.append(f"pipeline lag {lag_seconds:.0f} s > {max_lag} s")
+    if latest_validity == "out_of_range":
+        warning.append("latest estimate from inputs outside the training envelope")
+    if failing:
+        return "failing", failing + warning
+    if warning:
+        return "warning", warning
+    return "ok", ["running normally"]
+
+
+def lab_error_trend(*, project_name: str, model_tag: str, version_tag: str, output: str,
+                    groups: list[GroupKey]) -> list[LabError]:
+    """Mean absolute lab residual (lab − nearest estimate) per batch, oldest first."""
+    trend = []
+    tolerance_ns = int(LAB_MATCH_TOLERANCE.total_seconds() * 1e9)
+    for group in groups:
+        where = SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id)
+        labs = [i for i in series_list(collection=Collection.RAW, where=SeriesFilter(
+            project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id,
+            source=LAB_SOURCE, observed_property=output))]
+        preds = [i for i in series_list(collection=Collection.PREDICTIONS, where=SeriesFilter(
+            project_name=where.project_name, device_id=where.device_id, batch_id=where.batch_id,
+            source=PREDICTION_SOURCE, observed_property=output, model_id=model_tag, version=version_tag))]
+        if not labs or not preds:
+            continue
+        lab = series_read(collection=Collection.RAW, series=labs[0].series, start=labs[0].first_time,
+                          end=labs[0].last_time, max_points=MAX_TRACE_POINTS, method=Downsample.LTTB)
+        pred = series_read(collection=Collection.PREDICTIONS, series=preds[0].series,
+                           start=labs[0].first_time - LAB_MATCH_TOLERANCE, end=labs[0].last_time + LAB_MATCH_TOLERANCE,
+                           max_points=MAX_TRACE_POINTS, method=Downsample.LTTB)
+        if not len(lab) or not len(pred):
+            continue
+        pos = np.clip(np.searchsorted(pred.times_ns, lab.times_ns), 1, max(1, len(pred) - 1))
+        left = np.maximum(pos - 1, 0)
+        pos = np.minimum(pos, len(pred) - 1)
+        nearest = np.where(np.abs(pred.times_ns[left] - lab.times_ns) <= np.abs(pred.times_ns[pos] - lab.times_ns), left, pos)
+        ok = np.abs(pred.times_ns[nearest] - lab.times_ns) <= tolerance_ns
+        if ok.any():
+            residuals = lab.values[ok] - pred.values[nearest[ok]]
+            trend.append(LabError(group.batch_id, int(ok.sum()), float(np.mean(np.abs(residuals)))))
+    return trend
+
+
+def deployment_overview(*, now: datetime | None = None, with_trend: bool = True) -> list[DeploymentRow]:
+    """Every deployment with its light, latest estimate, last run, lag and lab-error trend."""
+    from apps.orchestrator.selectors import deployment_list, deployment_plan, pipeline_lag, run_list
+
+    now = now or timezone.now()
+    lag_by_id = {entry["id"]: entry for entry in pipeline_lag(now=now)}
+    recent_runs: dict[int, Any] = {}
+    for run in run_list(since=now - timedelta(days=2))[:2000]:
+        recent_runs.setdefault(run.deployment_id, run)
+    rows = []
+    for deployment in deployment_list():
+        plan = deployment_plan(deployment)
+        last_run = recent_runs.get(deployment.pk) or run_list(deployment=str(deployment.pk)).first()
+        lag_entry = lag_by_id.get(deployment.pk, {})
+        lag = lag_entry.get("lag_seconds")
+        row = DeploymentRow(deployment=deployment, plan=plan, status="ok", reasons=[], last_run=last_run, lag_seconds=lag)
+        project_name = deployment.soft_sensor.project.name.lower()
+        if plan is not None and plan.outputs:
+            row.output = plan.outputs[0]
+            row.unit = variable_units(project_name=project_name).get(row.output, "")
+            points = [
+                p for p in latest_points(collection=Collection.PREDICTIONS, where=SeriesFilter(
+                    project_name=project_name, source=PREDICTION_SOURCE, observed_property=row.output,
+                    model_id=plan.model_tag, version=plan.version_tag))
+                if deployment.in_scope(device_id=p.series.device_id, batch_id=p.series.batch_id)
+            ]
+            if points:
+                newest = max(points, key=lambda p: p.time)
+                row.latest_value, row.latest_time = newest.value, newest.time
+                row.latest_validity = str(newest.fields.get("validity") or "")
+                row.latest_batch = f"{newest.series.device_id}/{newest.series.batch_id}"
+                if with_trend:
+                    groups = sorted({p.series.group for p in points}, key=lambda g: max(
+                        p.time for p in points if p.series.group == g))[-TREND_BATCHES:]
+                    row.lab_trend = lab_error_trend(project_name=project_name, model_tag=plan.model_tag,
+                                                    version_tag=plan.version_tag, output=row.output, groups=groups)
+        row.status, row.reasons = deployment_status(
+            enabled=deployment.enabled, online=bool(plan and plan.online), last_run=last_run, lag_seconds=lag,
+            latest_validity=row.latest_validity, max_lag=settings.STAMM_PIPELINE_MAX_LAG,
+        )
+        rows.append(row)
+    return rows
+
+
+def deployment_detail(*, deployment_id: int) -> dict[str, Any]:
+    """One deployment: its row of the overview, recent runs and the groups it scores with their lag."""
+    from apps.orchestrator.selectors import deployment_get, pipeline_lag, run_list
+
+    deployment = deployment_get(deployment_id=deployment_id)
+    row = next(r for r in deployment_overview() if r.deployment.pk == deployment.pk)
+    lag = next((e for e in pipeline_lag() if e["id"] == deployment.pk), {})
+    return {
+        "deployment": deployment,
+        "row": row,
+        "runs": list(run_list(deployment=str(deployment.pk))[:25]),
+        "groups": lag.get("groups", []),
+    }
