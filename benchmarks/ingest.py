@@ -328,17 +328,17 @@ def main() -> int:
             if "app_influxdb" in results:
                 results["ratio_b_c"] = round(results["app_influxdb"]["points_per_s"] / direct, 3)
 
-        # Memory of one web process for one large request, on fresh workers.
+        # Memory of one web process for one large request (and one a quarter of its size, to show that
+        # memory does not follow the body), each on a fresh worker.
         if args.big_mb:
-            big_start = start_ns - 30 * 86_400 * 10**9 // 2
-            with gunicorn(sql_env, 1) as (url, worker):
-                results["big_request_sql"] = big_request(url, token, args.big_mb, big_start, worker)
+            big_start = start_ns - 15 * 86_400 * 10**9
+            envs = [("sql", sql_env)]
             if influx_url:
-                with gunicorn(app_env(database_url, TSDB_BACKEND="influxdb", INFLUXDB_URL=influx_url), 1) as (
-                    url,
-                    worker,
-                ):
-                    results["big_request_influxdb"] = big_request(url, token, args.big_mb, big_start, worker)
+                envs.append(("influxdb", app_env(database_url, TSDB_BACKEND="influxdb", INFLUXDB_URL=influx_url)))
+            for label, env in envs:
+                for size in (max(1, args.big_mb // 4), args.big_mb):
+                    with gunicorn(env, 1) as (url, worker):
+                        results[f"big_request_{label}_{size}mb"] = big_request(url, token, size, big_start, worker)
 
     print()
     print(f"{'receiver':32} {'points/s':>12}  note")
@@ -348,9 +348,9 @@ def main() -> int:
         print(f"{'ratio a/c (target >= 0.5)':32} {results['ratio_a_c']:12.3f}")
     if "ratio_b_c" in results:
         print(f"{'ratio b/c':32} {results['ratio_b_c']:12.3f}")
-    for key, label in (("big_request_sql", "SQL"), ("big_request_influxdb", "InfluxDB")):
-        if key in results:
-            r = results[key]
+    for key, r in results.items():
+        if key.startswith("big_request_"):
+            label = "SQL" if "_sql_" in key else "InfluxDB"
             print(
                 f"{r['body_mb']} MB request ({r['points']} points), app with {label} backend: {r['seconds']} s, "
                 f"worker RSS {r['rss_before_mb']} MB before, peak {r['rss_peak_mb']} MB (+{r['rss_growth_mb']} MB)"
