@@ -1,14 +1,16 @@
 """The R runtime against real R models trained by ``Rscript`` in the test on IndPenSim batches.
 
 The reference predictions come from R itself (same script that trains the models), computed on the very
-doubles the runtime sends, so the runtime's answers must match them to the last bit (asserted to 1e-9).
+doubles the runtime sends, so the runtime's answers must match them to the last bit.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -22,6 +24,7 @@ import pytest
 
 from apps.registry.runtimes import r as r_runtime
 from apps.registry.runtimes.r import (
+    WORKER_SCRIPT,
     RArtefactError,
     RModelError,
     RRuntimeUnavailable,
@@ -128,6 +131,11 @@ def runtime():
     rt.close()
 
 
+def assert_same(predicted: np.ndarray, expected: np.ndarray) -> None:
+    """Bit for bit equal to R's own predictions (NaN where R said NA): the doubles travel unaltered."""
+    np.testing.assert_array_equal(predicted, expected)
+
+
 def _process_gone(pid: int, within: float = 5.0) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -156,7 +164,7 @@ def test_predictions_match_r_itself(runtime, trained, name):
     expected = trained.reference[name]
     assert predicted.shape == (trained.X.shape[0],)
     assert predicted.dtype == np.float64
-    np.testing.assert_allclose(predicted, expected, rtol=0, atol=1e-9)
+    assert_same(predicted, expected)
     assert np.unique(predicted).size > 3  # a real model, not a constant
 
 
@@ -177,13 +185,13 @@ def test_nan_inputs_reach_r_as_na(runtime, trained):
     X[NA_ROW, FEATURES.index(NA_COLUMN)] = np.nan
     # rpart sends a row with NA down its surrogate splits, exactly as R does on its own.
     path, sha = trained.model("rpart.rds")
-    np.testing.assert_allclose(runtime.predict(path, sha, X, FEATURES), trained.reference["rpart_na"], rtol=0, atol=1e-9)
+    assert_same(runtime.predict(path, sha, X, FEATURES), trained.reference["rpart_na"])
     # randomForest's formula interface answers NA for that row only, which comes back as NaN.
     path, sha = trained.model("randomForest.rds")
     predicted = runtime.predict(path, sha, X, FEATURES)
     assert np.isnan(predicted[NA_ROW])
     others = np.delete(np.arange(len(X)), NA_ROW)
-    np.testing.assert_allclose(predicted[others], trained.reference["randomForest"][others], rtol=0, atol=1e-9)
+    assert_same(predicted[others], trained.reference["randomForest"][others])
 
 
 def test_a_model_needing_an_absent_input_is_refused_by_name(runtime, trained):
@@ -214,7 +222,7 @@ def test_unloadable_files_give_a_load_error_and_the_worker_survives(runtime, tra
 
     assert runtime.worker_pid == pid  # no error killed the worker
     path, sha = trained.model("rpart.rds")
-    np.testing.assert_allclose(runtime.predict(path, sha, trained.X, FEATURES), trained.reference["rpart"], atol=1e-9, rtol=0)
+    assert_same(runtime.predict(path, sha, trained.X, FEATURES), trained.reference["rpart"])
 
 
 def test_a_wrong_sha256_is_refused_before_r_sees_the_file(runtime, trained, tmp_path):
@@ -257,19 +265,17 @@ def test_a_call_over_its_timeout_kills_the_worker_and_the_next_call_recovers(run
         runtime.predict(path, sha, big, FEATURES)
     assert _process_gone(old_pid)
     runtime.call_timeout = 60
-    np.testing.assert_allclose(
-        runtime.predict(path, sha, trained.X, FEATURES), trained.reference["randomForest"], rtol=0, atol=1e-9
-    )
+    assert_same(runtime.predict(path, sha, trained.X, FEATURES), trained.reference["randomForest"])
 
 
 def test_rdata_files(runtime, trained):
     path, sha = trained.model("single.RData")
     assert runtime.load_error(path, sha) is None
     assert runtime.load(path, sha).format == "RData"
-    np.testing.assert_allclose(runtime.predict(path, sha, trained.X, FEATURES), trained.reference["randomForest"], rtol=0, atol=1e-9)
+    assert_same(runtime.predict(path, sha, trained.X, FEATURES), trained.reference["randomForest"])
     # A model saved with its training data: the one object with a predict method is the model.
     path, sha = trained.model("model_and_data.RData")
-    np.testing.assert_allclose(runtime.predict(path, sha, trained.X, FEATURES), trained.reference["rpart"], rtol=0, atol=1e-9)
+    assert_same(runtime.predict(path, sha, trained.X, FEATURES), trained.reference["rpart"])
     # Two models in one file: ambiguous, refused with their names.
     path, sha = trained.model("two_models.RData")
     message = runtime.load_error(path, sha)
@@ -309,9 +315,7 @@ def test_least_recently_used_models_are_unloaded_and_reloaded_on_demand(trained)
         worker = rt._worker
         assert list(worker.loaded) == [trained.model("randomForest.rds")[1], trained.model("ranger.rds")[1]]
         assert worker.call({"op": "ping"}, timeout=10)["loaded"] == 2
-        np.testing.assert_allclose(
-            rt.predict(*trained.model("rpart.rds"), trained.X, FEATURES), trained.reference["rpart"], rtol=0, atol=1e-9
-        )
+        assert_same(rt.predict(*trained.model("rpart.rds"), trained.X, FEATURES), trained.reference["rpart"])
     finally:
         rt.close()
 
@@ -337,7 +341,7 @@ def test_concurrent_threads_share_one_worker_safely(runtime, trained):
     assert not errors
     assert len(results) == 12
     for (_, name), predicted in results.items():
-        np.testing.assert_allclose(predicted, trained.reference[name], rtol=0, atol=1e-9)
+        assert_same(predicted, trained.reference[name])
 
 
 def _predict_in_child(runtime: RWorkerRuntime, path: str, sha: str, X: np.ndarray, queue) -> None:
@@ -374,7 +378,7 @@ def test_module_level_functions_use_one_process_wide_worker(trained):
     path, sha = trained.model("rpart.rds")
     assert r_runtime.load_error(path, sha) is None
     assert r_runtime.load(path, sha) == sha
-    np.testing.assert_allclose(r_runtime.predict(path, sha, trained.X, FEATURES), trained.reference["rpart"], rtol=0, atol=1e-9)
+    assert_same(r_runtime.predict(path, sha, trained.X, FEATURES), trained.reference["rpart"])
     assert r_runtime.get_runtime() is r_runtime.get_runtime()
     pid = r_runtime.get_runtime().worker_pid
     r_runtime.predict(*trained.model("ranger.rds"), trained.X, FEATURES)
@@ -392,3 +396,70 @@ def test_without_r_versions_report_the_runtime_unavailable(tmp_path):
     with pytest.raises(RRuntimeUnavailable, match="R runtime not available"):
         rt.predict(artefact, sha, np.zeros((1, 1)), ["x"])
     rt.close()
+
+
+class _RawWorker:
+    """The worker script driven by hand, to test the wire protocol itself."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            ["Rscript", "--vanilla", str(WORKER_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def send(self, line: bytes, payload: bytes = b"") -> dict:
+        self.proc.stdin.write(line + b"\n" + payload)
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> int:
+        self.proc.stdin.close()  # EOF on stdin: the worker exits by itself
+        code = self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+        return code
+
+
+def test_protocol_json_form_errors_and_binary_framing(trained):
+    path, sha = trained.model("rpart.rds")
+    worker = _RawWorker()
+    try:
+        ping = worker.send(b'{"op":"ping","id":1}')
+        assert ping["id"] == 1 and ping["ok"] is True and ping["pid"] == worker.proc.pid and ping["loaded"] == 0
+        assert re.match(r"^\d+\.\d+", ping["r_version"])
+        reply = worker.send(json.dumps({"op": "load", "id": 2, "key": "m", "path": str(path)}).encode())
+        assert reply["ok"] is True and reply["class"] == ["rpart"] and reply["format"] == "rds"
+
+        # Human-readable form: one JSON array per column, null for a missing value (NA in R).
+        columns = [list(column) for column in trained.X.T]
+        columns[FEATURES.index(NA_COLUMN)][NA_ROW] = None
+        request = {"op": "predict", "id": 3, "key": "m", "columns": FEATURES, "data": columns}
+        reply = worker.send(json.dumps(request).encode())
+        assert reply["ok"] is True and reply["rows"] == len(trained.X)
+        np.testing.assert_array_equal(np.array(reply["predictions"], dtype=float), trained.reference["rpart_na"])
+
+        # Every error is a reply, and the worker stays in step for the next request.
+        assert worker.send(b"not json at all")["ok"] is False
+        assert worker.send(b'{"op":"teleport","id":4}') == {
+            "id": 4, "ok": False, "error": "unknown op 'teleport'", "warnings": []
+        }
+        reply = worker.send(b'{"op":"predict","id":5,"key":"nope","columns":["a"],"data":[[1]]}')
+        assert reply["ok"] is False and "not loaded" in reply["error"]
+        short = np.zeros(2).tobytes()  # 2 doubles where 10 rows x 1 column were announced
+        header = json.dumps({"op": "predict", "id": 6, "key": "m", "columns": ["pH"], "rows": 10,
+                             "payload_bytes": len(short)}).encode()
+        reply = worker.send(header, short)
+        assert reply["id"] == 6 and reply["ok"] is False and "16 payload bytes" in reply["error"]
+
+        # The binary form: columns back to back as little-endian doubles; NaN arrives as NA.
+        X = trained.X.copy()
+        X[NA_ROW, FEATURES.index(NA_COLUMN)] = np.nan
+        payload = np.ascontiguousarray(X.T, dtype="<f8").tobytes()
+        header = json.dumps({"op": "predict", "id": 7, "key": "m", "columns": FEATURES, "rows": len(X),
+                             "payload_bytes": len(payload)}).encode()
+        reply = worker.send(header, payload)
+        assert reply["ok"] is True
+        predicted = np.frombuffer(base64.b64decode(reply["predictions_f64le"]), dtype="<f8")
+        np.testing.assert_array_equal(predicted, trained.reference["rpart_na"])
+        assert worker.send(b'{"op":"ping","id":8}')["loaded"] == 1
+    finally:
+        assert worker.close() == 0

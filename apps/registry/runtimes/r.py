@@ -22,6 +22,7 @@ Loading an R artefact runs R code from the file's author (like a pickle): only t
 from __future__ import annotations
 
 import atexit
+import base64
 import hashlib
 import itertools
 import json
@@ -167,14 +168,15 @@ class _Worker:
         tail = " | ".join(list(self.stderr_tail)[-5:])
         return f"{status}; stderr: {tail}" if tail else status
 
-    def call(self, request: dict[str, Any], *, timeout: float, raw_fields: dict[str, str] | None = None) -> dict:
-        """Send one request line and read its reply; ``raw_fields`` are pre-serialised JSON values."""
+    def call(self, request: dict[str, Any], *, timeout: float, payload: bytes | None = None) -> dict:
+        """Send one request (a JSON line, then ``payload`` if any) and read its one-line reply."""
         request_id = next(self._ids)
-        body = json.dumps({**request, "id": request_id}, separators=(",", ":"), allow_nan=False)
-        if raw_fields:
-            body = body[:-1] + "".join(f',"{name}":{value}' for name, value in raw_fields.items()) + "}"
+        header = {**request, "id": request_id}
+        if payload is not None:
+            header["payload_bytes"] = len(payload)
+        line = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
         deadline = time.monotonic() + timeout
-        self._write(body.encode("utf-8") + b"\n", deadline)
+        self._write(line + payload if payload else line, deadline)
         line = self._read_line(deadline)
         try:
             reply = json.loads(line)
@@ -345,7 +347,7 @@ class RWorkerRuntime:
         sha = _normalise_sha(sha256)
         source = Path(path)
         matrix, names = _validate_inputs(X, feature_names)
-        data_json = _columns_json(matrix)
+        payload = _columns_payload(matrix)
         rows = matrix.shape[0]
 
         def run(worker: _Worker) -> np.ndarray:
@@ -358,13 +360,13 @@ class RWorkerRuntime:
                 return np.empty(0, dtype=np.float64)
             reply = self._call(
                 worker,
-                {"op": "predict", "key": sha, "columns": names},
+                {"op": "predict", "key": sha, "columns": names, "rows": rows},
                 timeout=self.call_timeout,
-                raw_fields={"data": data_json},
+                payload=payload,
             )
             if not reply.get("ok"):
                 raise RModelError(f"R predict failed: {reply.get('error', 'unknown error')}")
-            predictions = np.array(reply["predictions"], dtype=np.float64)
+            predictions = _decode_f64(reply.get("predictions_f64le"))
             if predictions.shape != (rows,):
                 raise RModelError(f"R returned {predictions.size} predictions for {rows} rows")
             return predictions
@@ -466,7 +468,8 @@ class RWorkerRuntime:
                 raise _WorkerDied(str(reply.get("error")))
         except (_WorkerDied, _CallTimedOut) as exc:
             worker.kill()
-            reason = f"{UNAVAILABLE_MESSAGE}: the R worker did not start ({exc or 'timed out'}; {worker.describe_exit()})"
+            detail = str(exc) or "no answer in time"
+            reason = f"{UNAVAILABLE_MESSAGE}: the R worker did not start ({detail}; {worker.describe_exit()})"
             self._failed_start = (time.monotonic(), reason)
             raise RRuntimeUnavailable(reason) from None
         logger.info("R worker %s started (R %s)", worker.pid, reply.get("r_version"))
@@ -479,8 +482,8 @@ class RWorkerRuntime:
         if self._worker is worker:
             self._worker = None
 
-    def _call(self, worker: _Worker, request: dict, *, timeout: float, raw_fields: dict[str, str] | None = None) -> dict:
-        return worker.call(request, timeout=timeout, raw_fields=raw_fields)
+    def _call(self, worker: _Worker, request: dict, *, timeout: float, payload: bytes | None = None) -> dict:
+        return worker.call(request, timeout=timeout, payload=payload)
 
     def _ping(self, worker: _Worker) -> dict:
         reply = self._call(worker, {"op": "ping"}, timeout=self.start_timeout)
@@ -615,15 +618,27 @@ def _validate_inputs(X: np.ndarray, feature_names: Sequence[str]) -> tuple[np.nd
         raise ValueError(f"X has {matrix.shape[1]} columns but {len(names)} feature names were given")
     infinite = np.isinf(matrix).any(axis=0)
     if infinite.any():
-        bad = [name for name, flag in zip(names, infinite) if flag]
+        bad = [name for name, flag in zip(names, infinite, strict=True) if flag]
         raise ValueError(f"infinite value(s) in column(s): {', '.join(bad)}")
     return matrix, names
 
 
-def _columns_json(matrix: np.ndarray) -> str:
-    """Column-major JSON arrays; NaN becomes null (NA in R). Python's float repr round-trips exactly."""
-    # The text holds only numbers, NaN and brackets (infinities were refused), so the replace is safe.
-    return json.dumps(matrix.T.tolist(), separators=(",", ":")).replace("NaN", "null")
+def _columns_payload(matrix: np.ndarray) -> bytes:
+    """The columns one after the other as little-endian float64 bytes (NaN becomes NA in R).
+
+    Binary is bit-exact and costs well under a millisecond for 10k×5 values, where formatting and parsing
+    the same numbers as JSON text costs tens of milliseconds on each side.
+    """
+    return np.ascontiguousarray(matrix.T, dtype="<f8").tobytes()
+
+
+def _decode_f64(value: Any) -> np.ndarray:
+    if not isinstance(value, str):
+        raise RModelError("the R worker's reply has no predictions")
+    raw = base64.b64decode(value)
+    if len(raw) % 8:
+        raise RModelError("the R worker's predictions are not a whole number of doubles")
+    return np.frombuffer(raw, dtype="<f8").astype(np.float64)
 
 
 # -- process-wide default runtime ---------------------------------------------------------------------

@@ -169,6 +169,27 @@ as_numeric_column <- function(x, name) {
   as.double(x)
 }
 
+# The binary payload of a predict request: the columns one after the other, each `rows` little-endian
+# IEEE 754 doubles. Exact, and far cheaper than numbers as JSON text (see docs/r-runtime.md).
+# NaN (Python's missing value) becomes NA, R's missing value.
+decode_payload <- function(payload, columns, rows) {
+  if (!is.numeric(rows) || length(rows) != 1L || rows < 0) stop("predict: 'rows' must be a count", call. = FALSE)
+  expected <- 8 * rows * length(columns)
+  if (length(payload) != expected) {
+    stop(sprintf("predict: %d payload bytes for %d rows x %d columns (expected %d)",
+                 length(payload), rows, length(columns), expected), call. = FALSE)
+  }
+  values <- readBin(payload, "double", n = rows * length(columns), size = 8L, endian = "little")
+  values[is.nan(values)] <- NA_real_
+  starts <- (seq_along(columns) - 1L) * rows
+  lapply(starts, function(start) values[start + seq_len(rows)])
+}
+
+# Predictions for the reply line: base64 of little-endian doubles (NA stays NA, which Python reads as NaN).
+encode_f64 <- function(x) {
+  gsub("\n", "", jsonlite::base64_enc(writeBin(as.double(x), raw(), size = 8L, endian = "little")), fixed = TRUE)
+}
+
 predict_numeric <- function(model, df) {
   if (inherits(model, "ranger")) {
     p <- stats::predict(model, data = df)$predictions
@@ -191,29 +212,56 @@ predict_numeric <- function(model, df) {
   as.double(unname(p))
 }
 
-op_predict <- function(req) {
+op_predict <- function(req, payload) {
   key <- req[["key"]]
   if (!is.character(key) || length(key) != 1L) stop("predict: 'key' must be a string", call. = FALSE)
   model <- get0(key, envir = .models, inherits = FALSE)
   if (is.null(model)) stop(sprintf("model %s is not loaded", key), call. = FALSE)
   columns <- req[["columns"]]
-  data <- req[["data"]]
   if (!is.character(columns) || length(columns) == 0L) stop("predict: 'columns' must be a non-empty list of names", call. = FALSE)
   if (anyDuplicated(columns)) stop(sprintf("predict: duplicate column '%s'", columns[anyDuplicated(columns)]), call. = FALSE)
-  if (!is.list(data) || length(data) != length(columns)) {
-    stop(sprintf("predict: 'data' must hold one array per column (%d columns)", length(columns)), call. = FALSE)
+  binary <- !is.null(payload)
+  if (binary) {
+    cols <- decode_payload(payload, columns, req[["rows"]])
+  } else {
+    # Human-friendly form: "data" holds one JSON array per column, null for a missing value.
+    data <- req[["data"]]
+    if (!is.list(data) || length(data) != length(columns)) {
+      stop(sprintf("predict: 'data' must hold one array per column (%d columns)", length(columns)), call. = FALSE)
+    }
+    cols <- Map(as_numeric_column, data, columns)
   }
-  cols <- Map(as_numeric_column, data, columns)
   n <- length(cols[[1L]])
-  lengths <- vapply(cols, length, integer(1))
-  if (any(lengths != n)) stop("predict: the columns do not all have the same length", call. = FALSE)
+  if (any(vapply(cols, length, integer(1)) != n)) stop("predict: the columns do not all have the same length", call. = FALSE)
   names(cols) <- columns
   df <- list2DF(cols, nrow = n)
-  if (n == 0L) return(list(raw = list(predictions = "[]")))
-  list(raw = list(predictions = numbers_json(predict_numeric(model, df))))
+  started <- as.numeric(Sys.time())
+  predictions <- if (n == 0L) numeric(0) else predict_numeric(model, df)
+  timing <- list(rows = n, predict_seconds = as.numeric(Sys.time()) - started)
+  if (binary) {
+    c(timing, list(raw = list(predictions_f64le = sprintf('"%s"', encode_f64(predictions)))))
+  } else {
+    c(timing, list(raw = list(predictions = numbers_json(predictions))))
+  }
 }
 
-handle <- function(line) {
+# A request is one JSON line; when it has "payload_bytes", that many raw bytes follow the newline.
+# The payload is read before anything can fail, so the stream stays in step whatever the request holds.
+read_payload <- function(req, con) {
+  size <- req[["payload_bytes"]]
+  if (is.null(size)) return(NULL)
+  if (!is.numeric(size) || length(size) != 1L || size < 0 || size > .Machine$integer.max) {
+    stop("'payload_bytes' must be a byte count", call. = FALSE)
+  }
+  payload <- readBin(con, "raw", n = size)
+  if (length(payload) != size) {
+    .quit <<- TRUE  # stdin ended inside a payload: the client is gone
+    stop("stdin ended inside a payload", call. = FALSE)
+  }
+  payload
+}
+
+handle <- function(line, con) {
   id <- NULL
   warnings <- character(0)
   result <- tryCatch(
@@ -221,6 +269,7 @@ handle <- function(line) {
       req <- jsonlite::fromJSON(line, simplifyVector = TRUE, simplifyDataFrame = FALSE, simplifyMatrix = FALSE)
       if (!is.list(req) || is.null(req[["op"]])) stop("a request is a JSON object with an 'op'", call. = FALSE)
       id <- req[["id"]]
+      payload <- read_payload(req, con)
       op <- req[["op"]]
       if (!is.character(op) || length(op) != 1L) stop("'op' must be a string", call. = FALSE)
       body <- switch(op,
@@ -230,7 +279,7 @@ handle <- function(line) {
           loaded = length(ls(.models, all.names = TRUE))
         ),
         load = op_load(req),
-        predict = op_predict(req),
+        predict = op_predict(req, payload),
         quit = {
           .quit <<- TRUE
           list()
@@ -256,12 +305,13 @@ handle <- function(line) {
 }
 
 .quit <- FALSE
-stdin_con <- file("stdin", open = "r", encoding = "UTF-8")
+# Binary mode: request lines are read with readLines and payloads with readBin on the same connection.
+stdin_con <- file("stdin", open = "rb")
 repeat {
   line <- readLines(stdin_con, n = 1L, warn = FALSE, encoding = "UTF-8")
   if (length(line) == 0L) break  # stdin closed: the Python process is gone or closed us
   if (!nzchar(line)) next
-  writeLines(handle(line), .protocol_out, useBytes = TRUE)
+  writeLines(handle(line, stdin_con), .protocol_out, useBytes = TRUE)
   flush(.protocol_out)
   if (.quit) break
 }
