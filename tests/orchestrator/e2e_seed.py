@@ -2,6 +2,7 @@
 
 Prints one JSON line: ``{"token": ..., "deployment": id, "watermark_table": ...}``.
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ calls the registry's REST predict endpoint through a real HTTP proxy in this pro
 fail requests); results are read from the database the stack writes. Faults: worker SIGKILLed mid-run,
 registry answering 500 twice, Redis restarted mid-stream, late and out-of-order data, a missing input.
 """
+
 from __future__ import annotations
 
 import json
@@ -87,7 +88,9 @@ class Proxy:
                         self.wfile.write(body)
                         return
                     time.sleep(proxy.delay)
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type", "accept")}
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type", "accept")
+                }
                 upstream = requests.request(method, proxy.target + self.path, data=data, headers=headers, timeout=60)
                 self.send_response(upstream.status_code)
                 self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
@@ -148,26 +151,70 @@ class Stack:
 
     # -- processes ---------------------------------------------------------------------------------
     def manage(self, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env, input=stdin,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
     def start(self, name: str, argv: list[str]) -> None:
         log = self.tmp / f"{name}.log"
         self.logs[name] = log
-        self.processes[name] = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log.open("ab"),
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            argv, cwd=REPO, env=self.env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def start_web(self) -> None:
-        self.start("web", [sys.executable, "-m", "gunicorn", "stamm_site.wsgi", "-b", f"127.0.0.1:{self.port}",
-                           "-w", "2", "--threads", "4", "--timeout", "120"])
+        self.start(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "stamm_site.wsgi",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                "2",
+                "--threads",
+                "4",
+                "--timeout",
+                "120",
+            ],
+        )
         wait_for(lambda: _port_open("127.0.0.1", self.port), 60, "the web server")
 
     def start_worker(self, name: str = "worker") -> None:
-        self.start(name, [sys.executable, "-m", "celery", "-A", "stamm_site", "worker", "--beat", "--pool", "prefork",
-                          "--concurrency", "2", "--loglevel", "INFO", "-s", str(self.tmp / f"beat-{name}"),
-                          "--hostname", f"e2e-{name}-{os.getpid()}@%h", "--without-mingle", "--without-gossip"])
+        self.start(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "stamm_site",
+                "worker",
+                "--beat",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "INFO",
+                "-s",
+                str(self.tmp / f"beat-{name}"),
+                "--hostname",
+                f"e2e-{name}-{os.getpid()}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+        )
 
     def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name, None)
@@ -194,7 +241,9 @@ class Stack:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
     def log_tail(self) -> str:
-        return "\n".join(f"--- {n}\n{p.read_text(errors='replace')[-3000:]}" for n, p in self.logs.items() if p.exists())
+        return "\n".join(
+            f"--- {n}\n{p.read_text(errors='replace')[-3000:]}" for n, p in self.logs.items() if p.exists()
+        )
 
     # -- data ----------------------------------------------------------------------------------------
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
@@ -223,21 +272,29 @@ class Stack:
     def ingest(self, frame, *, batch_id: str, rows: range, variables: list[str] = FEATURES) -> None:
         times = [T0.timestamp() * 1e9 + i * STEP_NS for i in rows]
         body = {
-            "collection": "raw", "project_name": PROJECT, "device_id": "R1", "batch_id": batch_id,
-            "precision": "ns", "times": [int(t) for t in times],
-            "columns": [{"source": "sensor", "observed_property": v,
-                         "values": [float(frame[v].iloc[i]) for i in rows]} for v in variables],
+            "collection": "raw",
+            "project_name": PROJECT,
+            "device_id": "R1",
+            "batch_id": batch_id,
+            "precision": "ns",
+            "times": [int(t) for t in times],
+            "columns": [
+                {"source": "sensor", "observed_property": v, "values": [float(frame[v].iloc[i]) for i in rows]}
+                for v in variables
+            ],
         }
-        response = requests.post(f"{self.url}/api/v1/tsdb/points", json=body, timeout=60,
-                                 headers={"Authorization": f"Token {self.token}"})
+        response = requests.post(
+            f"{self.url}/api/v1/tsdb/points", json=body, timeout=60, headers={"Authorization": f"Token {self.token}"}
+        )
         assert response.status_code == 201, response.text
 
     def wait_scored(self, batch_id: str, count: int, timeout: float = 90) -> list[tuple[int, float]]:
         try:
             wait_for(lambda: len(self.predictions(batch_id)) >= count, timeout, f"{count} predictions of {batch_id}")
         except AssertionError:
-            raise AssertionError(f"{len(self.predictions(batch_id))} of {count} predictions\n{self.runs(batch_id)}\n"
-                                 f"{self.log_tail()}") from None
+            raise AssertionError(
+                f"{len(self.predictions(batch_id))} of {count} predictions\n{self.runs(batch_id)}\n{self.log_tail()}"
+            ) from None
         # Quiet period: nothing more arrives (no duplicates can: the primary key is (series, time)).
         time.sleep(1.0)
         return self.predictions(batch_id)
@@ -347,14 +404,31 @@ def test_redis_restarted_mid_stream_loses_nothing(stack, model, frame):
     try:
         for start in range(0, 40, 10):
             stack.ingest(frame, batch_id="batch_redis", rows=range(start, start + 10))
-        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=30)
+        subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=30
+        )
         wait_for(lambda: not _port_open("127.0.0.1", 6379), 20, "redis to stop")
         for start in range(40, 80, 10):  # ingest goes on; the queue is down, the pending flags remember
             stack.ingest(frame, batch_id="batch_redis", rows=range(start, start + 10))
     finally:
         if not _port_open("127.0.0.1", 6379):
-            subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
-                            "--appendonly", "no"], check=True, timeout=30)
+            subprocess.run(
+                [
+                    "redis-server",
+                    "--daemonize",
+                    "yes",
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    "6379",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                check=True,
+                timeout=30,
+            )
         wait_for(lambda: _port_open("127.0.0.1", 6379), 30, "redis to come back")
     time.sleep(2)
     worker = stack.processes.get("worker")
