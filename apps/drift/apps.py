@@ -1,7 +1,25 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def ensure_lab_scoring_schedule(sender: AppConfig, **kwargs) -> None:
+    """After migrating the drift app: the periodic lab-scoring beat entry exists (idempotent)."""
+    if sender.label != "drift":
+        return
+    from django.db import connections
+
+    using = kwargs.get("using", "default")
+    if "django_celery_beat_periodictask" not in connections[using].introspection.table_names():
+        return
+    from .services import lab_scoring_schedule_ensure
+
+    lab_scoring_schedule_ensure(using=using)
 
 
 class DriftConfig(AppConfig):
     name = "apps.drift"
     label = "drift"
     verbose_name = "Drift detection"
+
+    def ready(self) -> None:
+        post_migrate.connect(ensure_lab_scoring_schedule, dispatch_uid="drift.ensure_lab_scoring_schedule")
