@@ -14,6 +14,7 @@ Prints a table, then one last line of JSON with every figure.
 
     .venv/bin/python benchmarks/query.py --points 1000000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,6 @@ from apps.tsdb.types import (  # noqa: E402
     PointBatch,
     SeriesFilter,
     SeriesKey,
-    from_ns,
     to_ns,
 )
 
@@ -60,7 +60,9 @@ CHUNK = 1_000_000
 def load(backend: TimeSeriesBackend, group: GroupKey, *, points: int, series: int) -> tuple[float, int]:
     """Write ``points`` points spread over ``series`` series at 1 s; returns (seconds, points per series)."""
     per_series = points // series
-    keys = [SeriesKey(group.project_name, group.device_id, group.batch_id, "sensor", f"var_{i:02d}") for i in range(series)]
+    keys = [
+        SeriesKey(group.project_name, group.device_id, group.batch_id, "sensor", f"var_{i:02d}") for i in range(series)
+    ]
     rng = np.random.default_rng(42)
     started = time.perf_counter()
     t0 = to_ns(T0)
@@ -98,7 +100,9 @@ def timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
     }
 
 
-def run_queries(backend: TimeSeriesBackend, group: GroupKey, *, per_series: int, series: int, repeat: int) -> dict[str, dict]:
+def run_queries(
+    backend: TimeSeriesBackend, group: GroupKey, *, per_series: int, series: int, repeat: int
+) -> dict[str, dict]:
     rng = np.random.default_rng(7)
     key = SeriesKey(group.project_name, group.device_id, group.batch_id, "sensor", "var_00")
     span_s = per_series
@@ -125,8 +129,11 @@ def run_queries(backend: TimeSeriesBackend, group: GroupKey, *, per_series: int,
 
     day_end = T0 + timedelta(seconds=min(per_series, 86_400) - 1)
     for method in (Downsample.MINMAX, Downsample.LTTB):
+
         def reduce_day(method: Downsample = method) -> None:
-            data = backend.read(collection=Collection.RAW, series=key, start=T0, end=day_end, max_points=1000, method=method)
+            data = backend.read(
+                collection=Collection.RAW, series=key, start=T0, end=day_end, max_points=1000, method=method
+            )
             assert len(data) <= 1000
 
         results[f"{method.value}_1day"] = timed(reduce_day, max(3, repeat // 4))
@@ -136,13 +143,18 @@ def run_queries(backend: TimeSeriesBackend, group: GroupKey, *, per_series: int,
     def snapshots_1h() -> None:
         after = T0 + timedelta(seconds=int(rng.integers(0, max(1, span_s - 3600))))
         snaps = backend.snapshots(
-            group=group, variables=variables, after=after, until=after + timedelta(seconds=3600),
+            group=group,
+            variables=variables,
+            after=after,
+            until=after + timedelta(seconds=3600),
             max_age=timedelta(seconds=5),
         )
         assert len(snaps) == min(3600, span_s - 1) or len(snaps) > 0
 
     results["snapshots_1h"] = {**timed(snapshots_1h, max(3, repeat // 4)), "variables": series}
-    results["latest"] = timed(lambda: backend.latest(collection=Collection.RAW, where=SeriesFilter(project_name=group.project_name)), repeat)
+    results["latest"] = timed(
+        lambda: backend.latest(collection=Collection.RAW, where=SeriesFilter(project_name=group.project_name)), repeat
+    )
     results["groups"] = timed(lambda: backend.groups(project_name=group.project_name), max(3, repeat // 4))
     return results
 
@@ -184,7 +196,10 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=10_000_000, help="Raw points stored (default 10M)")
     parser.add_argument("--series", type=int, default=10, help="Series the points are spread over (default 10)")
     parser.add_argument("--repeat", type=int, default=40, help="Timed runs of the quick queries")
-    parser.add_argument("--postgres-url", default=os.environ.get("STAMM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("STAMM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     parser.add_argument("--influxdb-url", default="", help="Also benchmark the InfluxDB backend at this URL")
     parser.add_argument("--influxdb-token", default=os.environ.get("INFLUXDB_TOKEN", ""))
     args = parser.parse_args()
@@ -222,8 +237,10 @@ def main() -> None:
             influx.delete(collection=Collection.RAW, group=group)
 
     load_info = figures["postgres_load"]
-    print(f"\nStored {args.points:,} points ({args.series} series x {per_series:,}) on PostgreSQL in "
-          f"{load_info['seconds']} s ({load_info['points_per_s']:,} points/s); storage {figures['postgres_storage']}")
+    print(
+        f"\nStored {args.points:,} points ({args.series} series x {per_series:,}) on PostgreSQL in "
+        f"{load_info['seconds']} s ({load_info['points_per_s']:,} points/s); storage {figures['postgres_storage']}"
+    )
     print_table(table)
     read = figures["postgres"]["read_1h"]["median_ms"]
     figures["target_read_1h_ms"] = 50

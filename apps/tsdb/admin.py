@@ -3,6 +3,7 @@
 Points are not in the admin: there are millions, their key is composite, and they are read and deleted
 through the API and the services, which work in bulk.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +16,16 @@ from .models import Series, VariableMetadata
 
 @admin.register(Series)
 class SeriesAdmin(admin.ModelAdmin):
-    list_display = ("collection", "project_name", "device_id", "batch_id", "source", "observed_property", "model_id", "version")
+    list_display = (
+        "collection",
+        "project_name",
+        "device_id",
+        "batch_id",
+        "source",
+        "observed_property",
+        "model_id",
+        "version",
+    )
     list_filter = ("collection", "source", "project_name", "device_id")
     search_fields = ("project_name", "device_id", "batch_id", "observed_property", "model_id")
     ordering = ("collection", "project_name", "device_id", "batch_id", "source", "observed_property")

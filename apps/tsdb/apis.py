@@ -5,6 +5,7 @@ Reads need ``view_process``, writes ``ingest_data``, deletes ``administer``. Eve
 with the common error body naming the field (and the point, column or CSV row); a rejected request
 writes nothing.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -163,7 +164,12 @@ class PointsIngestApi(APIView):
                     "device_id": "R1",
                     "batch_id": "batch_91",
                     "points": [
-                        {"source": "sensor", "observed_property": "temperature", "time": "2026-01-01T00:00:00Z", "value": 298.2}
+                        {
+                            "source": "sensor",
+                            "observed_property": "temperature",
+                            "time": "2026-01-01T00:00:00Z",
+                            "value": 298.2,
+                        }
                     ],
                 },
             ),
@@ -229,7 +235,9 @@ class CsvImportApi(APIView):
             },
         )
         skipped = inline_serializer(
-            name="CsvImportSkipped", many=True, fields={"column": serializers.CharField(), "reason": serializers.CharField()}
+            name="CsvImportSkipped",
+            many=True,
+            fields={"column": serializers.CharField(), "reason": serializers.CharField()},
         )
         groups = GroupSerializer(many=True)
 
@@ -262,7 +270,12 @@ class CsvImportApi(APIView):
             "first_time": from_ns(int(times.min())),
             "last_time": from_ns(int(times.max())),
             "columns": [
-                {"column": c.column, "observed_property": c.observed_property, "source": c.source, "mapped_by": c.mapped_by}
+                {
+                    "column": c.column,
+                    "observed_property": c.observed_property,
+                    "source": c.source,
+                    "mapped_by": c.mapped_by,
+                }
                 for c in table.columns
             ],
             "skipped": [{"column": s.column, "reason": s.reason} for s in table.skipped],
@@ -384,7 +397,13 @@ class SeriesDataApi(APIView):
     def get(self, request: Request) -> Response:
         p = _validated(self.FilterSerializer, request.query_params)
         key = SeriesKey(
-            p["project_name"], p["device_id"], p["batch_id"], p["source"], p["observed_property"], p["model_id"], p["version"]
+            p["project_name"],
+            p["device_id"],
+            p["batch_id"],
+            p["source"],
+            p["observed_property"],
+            p["model_id"],
+            p["version"],
         )
         data = series_read(
             collection=Collection(p["collection"]),

@@ -10,6 +10,7 @@
 
 Everything is vectorised except LTTB's bucket loop (which is O(buckets), each step vectorised).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -55,7 +56,9 @@ def mean_buckets(
     return start_ns + keys * width, sums / np.maximum(counts, 1), mins, maxs, counts
 
 
-def minmax_buckets(times_ns: np.ndarray, values: np.ndarray, *, start_ns: int, end_ns: int, max_points: int) -> np.ndarray:
+def minmax_buckets(
+    times_ns: np.ndarray, values: np.ndarray, *, start_ns: int, end_ns: int, max_points: int
+) -> np.ndarray:
     """Indices (ascending) of each bucket's min and max point; at most ``max_points`` of them."""
     n = times_ns.shape[0]
     if n == 0:

@@ -23,6 +23,7 @@ Time column
   hours); otherwise ISO 8601 timestamps (a timestamp without a zone is read as UTC), and then
   ``start`` must not be given.
 """
+
 from __future__ import annotations
 
 import csv
@@ -213,12 +214,16 @@ class WideTable:
         """Row times in ns: offsets from ``start`` for a relative time column, else the timestamps."""
         if self.relative:
             if start is None:
-                raise CsvInvalid("start is required: the time column holds offsets, not timestamps",
-                                 [{"column": "start", "message": "required for a relative time column"}])
+                raise CsvInvalid(
+                    "start is required: the time column holds offsets, not timestamps",
+                    [{"column": "start", "message": "required for a relative time column"}],
+                )
             return to_ns(start) + self.times_ns
         if start is not None:
-            raise CsvInvalid("start must not be given: the time column holds timestamps",
-                             [{"column": "start", "message": "not allowed with a timestamp column"}])
+            raise CsvInvalid(
+                "start must not be given: the time column holds timestamps",
+                [{"column": "start", "message": "not allowed with a timestamp column"}],
+            )
         return self.times_ns
 
     @property
@@ -241,7 +246,9 @@ def wide_csv_parse(
 ) -> WideTable:
     """Read and check a whole wide CSV; raises ``CsvInvalid`` naming the row (file line) and column."""
     if time_unit not in TIME_UNITS_NS:
-        raise CsvInvalid(f"time_unit must be one of {', '.join(TIME_UNITS_NS)}", [{"column": "time_unit", "message": "unknown unit"}])
+        raise CsvInvalid(
+            f"time_unit must be one of {', '.join(TIME_UNITS_NS)}", [{"column": "time_unit", "message": "unknown unit"}]
+        )
     if isinstance(source, (str, Path)):
         text = _decode(Path(source).read_bytes())
     elif isinstance(source, bytes):
@@ -255,12 +262,16 @@ def wide_csv_parse(
     header = [h.strip() for h in header]
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
-        raise CsvInvalid(f"duplicate column(s): {', '.join(duplicates)}", [{"column": d, "message": "duplicate"} for d in duplicates])
+        raise CsvInvalid(
+            f"duplicate column(s): {', '.join(duplicates)}", [{"column": d, "message": "duplicate"} for d in duplicates]
+        )
     if any(not h for h in header):
         raise CsvInvalid("a column has an empty header", [{"column": header.index(""), "message": "empty header"}])
     time_column = next((c for c in TIME_COLUMNS if c in header), None)
     if time_column is None:
-        raise CsvInvalid(f"no time column (expected one of {', '.join(TIME_COLUMNS)})", [{"column": "time", "message": "missing"}])
+        raise CsvInvalid(
+            f"no time column (expected one of {', '.join(TIME_COLUMNS)})", [{"column": "time", "message": "missing"}]
+        )
     plans, skipped = column_plan(header, time_column, dictionary)
     if not plans:
         raise CsvInvalid("no variable columns to import")
@@ -286,17 +297,23 @@ def wide_csv_parse(
     if relative:
         bad = numeric.isna() & ~empty_time
         for i in np.flatnonzero(bad.to_numpy())[:5]:
-            problems.append({"row": int(lines[i]), "column": time_column, "message": f"not a number: {raw_times.iloc[i]!r}"})
+            problems.append(
+                {"row": int(lines[i]), "column": time_column, "message": f"not a number: {raw_times.iloc[i]!r}"}
+            )
         offsets = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
         bad_inf = ~np.isfinite(offsets) & ~np.isnan(offsets)
         for i in np.flatnonzero(bad_inf)[:5]:
             problems.append({"row": int(lines[i]), "column": time_column, "message": "not a finite number"})
-        times_ns = np.round(np.nan_to_num(offsets, nan=0.0, posinf=0.0, neginf=0.0) * TIME_UNITS_NS[time_unit]).astype(np.int64)
+        times_ns = np.round(np.nan_to_num(offsets, nan=0.0, posinf=0.0, neginf=0.0) * TIME_UNITS_NS[time_unit]).astype(
+            np.int64
+        )
     else:
         parsed = pd.to_datetime(raw_times.where(~empty_time), utc=True, errors="coerce", format="ISO8601")
         bad = parsed.isna() & ~empty_time
         for i in np.flatnonzero(bad.to_numpy())[:5]:
-            problems.append({"row": int(lines[i]), "column": time_column, "message": f"not a timestamp: {raw_times.iloc[i]!r}"})
+            problems.append(
+                {"row": int(lines[i]), "column": time_column, "message": f"not a timestamp: {raw_times.iloc[i]!r}"}
+            )
         times_ns = np.zeros(len(frame), dtype=np.int64)
         if not bad.any() and not empty_time.any():
             times_ns = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
@@ -313,7 +330,9 @@ def wide_csv_parse(
         numbers = pd.to_numeric(cells.where(~empty), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = np.isnan(numbers) & ~empty
         for i in np.flatnonzero(bad)[:5]:
-            problems.append({"row": int(lines[i]), "column": plan.column, "message": f"not a number: {cells.iloc[i]!r}"})
+            problems.append(
+                {"row": int(lines[i]), "column": plan.column, "message": f"not a number: {cells.iloc[i]!r}"}
+            )
         infinite = np.isinf(numbers)
         for i in np.flatnonzero(infinite)[:5]:
             problems.append({"row": int(lines[i]), "column": plan.column, "message": "not a finite number"})

@@ -23,6 +23,7 @@ On PostgreSQL the migration adds a BRIN index on ``time`` to each point table (t
 cross-series time filters of ``groups(since=...)`` and range deletes); see ``docs/tsdb.md`` for the
 measurements behind BRIN + btree rather than native partitioning.
 """
+
 from __future__ import annotations
 
 from django.db import models

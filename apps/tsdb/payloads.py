@@ -21,6 +21,7 @@ Times are ISO 8601 strings with a zone, or integers since the epoch in the unit 
 take ``model_id`` and ``version`` tags and optional ``validity`` / ``corrected_value`` per point (row
 form) or per column as lists (columnar form).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

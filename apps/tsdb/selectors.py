@@ -3,6 +3,7 @@
 Interfaces parse their input and call these; backend failures become ``ServiceUnavailable`` (503) and
 bad arguments ``ValidationFailed`` (400), never a 500.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -53,7 +54,7 @@ def _points_collection(collection: Collection) -> Collection:
 def series_list(
     *,
     collection: Collection = Collection.RAW,
-    where: SeriesFilter = SeriesFilter(),
+    where: SeriesFilter | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     backend: TimeSeriesBackend | None = None,
@@ -61,6 +62,7 @@ def series_list(
     """Series matching ``where`` (with points in [start, end] when given), with first/last time and count."""
     backend = backend or get_backend()
     collection = _points_collection(collection)
+    where = where or SeriesFilter()
     if start is not None and end is not None and end < start:
         raise ValidationFailed("end must not be before start", details={"end": "before start"})
     return _call(lambda: backend.list_series(collection=collection, where=where, start=start, end=end))

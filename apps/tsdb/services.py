@@ -2,6 +2,7 @@
 the pipeline) goes through ``points_ingest`` so validation, atomicity and the after-commit signal are
 the same everywhere.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -110,9 +111,7 @@ def points_delete(
         raise ServiceUnavailable(f"The time-series store refused the delete: {exc}") from exc
 
 
-def variable_metadata_store(
-    *, items: Iterable[VariableMetadata], backend: TimeSeriesBackend | None = None
-) -> int:
+def variable_metadata_store(*, items: Iterable[VariableMetadata], backend: TimeSeriesBackend | None = None) -> int:
     """Upsert display metadata (unit, display name, decimals) per (project, device, variable)."""
     backend = backend or get_backend()
     try:

@@ -7,6 +7,7 @@ connects to it to schedule detection for exactly those groups.
 Keyword arguments sent: ``collection`` (``Collection``), ``groups`` (``frozenset[GroupKey]``),
 ``points`` (int, points written), ``user`` (the ingesting user or None).
 """
+
 from __future__ import annotations
 
 from django.dispatch import Signal

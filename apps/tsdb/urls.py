@@ -1,4 +1,5 @@
 """API routes of the tsdb app, mounted under /api/v1/tsdb/."""
+
 from django.urls import path
 
 from . import apis

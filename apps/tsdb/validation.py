@@ -4,6 +4,7 @@ Every backend calls ``batch_validate`` first, so a batch that breaks a rule writ
 path it came by (JSON API, CSV import, line protocol, the pipeline). Problems name the point index and
 the field, so interfaces can point at the row/column/line at fault.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -96,9 +97,7 @@ def batch_validate(batch: PointBatch) -> None:
         )
         times = batch.times_ns
         bad = np.flatnonzero((times < MIN_TIME_NS) | (times > MAX_TIME_NS))
-        problems.extend(
-            Problem("time", "is out of range (1970-01-01 .. 2262-04-11)", point=int(i)) for i in bad[:5]
-        )
+        problems.extend(Problem("time", "is out of range (1970-01-01 .. 2262-04-11)", point=int(i)) for i in bad[:5])
     allowed = EXTRA_FIELDS[batch.collection]
     for name, values in batch.fields.items():
         if name not in allowed:

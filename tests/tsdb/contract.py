@@ -4,6 +4,7 @@ Use: subclass ``BackendContract`` in a test module and provide a ``backend`` fix
 clean backend (collections ensured, no points). Each test writes its own group under a unique batch id,
 so the mixin works on a shared store too (InfluxDB), and cleans nothing up itself.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -111,7 +112,9 @@ class BackendContract:
         backend.write(raw_batch(group, {"temperature": (seconds(-30), [0.5])}))
         [info] = backend.list_series(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))
         assert (info.first_time, info.last_time, info.point_count) == (
-            from_ns(int(seconds(-30)[0])), from_ns(int(seconds(60)[0])), 6,
+            from_ns(int(seconds(-30)[0])),
+            from_ns(int(seconds(60)[0])),
+            6,
         )
 
     def test_rejected_batch_writes_nothing(self, backend):
@@ -129,8 +132,13 @@ class BackendContract:
     def test_predictions_carry_validity_and_corrected_value(self, backend):
         group = new_group()
         key = SeriesKey(
-            group.project_name, group.device_id, group.batch_id,
-            "soft_sensor", "penicillin_concentration", "0001_[python]_penicillin_rf", "V.1.0",
+            group.project_name,
+            group.device_id,
+            group.batch_id,
+            "soft_sensor",
+            "penicillin_concentration",
+            "0001_[python]_penicillin_rf",
+            "V.1.0",
         )
         points = [
             Point(key, from_ns(int(seconds(0)[0])), 1.5, {"validity": "ok", "corrected_value": 1.6}),
@@ -159,7 +167,9 @@ class BackendContract:
 
     def test_read_refuses_reversed_range(self, backend):
         with pytest.raises(ValueError):
-            backend.read(collection=Collection.RAW, series=raw_key(new_group()), start=T0, end=T0 - timedelta(seconds=1))
+            backend.read(
+                collection=Collection.RAW, series=raw_key(new_group()), start=T0, end=T0 - timedelta(seconds=1)
+            )
 
     @pytest.mark.parametrize("method", list(Downsample))
     def test_downsampling_respects_max_points_and_bounds(self, backend, method):
@@ -194,22 +204,33 @@ class BackendContract:
             assert 99.0 in data.values.tolist()
         # Fewer points than max_points: returned as stored.
         small = backend.read(
-            collection=Collection.RAW, series=raw_key(group), start=from_ns(int(t[0])), end=from_ns(int(t[9])),
-            max_points=50, method=method,
+            collection=Collection.RAW,
+            series=raw_key(group),
+            start=from_ns(int(t[0])),
+            end=from_ns(int(t[9])),
+            max_points=50,
+            method=method,
         )
         assert len(small) == 10 and small.downsampled is None
 
     def test_latest_returns_newest_point_per_series(self, backend):
         group = new_group()
-        backend.write(raw_batch(group, {"temperature": (seconds(0, 20, 40), [1.0, 2.0, 3.0]), "ph": (seconds(0, 20), [6.5, 6.6])}))
-        latest = {p.series.observed_property: p for p in backend.latest(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))}
+        backend.write(
+            raw_batch(group, {"temperature": (seconds(0, 20, 40), [1.0, 2.0, 3.0]), "ph": (seconds(0, 20), [6.5, 6.6])})
+        )
+        latest = {
+            p.series.observed_property: p
+            for p in backend.latest(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))
+        }
         assert set(latest) == {"temperature", "ph"}
         assert latest["temperature"].value == 3.0 and latest["temperature"].time == from_ns(int(seconds(40)[0]))
         assert latest["ph"].value == 6.6
 
     def test_list_series_filters_and_counts(self, backend):
         group = new_group()
-        backend.write(raw_batch(group, {"temperature": (seconds(0, 20, 40), [1.0, 2.0, 3.0]), "ph": (seconds(0, 20), [6.5, 6.6])}))
+        backend.write(
+            raw_batch(group, {"temperature": (seconds(0, 20, 40), [1.0, 2.0, 3.0]), "ph": (seconds(0, 20), [6.5, 6.6])})
+        )
         backend.write(raw_batch(group, {"ph": (seconds(30), [1.0])}, source="lab"))
         infos = backend.list_series(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))
         assert {(i.series.source, i.series.observed_property): i.point_count for i in infos} == {
@@ -217,25 +238,33 @@ class BackendContract:
             ("sensor", "ph"): 2,
             ("lab", "ph"): 1,
         }
-        only = backend.list_series(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id, observed_property="temperature"))
+        only = backend.list_series(
+            collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id, observed_property="temperature")
+        )
         assert len(only) == 1
         assert only[0].first_time == from_ns(int(seconds(0)[0])) and only[0].last_time == from_ns(int(seconds(40)[0]))
         ranged = backend.list_series(
-            collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id, source="sensor"),
-            start=from_ns(int(seconds(15)[0])), end=from_ns(int(seconds(25)[0])),
+            collection=Collection.RAW,
+            where=SeriesFilter(batch_id=group.batch_id, source="sensor"),
+            start=from_ns(int(seconds(15)[0])),
+            end=from_ns(int(seconds(25)[0])),
         )
         assert sorted(i.point_count for i in ranged) == [1, 1]
 
     def test_groups_summarise_batches(self, backend):
         project = f"p{uuid.uuid4().hex[:8]}"
         g1, g2 = new_group(project), new_group(project)
-        backend.write(raw_batch(g1, {"temperature": (seconds(0, 20), [1.0, 2.0]), "ph": (seconds(0, 20, 40), [1.0, 2.0, 3.0])}))
+        backend.write(
+            raw_batch(g1, {"temperature": (seconds(0, 20), [1.0, 2.0]), "ph": (seconds(0, 20, 40), [1.0, 2.0, 3.0])})
+        )
         backend.write(raw_batch(g2, {"temperature": (seconds(100), [1.0])}))
         groups = {g.group: g for g in backend.groups(project_name=project)}
         assert set(groups) == {g1, g2}
         assert groups[g1].point_count == 5
         assert groups[g1].variables == ("ph", "temperature")
-        assert groups[g1].first_time == from_ns(int(seconds(0)[0])) and groups[g1].last_time == from_ns(int(seconds(40)[0]))
+        assert groups[g1].first_time == from_ns(int(seconds(0)[0])) and groups[g1].last_time == from_ns(
+            int(seconds(40)[0])
+        )
         recent = backend.groups(project_name=project, since=from_ns(int(seconds(50)[0])))
         assert [g.group for g in recent] == [g2]
 
@@ -251,7 +280,9 @@ class BackendContract:
                 },
             )
         )
-        snaps = backend.snapshots(group=group, variables=("temperature", "ph"), after=None, max_age=timedelta(seconds=30))
+        snaps = backend.snapshots(
+            group=group, variables=("temperature", "ph"), after=None, max_age=timedelta(seconds=30)
+        )
         np.testing.assert_array_equal(snaps.times_ns, seconds(0, 20, 40, 50, 60, 200))
         assert snaps.complete.tolist() == [False, True, True, True, True, False]
         assert snaps.reasons[0] == "missing: ph"
@@ -260,22 +291,33 @@ class BackendContract:
         assert np.isnan(snaps.matrix[5, 1]) and snaps.matrix[5, 0] == 5.0
 
         later = backend.snapshots(
-            group=group, variables=("temperature", "ph"), after=from_ns(int(seconds(40)[0])),
-            until=from_ns(int(seconds(60)[0])), max_age=timedelta(seconds=30),
+            group=group,
+            variables=("temperature", "ph"),
+            after=from_ns(int(seconds(40)[0])),
+            until=from_ns(int(seconds(60)[0])),
+            max_age=timedelta(seconds=30),
         )
         np.testing.assert_array_equal(later.times_ns, seconds(50, 60))
         assert later.complete.all()
         # The window starts after the watermark, yet a value older than the window counts as stale, not missing.
-        far = backend.snapshots(group=group, variables=("ph",), after=from_ns(int(seconds(60)[0])), max_age=timedelta(seconds=30))
+        far = backend.snapshots(
+            group=group, variables=("ph",), after=from_ns(int(seconds(60)[0])), max_age=timedelta(seconds=30)
+        )
         assert far.reasons == [] or all("stale: ph" in r for r in far.reasons if r)
-        limited = backend.snapshots(group=group, variables=("temperature", "ph"), after=None, max_age=timedelta(seconds=30), limit=2)
+        limited = backend.snapshots(
+            group=group, variables=("temperature", "ph"), after=None, max_age=timedelta(seconds=30), limit=2
+        )
         np.testing.assert_array_equal(limited.times_ns, seconds(0, 20))
 
     def test_snapshots_stale_beyond_window_and_unknown_variable(self, backend):
         group = new_group()
-        backend.write(raw_batch(group, {"temperature": (seconds(0, 100, 200), [1.0, 2.0, 3.0]), "ph": (seconds(0), [6.0])}))
+        backend.write(
+            raw_batch(group, {"temperature": (seconds(0, 100, 200), [1.0, 2.0, 3.0]), "ph": (seconds(0), [6.0])})
+        )
         snaps = backend.snapshots(
-            group=group, variables=("temperature", "ph", "oxygen"), after=from_ns(int(seconds(50)[0])),
+            group=group,
+            variables=("temperature", "ph", "oxygen"),
+            after=from_ns(int(seconds(50)[0])),
             max_age=timedelta(seconds=30),
         )
         np.testing.assert_array_equal(snaps.times_ns, seconds(100, 200))
@@ -306,7 +348,9 @@ class BackendContract:
         backend.delete(collection=Collection.RAW, group=group, start=from_ns(int(seconds(50)[0])))
         [info] = backend.list_series(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))
         assert (info.first_time, info.last_time, info.point_count) == (from_ns(int(seconds(0)[0])),) * 2 + (1,)
-        assert [p.value for p in backend.latest(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))] == [1.0]
+        assert [
+            p.value for p in backend.latest(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))
+        ] == [1.0]
         backend.delete(collection=Collection.RAW, group=group)
         assert len(read_all(backend, raw_key(group))) == 0
         remaining = {g.group for g in backend.groups(project_name=group.project_name)}
@@ -315,10 +359,12 @@ class BackendContract:
 
     def test_metadata_upsert_and_read(self, backend):
         project = f"p{uuid.uuid4().hex[:8]}"
-        backend.metadata_write([
-            VariableMetadata(project, "R1", "temperature", "K", "Temperature", 2),
-            VariableMetadata(project, "R1", "ph", "", "pH", 3),
-        ])
+        backend.metadata_write(
+            [
+                VariableMetadata(project, "R1", "temperature", "K", "Temperature", 2),
+                VariableMetadata(project, "R1", "ph", "", "pH", 3),
+            ]
+        )
         backend.metadata_write([VariableMetadata(project, "R1", "temperature", "degC", "Temperature", 1)])
         items = {m.observed_property: m for m in backend.metadata_read(project_name=project)}
         assert items["temperature"] == VariableMetadata(project, "R1", "temperature", "degC", "Temperature", 1)

@@ -4,6 +4,7 @@ Used by the SQL-backend tests (to run the contract on PostgreSQL even when the t
 database is SQLite) and by ``benchmarks/query.py``. The database is created from the server's
 maintenance database, given the tsdb tables (``SQLBackend.ensure_collections``), and dropped on exit.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The tsdb HTTP API through DRF's APIClient: shapes, role matrix, bad input, atomicity, the signal."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -49,7 +50,9 @@ def seed(n: int = 100):
     group = GroupKey(**GROUP)
     t = seconds(*range(0, n * 20, 20))
     get_backend().write(
-        raw_batch(group, {"temperature": (t, 298 + np.sin(np.arange(n) / 10)), "ph": (t[::2], np.full(len(t[::2]), 6.5))})
+        raw_batch(
+            group, {"temperature": (t, 298 + np.sin(np.arange(n) / 10)), "ph": (t[::2], np.full(len(t[::2]), 6.5))}
+        )
     )
     return t
 
@@ -105,7 +108,9 @@ def test_delete_needs_administer(api_client_for, caller):
 
 @pytest.mark.parametrize("caller", CALLERS)
 def test_metadata_store_needs_ingest_data(api_client_for, caller):
-    body = {"items": [{"project_name": "penicillin", "device_id": "R1", "observed_property": "temperature", "unit": "K"}]}
+    body = {
+        "items": [{"project_name": "penicillin", "device_id": "R1", "observed_property": "temperature", "unit": "K"}]
+    }
     response = api_client_for(caller).put(f"{BASE}/metadata", body, format="json")
     assert response.status_code == expected(caller, INGESTERS, 200), response.content
 
@@ -143,8 +148,14 @@ def test_numeric_times_with_precision_and_predictions(api_client_for):
         "model_id": "0001_[python]_penicillin_rf",
         "version": "V.1.0",
         "points": [
-            {"source": "soft_sensor", "observed_property": "penicillin_concentration", "time": base_ms, "value": 1.2,
-             "validity": "ok", "corrected_value": 1.3},
+            {
+                "source": "soft_sensor",
+                "observed_property": "penicillin_concentration",
+                "time": base_ms,
+                "value": 1.2,
+                "validity": "ok",
+                "corrected_value": 1.3,
+            },
         ],
     }
     response = api_client_for("admin").post(f"{BASE}/points", body, format="json")
@@ -234,9 +245,26 @@ def test_bad_point_rejects_whole_request(api_client_for, change, field):
         (row_payload(collection="metadata"), "collection"),
         (row_payload(precision="days"), "precision"),
         (row_payload(device_id=7), "device_id"),
-        ({**GROUP, "times": [iso(0)], "columns": [{"source": "sensor", "observed_property": "t", "values": [1, 2]}]}, "values"),
-        ({**GROUP, "times": [iso(0), "x"], "columns": [{"source": "sensor", "observed_property": "t", "values": [1, 2]}]}, "times"),
-        ({**GROUP, "collection": "predictions", "points": [{"source": "soft_sensor", "observed_property": "p", "time": iso(0), "value": 1}]}, "model_id"),
+        (
+            {**GROUP, "times": [iso(0)], "columns": [{"source": "sensor", "observed_property": "t", "values": [1, 2]}]},
+            "values",
+        ),
+        (
+            {
+                **GROUP,
+                "times": [iso(0), "x"],
+                "columns": [{"source": "sensor", "observed_property": "t", "values": [1, 2]}],
+            },
+            "times",
+        ),
+        (
+            {
+                **GROUP,
+                "collection": "predictions",
+                "points": [{"source": "soft_sensor", "observed_property": "p", "time": iso(0), "value": 1}],
+            },
+            "model_id",
+        ),
     ],
 )
 def test_bad_payloads(api_client_for, body, field):
@@ -260,7 +288,8 @@ def test_import_indpensim_batch(api_client_for, indpensim_dir):
     path = indpensim_dir / "batch_92.csv"
     upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="text/csv")
     response = api_client_for("modeler").post(
-        f"{BASE}/import", {"file": upload, **GROUP, "batch_id": "batch_92", "start": "2026-01-01T00:00:00Z"},
+        f"{BASE}/import",
+        {"file": upload, **GROUP, "batch_id": "batch_92", "start": "2026-01-01T00:00:00Z"},
         format="multipart",
     )
     assert response.status_code == 201, response.content
@@ -275,7 +304,10 @@ def test_import_indpensim_batch(api_client_for, indpensim_dir):
     assert body["skipped"] == [{"column": "experiment_ID", "reason": "experiment identifier, not a variable"}]
     lab = get_backend().list_series(collection=Collection.RAW, where=SeriesFilter(batch_id="batch_92", source="lab"))
     assert {i.series.observed_property for i in lab} == {
-        "penicillin_concentration", "biomass_concentration", "paa_concentration", "nh3_concentration",
+        "penicillin_concentration",
+        "biomass_concentration",
+        "paa_concentration",
+        "nh3_concentration",
     }
     assert all(5 < i.point_count < 40 for i in lab)  # only where filled
     assert body["points"] == stored_points(batch_id="batch_92")
@@ -318,7 +350,10 @@ def test_import_requires_fields(api_client_for):
 
 
 def test_import_timestamps(api_client_for):
-    content = b"timestamp,temperature,offline_biomass_concentration\n2026-01-01T00:00:00Z,298,\n2026-01-01T00:00:20Z,299,3.5\n"
+    content = (
+        b"timestamp,temperature,offline_biomass_concentration\n"
+        b"2026-01-01T00:00:00Z,298,\n2026-01-01T00:00:20Z,299,3.5\n"
+    )
     upload = SimpleUploadedFile("b.csv", content, content_type="text/csv")
     response = api_client_for("modeler").post(f"{BASE}/import", {"file": upload, **GROUP}, format="multipart")
     assert response.status_code == 201, response.content
@@ -361,7 +396,14 @@ def test_series_data_downsampled(api_client_for):
     ],
 )
 def test_series_data_bad_params(api_client_for, change, field):
-    params = {**GROUP, "source": "sensor", "observed_property": "temperature", "start": iso(0), "end": iso(60), **change}
+    params = {
+        **GROUP,
+        "source": "sensor",
+        "observed_property": "temperature",
+        "start": iso(0),
+        "end": iso(60),
+        **change,
+    }
     params = {k: v for k, v in params.items() if v is not None}
     response = api_client_for("operator").get(f"{BASE}/series/data", params)
     assert response.status_code == 400
@@ -372,10 +414,20 @@ def test_groups_latest_snapshots_metadata(api_client_for):
     seed(10)
     client = api_client_for("operator")
     groups = client.get(f"{BASE}/groups", {"project_name": "penicillin"}).json()["results"]
-    assert groups == [{**GROUP, "first_time": "2026-01-01T00:00:00Z", "last_time": "2026-01-01T00:03:00Z",
-                       "point_count": 15, "variables": ["ph", "temperature"]}]
+    assert groups == [
+        {
+            **GROUP,
+            "first_time": "2026-01-01T00:00:00Z",
+            "last_time": "2026-01-01T00:03:00Z",
+            "point_count": 15,
+            "variables": ["ph", "temperature"],
+        }
+    ]
     latest = client.get(f"{BASE}/latest", {"project_name": "penicillin"}).json()["results"]
-    assert {r["observed_property"]: r["time"] for r in latest} == {"ph": "2026-01-01T00:02:40Z", "temperature": "2026-01-01T00:03:00Z"}
+    assert {r["observed_property"]: r["time"] for r in latest} == {
+        "ph": "2026-01-01T00:02:40Z",
+        "temperature": "2026-01-01T00:03:00Z",
+    }
     snaps = client.get(
         f"{BASE}/snapshots", {**GROUP, "variables": "temperature,ph", "max_age": 15, "after": iso(100)}
     ).json()
@@ -388,14 +440,32 @@ def test_groups_latest_snapshots_metadata(api_client_for):
     assert bad.status_code == 400 and "max_age" in bad.json()["error"]["details"]
     put = api_client_for("admin").put(
         f"{BASE}/metadata",
-        {"items": [{"project_name": "penicillin", "device_id": "R1", "observed_property": "temperature", "unit": "K",
-                    "display_name": "Temperature", "decimals": 1}]},
+        {
+            "items": [
+                {
+                    "project_name": "penicillin",
+                    "device_id": "R1",
+                    "observed_property": "temperature",
+                    "unit": "K",
+                    "display_name": "Temperature",
+                    "decimals": 1,
+                }
+            ]
+        },
         format="json",
     )
     assert put.json() == {"stored": 1}
     meta = client.get(f"{BASE}/metadata", {"project_name": "penicillin"}).json()
-    assert meta == [{"project_name": "penicillin", "device_id": "R1", "observed_property": "temperature", "unit": "K",
-                     "display_name": "Temperature", "decimals": 1}]
+    assert meta == [
+        {
+            "project_name": "penicillin",
+            "device_id": "R1",
+            "observed_property": "temperature",
+            "unit": "K",
+            "display_name": "Temperature",
+            "decimals": 1,
+        }
+    ]
     bad = api_client_for("admin").put(f"{BASE}/metadata", {"items": [{"project_name": "p"}]}, format="json")
     assert bad.status_code == 400
 
@@ -403,7 +473,9 @@ def test_groups_latest_snapshots_metadata(api_client_for):
 def test_delete_time_range(api_client_for):
     seed(10)
     response = api_client_for("admin").delete(
-        f"{BASE}/points?project_name=penicillin&device_id=R1&batch_id=batch_91&start={iso(0)}&end={iso(50)}".replace("+", "%2B")
+        f"{BASE}/points?project_name=penicillin&device_id=R1&batch_id=batch_91&start={iso(0)}&end={iso(50)}".replace(
+            "+", "%2B"
+        )
     )
     assert response.status_code == 200, response.content
     assert response.json() == {"deleted": 5}  # temperature at 0, 20, 40; ph at 0, 40
@@ -420,9 +492,14 @@ def test_schema_documents_tsdb_endpoints(api_client_for):
 
         paths = yaml.safe_load(response.content)["paths"]
     for path, method in [
-        ("/api/v1/tsdb/points", "post"), ("/api/v1/tsdb/points", "delete"), ("/api/v1/tsdb/import", "post"),
-        ("/api/v1/tsdb/series", "get"), ("/api/v1/tsdb/series/data", "get"), ("/api/v1/tsdb/groups", "get"),
-        ("/api/v1/tsdb/snapshots", "get"), ("/api/v1/tsdb/latest", "get"), ("/api/v1/tsdb/metadata", "put"),
+        ("/api/v1/tsdb/points", "post"),
+        ("/api/v1/tsdb/points", "delete"),
+        ("/api/v1/tsdb/import", "post"),
+        ("/api/v1/tsdb/series", "get"),
+        ("/api/v1/tsdb/series/data", "get"),
+        ("/api/v1/tsdb/groups", "get"),
+        ("/api/v1/tsdb/snapshots", "get"),
+        ("/api/v1/tsdb/latest", "get"),
+        ("/api/v1/tsdb/metadata", "put"),
     ]:
         assert method in paths[path], (path, method)
-

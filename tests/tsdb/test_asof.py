@@ -1,4 +1,5 @@
 """Pure NumPy helpers: last-wins de-duplication, buckets, LTTB against a reference, as-of alignment."""
+
 from __future__ import annotations
 
 import math
@@ -85,8 +86,11 @@ def test_asof_matrix_fresh_stale_missing():
     a_t = np.array([5, 20, 95], dtype=np.int64) * S
     b_t = np.array([25], dtype=np.int64) * S
     matrix, complete, reasons = asof_matrix(
-        rows, ("a", "b", "c"), [a_t, b_t, np.empty(0, np.int64)],
-        [np.array([1.0, 2.0, 3.0]), np.array([9.0]), np.empty(0)], max_age_ns=10 * S,
+        rows,
+        ("a", "b", "c"),
+        [a_t, b_t, np.empty(0, np.int64)],
+        [np.array([1.0, 2.0, 3.0]), np.array([9.0]), np.empty(0)],
+        max_age_ns=10 * S,
         prior_times=[None, None, 0],
     )
     assert matrix[:, 0].tolist() == [1.0, 2.0, 2.0, 3.0]

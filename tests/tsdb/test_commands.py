@@ -1,4 +1,5 @@
 """tsdb management commands on real IndPenSim batches: import, replay (fast, resumable), ping, ensure."""
+
 from __future__ import annotations
 
 import json
@@ -44,11 +45,35 @@ def test_import_real_batches_back_to_back(indpensim_dir):
     )[0]
     assert temp.point_count == rows_of(paths[0])
     # Re-importing is idempotent only for the same start: with --start the same points are rewritten.
-    run("tsdb_import_csv", str(paths[0]), "--project", "p2", "--device", "R1", "--batch", "b", "--start", "2026-01-01T00:00:00Z")
+    run(
+        "tsdb_import_csv",
+        str(paths[0]),
+        "--project",
+        "p2",
+        "--device",
+        "R1",
+        "--batch",
+        "b",
+        "--start",
+        "2026-01-01T00:00:00Z",
+    )
     first = point_count(project_name="p2")
-    run("tsdb_import_csv", str(paths[0]), "--project", "p2", "--device", "R1", "--batch", "b", "--start", "2026-01-01T00:00:00Z")
+    run(
+        "tsdb_import_csv",
+        str(paths[0]),
+        "--project",
+        "p2",
+        "--device",
+        "R1",
+        "--batch",
+        "b",
+        "--start",
+        "2026-01-01T00:00:00Z",
+    )
     assert point_count(project_name="p2") == first
-    info = get_backend().list_series(collection=Collection.RAW, where=SeriesFilter(project_name="p2", observed_property="ph"))[0]
+    info = get_backend().list_series(
+        collection=Collection.RAW, where=SeriesFilter(project_name="p2", observed_property="ph")
+    )[0]
     assert info.first_time == datetime(2026, 1, 1, 0, 12, tzinfo=UTC)
 
 
@@ -64,13 +89,30 @@ def test_import_refuses_bad_file_and_writes_nothing(tmp_path):
 
 def test_replay_first_rows_fast_and_resume(indpensim_dir, tmp_path):
     path = indpensim_dir / "batch_94.csv"
-    args = ("tsdb_replay", str(path), "--project", "penicillin", "--device", "R2", "--batch", "live", "--speed", "100000x",
-            "--state-dir", str(tmp_path))
+    args = (
+        "tsdb_replay",
+        str(path),
+        "--project",
+        "penicillin",
+        "--device",
+        "R2",
+        "--batch",
+        "live",
+        "--speed",
+        "100000x",
+        "--state-dir",
+        str(tmp_path),
+    )
     started = datetime.now(UTC)
     out = run(*args, "--rows", "10")
     assert "Replayed rows 1..10" in out
     key = SeriesKey("penicillin", "R2", "live", "sensor", "temperature")
-    data = get_backend().read(collection=Collection.RAW, series=key, start=started - timedelta(seconds=1), end=datetime.now(UTC) + timedelta(seconds=5))
+    data = get_backend().read(
+        collection=Collection.RAW,
+        series=key,
+        start=started - timedelta(seconds=1),
+        end=datetime.now(UTC) + timedelta(seconds=5),
+    )
     assert len(data) == 10
     assert data.times_ns[0] >= to_ns(started)
     np.testing.assert_allclose(np.diff(data.times_ns), 0.2 * 3600e9 / 100000, rtol=1e-3)  # 12 min / 100000
@@ -79,7 +121,12 @@ def test_replay_first_rows_fast_and_resume(indpensim_dir, tmp_path):
 
     out = run(*args, "--rows", "20")
     assert "Resuming" in out and "Replayed rows 11..20" in out
-    data = get_backend().read(collection=Collection.RAW, series=key, start=started - timedelta(seconds=1), end=datetime.now(UTC) + timedelta(seconds=5))
+    data = get_backend().read(
+        collection=Collection.RAW,
+        series=key,
+        start=started - timedelta(seconds=1),
+        end=datetime.now(UTC) + timedelta(seconds=5),
+    )
     assert len(data) == 20 and np.all(np.diff(data.times_ns) > 0)
     csv_values = np.genfromtxt(path, delimiter=",", names=True)["temperature"][:20]
     np.testing.assert_allclose(data.values, csv_values)
@@ -100,8 +147,20 @@ def test_replay_ctrl_c_saves_progress(indpensim_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(tsdb_replay, "points_ingest", interrupting_ingest)
     path = indpensim_dir / "batch_95.csv"
-    args = ("tsdb_replay", str(path), "--project", "p", "--device", "R1", "--batch", "b", "--interval", "1ms",
-            "--state-dir", str(tmp_path))
+    args = (
+        "tsdb_replay",
+        str(path),
+        "--project",
+        "p",
+        "--device",
+        "R1",
+        "--batch",
+        "b",
+        "--interval",
+        "1ms",
+        "--state-dir",
+        str(tmp_path),
+    )
     out = run(*args, "--rows", "12")
     assert "Interrupted" in out
     assert json.loads((tmp_path / "p__R1__b.json").read_text())["next_row"] == 5
@@ -110,7 +169,9 @@ def test_replay_ctrl_c_saves_progress(indpensim_dir, tmp_path, monkeypatch):
     key = SeriesKey("p", "R1", "b", "actuator", "sugar_feed_rate")
     group_info = get_backend().groups(project_name="p")[0]
     assert group_info.group == GroupKey("p", "R1", "b")
-    data = get_backend().read(collection=Collection.RAW, series=key, start=group_info.first_time, end=group_info.last_time)
+    data = get_backend().read(
+        collection=Collection.RAW, series=key, start=group_info.first_time, end=group_info.last_time
+    )
     assert len(data) == 12
 
 

@@ -4,6 +4,7 @@
 CI's second pass with DATABASE_URL set). ``TestSQLBackendPostgres`` always runs on PostgreSQL, in a
 throwaway database of its own, and is skipped locally / failed in CI when no server answers.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -36,7 +37,9 @@ class SQLSpecific:
         n = 60_000
         t = seconds(*range(n))
         values = np.arange(n, dtype=np.float64)
-        batch = raw_batch(group, {"temperature": (np.concatenate([t, t[:10]]), np.concatenate([values, -values[:10] - 1]))})
+        batch = raw_batch(
+            group, {"temperature": (np.concatenate([t, t[:10]]), np.concatenate([values, -values[:10] - 1]))}
+        )
         assert backend.write(batch) == n
         data = read_all(backend, raw_key(group))
         assert len(data) == n
@@ -122,8 +125,8 @@ class TestSQLBackendPostgres(BackendContract, SQLSpecific):
         with connections[backend.alias].cursor() as cursor:
             cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tsdb_rawpoint'")
             indexes = dict(cursor.fetchall())
-        assert any("USING brin (\"time\")" in d or "USING brin (time)" in d for d in indexes.values()), indexes
-        assert any("(series_id, \"time\")" in d or "(series_id, time)" in d for d in indexes.values()), indexes
+        assert any('USING brin ("time")' in d or "USING brin (time)" in d for d in indexes.values()), indexes
+        assert any('(series_id, "time")' in d or "(series_id, time)" in d for d in indexes.values()), indexes
 
     def test_timescaledb_hypertable_when_available(self, backend):
         available, _ = backend._timescale_state()

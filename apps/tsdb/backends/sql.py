@@ -35,6 +35,7 @@ Options: ``DATABASE`` (alias, default ``"default"``), ``SQLITE_CHUNK`` (rows per
 ``TIMESCALE`` (use TimescaleDB when present, default True), ``COMPRESS_AFTER_DAYS`` (7),
 ``RETENTION_DAYS`` (``{"raw": 90, "predictions": 180}``; 0 keeps forever).
 """
+
 from __future__ import annotations
 
 import logging
@@ -307,7 +308,7 @@ class SQLBackend(TimeSeriesBackend):
         with transaction.atomic(using=self.alias):
             ids = self._series_ids_for(batch.collection, keys)
             lookup = np.zeros(len(batch.series), dtype=np.int64)
-            for i, key in zip(used, keys):
+            for i, key in zip(used, keys, strict=True):
                 lookup[int(i)] = ids[key]
             series_ids = lookup[batch.series_index[keep]]
             times = batch.times_ns[keep].astype(np.int64, copy=False)
@@ -327,7 +328,15 @@ class SQLBackend(TimeSeriesBackend):
             # Per-series (id, first, last, count) of the batch: points are sorted by series, then time.
             starts = np.flatnonzero(np.r_[True, series_ids[1:] != series_ids[:-1]])
             ends = np.r_[starts[1:], len(series_ids)] - 1
-            stats = list(zip(series_ids[starts].tolist(), times[starts].tolist(), times[ends].tolist(), (ends - starts + 1).tolist()))
+            stats = list(
+                zip(
+                    series_ids[starts].tolist(),
+                    times[starts].tolist(),
+                    times[ends].tolist(),
+                    (ends - starts + 1).tolist(),
+                    strict=True,
+                )
+            )
             last_known = self._lock_series([sid for sid, *_ in stats])
             appending = all(last_known.get(sid) is None or lo > last_known[sid] for sid, lo, _hi, _n in stats)
             if self.is_postgres:
@@ -350,7 +359,8 @@ class SQLBackend(TimeSeriesBackend):
         """Lock the series rows for this transaction (PostgreSQL) and return their last times."""
         lock = " FOR UPDATE" if self.is_postgres else ""
         rows = self._fetch(
-            f"SELECT id, last_time FROM {SERIES_TABLE} WHERE id IN ({_placeholders(len(series_ids))}) ORDER BY id{lock}",
+            f"SELECT id, last_time FROM {SERIES_TABLE}"
+            f" WHERE id IN ({_placeholders(len(series_ids))}) ORDER BY id{lock}",
             series_ids,
         )
         return {int(sid): (None if last is None else int(last)) for sid, last in rows}
@@ -399,6 +409,7 @@ class SQLBackend(TimeSeriesBackend):
                         values.tolist(),
                         extras["validity"],
                         extras["corrected_value"].tolist(),
+                        strict=True,
                     ):
                         copy.write_row((sid, t, v, ok, None if c != c else c))
             updates = "value = EXCLUDED.value" + (
@@ -438,11 +449,14 @@ class SQLBackend(TimeSeriesBackend):
         if predictions:
             data.append(list(extras["validity"]))
             data.append([None if c != c else c for c in extras["corrected_value"].tolist()])
-        rows = list(zip(*data))
+        rows = list(zip(*data, strict=True))
         marks = _placeholders(len(data))
         with self.connection.cursor() as cursor:
             if appending:
-                sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT (series_id, time) DO UPDATE SET {updates}"
+                sql = (
+                    f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+                    f" ON CONFLICT (series_id, time) DO UPDATE SET {updates}"
+                )
                 for offset in range(0, len(rows), self.sqlite_chunk):
                     cursor.executemany(sql, rows[offset : offset + self.sqlite_chunk])
                 return None
@@ -581,7 +595,7 @@ class SQLBackend(TimeSeriesBackend):
     def _series_data(series: SeriesKey, rows: list[tuple], predictions: bool, *, total: int) -> SeriesData:
         if not rows:
             return SeriesData(series, np.empty(0, dtype=np.int64), np.empty(0), total_points=total)
-        columns = list(zip(*rows))
+        columns = list(zip(*rows, strict=True))
         fields: dict[str, np.ndarray] = {}
         if predictions:
             fields["validity"] = np.array(columns[2], dtype=object)
@@ -655,9 +669,7 @@ class SQLBackend(TimeSeriesBackend):
         since: datetime | None = None,
     ) -> list[GroupInfo]:
         self._point_table(collection)
-        clause, params = self._series_where(
-            collection, SeriesFilter(project_name=project_name, device_id=device_id)
-        )
+        clause, params = self._series_where(collection, SeriesFilter(project_name=project_name, device_id=device_id))
         # One pass over the series table (statistics kept by writes), never over the points.
         rows = self._fetch(
             "SELECT s.project_name, s.device_id, s.batch_id, s.observed_property, s.first_time, s.last_time,"
@@ -746,7 +758,7 @@ class SQLBackend(TimeSeriesBackend):
         )
         prop_of = {int(r[0]): r[1] for r in series}
         if rows:
-            cols = list(zip(*rows))
+            cols = list(zip(*rows, strict=True))
             sids = np.fromiter(cols[0], dtype=np.int64, count=len(rows))
             times = np.fromiter(cols[1], dtype=np.int64, count=len(rows))
             values = np.fromiter(cols[2], dtype=np.float64, count=len(rows))
@@ -812,7 +824,9 @@ class SQLBackend(TimeSeriesBackend):
             for name in ("project_name", "device_id", "observed_property"):
                 value = getattr(item, name)
                 if not isinstance(value, str) or not value or len(value) > MAX_TAG_LENGTH:
-                    problems.append(Problem(name, f"must be a non-empty string of at most {MAX_TAG_LENGTH} characters", point=i))
+                    problems.append(
+                        Problem(name, f"must be a non-empty string of at most {MAX_TAG_LENGTH} characters", point=i)
+                    )
             if not isinstance(item.decimals, int) or not 0 <= item.decimals <= 15:
                 problems.append(Problem("decimals", "must be an integer between 0 and 15", point=i))
             if len(item.unit or "") > 64:

@@ -1,4 +1,5 @@
 """Create the time-series collections (tables, or InfluxDB databases/buckets with retention); idempotent."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,6 +5,7 @@ back to back in the order given so that the last one ends now (a realistic histo
 with ``--start`` the first batch starts then and the next ones follow it. Each file is imported in one
 transaction: a file with a bad cell writes nothing and the command stops, naming the row and column.
 """
+
 from __future__ import annotations
 
 import re
@@ -49,7 +50,9 @@ class Command(BaseCommand):
         group.add_argument("--batch", help="batch_id tag (one file only)")
         group.add_argument("--batch-from-filename", action="store_true", help="batch_id from each file name")
         parser.add_argument("--start", type=parse_start, help="Start of the first batch (ISO 8601; UTC if no zone)")
-        parser.add_argument("--time-unit", choices=list(TIME_UNITS_NS), default="h", help="Unit of a numeric time column")
+        parser.add_argument(
+            "--time-unit", choices=list(TIME_UNITS_NS), default="h", help="Unit of a numeric time column"
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -68,7 +71,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{path}: {exc}") from exc
         starts = self._starts(tables, options["start"])
         total_points = 0
-        for (path, table), start in zip(tables, starts):
+        for (path, table), start in zip(tables, starts, strict=True):
             batch_id = options["batch"] or batch_id_from_filename(path)
             group = GroupKey(options["project"], options["device"], batch_id)
             try:
@@ -77,7 +80,12 @@ class Command(BaseCommand):
                 raise CommandError(f"{path}: {exc}") from exc
             written = 0
             with (
-                tqdm(total=len(table), desc=f"{path.name} → {batch_id}", unit="row", disable=options["no_progress"] or None) as bar,
+                tqdm(
+                    total=len(table),
+                    desc=f"{path.name} → {batch_id}",
+                    unit="row",
+                    disable=options["no_progress"] or None,
+                ) as bar,
                 transaction.atomic(),
             ):
                 for offset in range(0, len(table), CHUNK_ROWS):
@@ -110,7 +118,7 @@ class Command(BaseCommand):
         else:
             begin = to_ns(start)
         starts: list[datetime | None] = []
-        for (_, table), span in zip(tables, spans):
+        for (_, table), span in zip(tables, spans, strict=True):
             starts.append(from_ns(begin) if table.relative else None)
             begin += span
         return starts

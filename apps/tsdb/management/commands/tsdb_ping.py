@@ -1,4 +1,5 @@
 """Is the time-series store reachable, and do its three collections exist? Exit status 1 if not."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -9,6 +9,7 @@ Resumable: progress is saved after every row in a small JSON state file (``var/r
 Ctrl-C the same command continues with the next row, stamped from the new "now". ``--restart``
 forgets the saved progress (the replayed rows are then written again at new times).
 """
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,9 @@ def parse_speed(value: str) -> float:
 
 
 def state_path(state_dir: Path, group: GroupKey) -> Path:
-    safe = "__".join(re.sub(r"[^0-9A-Za-z_.-]+", "_", part) for part in (group.project_name, group.device_id, group.batch_id))
+    safe = "__".join(
+        re.sub(r"[^0-9A-Za-z_.-]+", "_", part) for part in (group.project_name, group.device_id, group.batch_id)
+    )
     return state_dir / f"{safe}.json"
 
 
@@ -67,9 +70,13 @@ class Command(BaseCommand):
         parser.add_argument("--batch", required=True)
         pace = parser.add_mutually_exclusive_group()
         pace.add_argument("--interval", type=parse_interval, help="Wall-clock time between rows (default 20s)")
-        pace.add_argument("--speed", type=parse_speed, help="Replay at the file's spacing divided by this factor, e.g. 500x")
+        pace.add_argument(
+            "--speed", type=parse_speed, help="Replay at the file's spacing divided by this factor, e.g. 500x"
+        )
         parser.add_argument("--rows", type=int, help="Stop after this many rows in total (default: the whole file)")
-        parser.add_argument("--time-unit", choices=list(TIME_UNITS_NS), default="h", help="Unit of a numeric time column")
+        parser.add_argument(
+            "--time-unit", choices=list(TIME_UNITS_NS), default="h", help="Unit of a numeric time column"
+        )
         parser.add_argument("--restart", action="store_true", help="Ignore saved progress and start from the first row")
         parser.add_argument("--state-dir", type=Path, default=Path(settings.VAR_DIR) / "replay")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
@@ -81,7 +88,9 @@ class Command(BaseCommand):
         group = GroupKey(options["project"], options["device"], options["batch"])
         try:
             table = wide_csv_parse(
-                path, time_unit=options["time_unit"], dictionary=variable_dictionary_for(project_name=group.project_name)
+                path,
+                time_unit=options["time_unit"],
+                dictionary=variable_dictionary_for(project_name=group.project_name),
             )
         except CsvInvalid as exc:
             raise CommandError(f"{path}: {exc}") from exc
@@ -95,7 +104,9 @@ class Command(BaseCommand):
         next_row = int(state.get("next_row", 0))
         last_ns = int(state.get("last_time_ns", -1))
         if next_row >= total:
-            self.stdout.write(f"Already replayed {next_row} rows of {path.name} into {group.batch_id}; --restart to replay again.")
+            self.stdout.write(
+                f"Already replayed {next_row} rows of {path.name} into {group.batch_id}; --restart to replay again."
+            )
             return
         if next_row:
             self.stdout.write(f"Resuming {path.name} at row {next_row + 1} of {total}.")
@@ -105,7 +116,10 @@ class Command(BaseCommand):
         run_start_ns = max(to_ns(datetime.now(UTC)), last_ns + 1000)
         points = 0
         bar = tqdm(
-            total=total, initial=next_row, desc=f"replay {group.batch_id}", unit="row",
+            total=total,
+            initial=next_row,
+            desc=f"replay {group.batch_id}",
+            unit="row",
             disable=options["no_progress"] or None,
         )
         row = next_row
@@ -126,7 +140,8 @@ class Command(BaseCommand):
             bar.close()
             self.stdout.write(
                 self.style.WARNING(
-                    f"Interrupted after row {row} of {total} ({points} points this run); run the same command to resume."
+                    f"Interrupted after row {row} of {total} ({points} points this run);"
+                    " run the same command to resume."
                 )
             )
             return
