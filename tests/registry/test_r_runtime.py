@@ -316,6 +316,9 @@ def test_least_recently_used_models_are_unloaded_and_reloaded_on_demand(trained)
         assert list(worker.loaded) == [trained.model("randomForest.rds")[1], trained.model("ranger.rds")[1]]
         assert worker.call({"op": "ping"}, timeout=10)["loaded"] == 2
         assert_same(rt.predict(*trained.model("rpart.rds"), trained.X, FEATURES), trained.reference["rpart"])
+        rt.unload(trained.model("rpart.rds")[1])
+        assert worker.call({"op": "ping"}, timeout=10)["loaded"] == 1
+        assert rt.worker_pid == worker.pid  # unloading and reloading never restarted the worker
     finally:
         rt.close()
 

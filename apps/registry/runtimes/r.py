@@ -2,8 +2,9 @@
 
 Why a worker process rather than rpy2: rpy2 3.6 does not load against Debian's R 4.2, and a separate
 process keeps R's memory, threads and crashes out of the web or Celery process. The worker
-(``r_worker.R``) keeps loaded models in an environment keyed by the artefact's sha256 and speaks one
-JSON object per line on its stdin/stdout (protocol in ``docs/r-runtime.md``).
+(``r_worker.R``) keeps loaded models in an environment keyed by the artefact's sha256. Each request is a
+JSON line on its stdin, followed for a prediction by the input columns as raw float64 bytes; each reply is
+one JSON line on its stdout (protocol in ``docs/r-runtime.md``).
 
 Each Python process owns at most one worker per :class:`RWorkerRuntime` (the module-level functions use a
 process-wide default runtime). Calls are serialised by a lock, bounded by a timeout (a hung R is killed,
@@ -381,7 +382,10 @@ class RWorkerRuntime:
             worker = self._worker
             if worker is None or not worker.alive() or sha not in worker.loaded:
                 return
-            self._unload(worker, sha)
+            try:
+                self._unload(worker, sha)
+            except (_WorkerDied, _CallTimedOut):
+                self._discard(worker)  # the model is gone with the worker, which is what was asked
 
     @property
     def worker_pid(self) -> int | None:

@@ -1,8 +1,8 @@
 # Long-lived R worker serving R model artefacts to the Python registry (apps/registry/runtimes/r.py).
 #
-# Started as `Rscript --vanilla r_worker.R`, it reads one JSON request per line on stdin and writes one
-# JSON response per line on stdout, until stdin closes (the Python process went away), so it never
-# outlives its parent. See docs/r-runtime.md for the protocol.
+# Started as `Rscript --vanilla r_worker.R`, it reads requests on stdin (a JSON line, then for a binary
+# prediction `payload_bytes` raw bytes) and writes one JSON reply line per request on stdout, until stdin
+# closes (the Python process went away), so it never outlives its parent. Protocol: docs/r-runtime.md.
 #
 # Why a worker and not rpy2: rpy2 3.6 does not load against R 4.2, and a separate process keeps R's
 # memory, threads and crashes out of the web or Celery process; a crash costs one restart, not the server.
