@@ -159,6 +159,71 @@ def run_queries(
     return results
 
 
+def partitioning_comparison(alias: str, *, per_series: int, repeat: int) -> dict[str, dict]:
+    """The same raw points in a natively partitioned table (weekly ranges on time, PK (series_id, time))
+    next to a plain copy with the shipped layout (PK btree + BRIN): bulk copy time, 1-hour read, buckets.
+    """
+    week = 7 * 86_400 * NS_PER_S
+    results: dict[str, dict] = {}
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT min(time), max(time) FROM tsdb_rawpoint")
+        lo, hi = cursor.fetchone()
+        cursor.execute(
+            "CREATE TABLE bench_plain (series_id bigint NOT NULL, time bigint NOT NULL,"
+            " value double precision NOT NULL, PRIMARY KEY (series_id, time))"
+        )
+        cursor.execute("CREATE INDEX ON bench_plain USING brin (time) WITH (pages_per_range = 32)")
+        cursor.execute(
+            "CREATE TABLE bench_part (series_id bigint NOT NULL, time bigint NOT NULL,"
+            " value double precision NOT NULL, PRIMARY KEY (series_id, time)) PARTITION BY RANGE (time)"
+        )
+        first = lo - lo % week
+        partitions = 0
+        for begin in range(first, hi + 1, week):
+            cursor.execute(
+                f"CREATE TABLE bench_part_{partitions} PARTITION OF bench_part"
+                f" FOR VALUES FROM ({begin}) TO ({begin + week})"
+            )
+            partitions += 1
+        for table in ("bench_plain", "bench_part"):
+            started = time.perf_counter()
+            cursor.execute(
+                f"INSERT INTO {table} SELECT series_id, time, value FROM tsdb_rawpoint ORDER BY series_id, time"
+            )
+            results.setdefault(table, {})["bulk_insert_s"] = round(time.perf_counter() - started, 2)
+    vacuum_analyze(alias, tables=("bench_plain", "bench_part"))
+    span_s = per_series
+    bucket_points = min(per_series, 1_000_000)
+    t0 = to_ns(T0)
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT id FROM tsdb_series WHERE observed_property = 'var_00'")
+        sid = cursor.fetchone()[0]
+        for table in ("bench_plain", "bench_part"):
+            rng = np.random.default_rng(11)  # same offsets for both tables
+
+            def read_1h(table: str = table, rng: np.random.Generator = rng) -> None:
+                start = t0 + int(rng.integers(0, max(1, span_s - 3600))) * NS_PER_S
+                cursor.execute(
+                    f"SELECT time, value FROM {table} WHERE series_id = %s AND time >= %s AND time <= %s ORDER BY time",
+                    [sid, start, start + 3599 * NS_PER_S],
+                )
+                assert len(cursor.fetchall()) == min(3600, span_s)
+
+            def buckets(table: str = table) -> None:
+                cursor.execute(
+                    f"SELECT (time - %s) / %s AS bucket, AVG(value), MIN(value), MAX(value), COUNT(*) FROM {table}"
+                    " WHERE series_id = %s AND time >= %s AND time <= %s GROUP BY bucket ORDER BY bucket",
+                    [t0, 60 * NS_PER_S, sid, t0, t0 + (bucket_points - 1) * NS_PER_S],
+                )
+                cursor.fetchall()
+
+            results[table]["read_1h"] = timed(read_1h, repeat)
+            results[table]["buckets_1min"] = timed(buckets, max(3, repeat // 4))
+        results["bench_part"]["partitions"] = partitions
+        cursor.execute("DROP TABLE bench_plain, bench_part")
+    return results
+
+
 def postgres_facts(alias: str) -> dict[str, object]:
     with connections[alias].cursor() as cursor:
         cursor.execute(
@@ -170,7 +235,7 @@ def postgres_facts(alias: str) -> dict[str, object]:
     return {"table_total": total, "pkey_index": pkey, "brin_index": brin, "server": version.split(",")[0]}
 
 
-def vacuum_analyze(alias: str) -> None:
+def vacuum_analyze(alias: str, tables: tuple[str, ...] = ("tsdb_rawpoint", "tsdb_series")) -> None:
     """What autovacuum would do after a bulk load: visibility map (index-only scans) and statistics."""
     conn = connections[alias]
     conn.ensure_connection()
@@ -178,17 +243,17 @@ def vacuum_analyze(alias: str) -> None:
     previous = raw.autocommit
     raw.autocommit = True
     try:
-        raw.execute("VACUUM ANALYZE tsdb_rawpoint")
-        raw.execute("VACUUM ANALYZE tsdb_series")
+        for table in tables:
+            raw.execute(f"VACUUM ANALYZE {table}")
     finally:
         raw.autocommit = previous
 
 
 def print_table(rows: list[tuple[str, str, dict]]) -> None:
-    print(f"{'backend':<12} {'query':<14} {'median ms':>10} {'p95 ms':>10} {'min ms':>10}  notes")
+    print(f"{'backend':<15} {'query':<14} {'median ms':>10} {'p95 ms':>10} {'min ms':>10}  notes")
     for backend, name, r in rows:
         notes = ", ".join(f"{k}={v}" for k, v in r.items() if not k.endswith("_ms"))
-        print(f"{backend:<12} {name:<14} {r['median_ms']:>10.2f} {r['p95_ms']:>10.2f} {r['min_ms']:>10.2f}  {notes}")
+        print(f"{backend:<15} {name:<14} {r['median_ms']:>10.2f} {r['p95_ms']:>10.2f} {r['min_ms']:>10.2f}  {notes}")
 
 
 def main() -> None:
@@ -199,6 +264,11 @@ def main() -> None:
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("STAMM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument(
+        "--compare-partitioning",
+        action="store_true",
+        help="Also time the same data in a natively partitioned table (weekly ranges) against the shipped layout",
     )
     parser.add_argument("--influxdb-url", default="", help="Also benchmark the InfluxDB backend at this URL")
     parser.add_argument("--influxdb-token", default=os.environ.get("INFLUXDB_TOKEN", ""))
@@ -220,6 +290,13 @@ def main() -> None:
         figures["postgres"] = results
         figures["postgres_storage"] = postgres_facts(alias)
         table += [("postgresql", name, r) for name, r in results.items()]
+        if args.compare_partitioning:
+            comparison = partitioning_comparison(alias, per_series=per_series, repeat=args.repeat)
+            figures["partitioning"] = comparison
+            for layout, label in (("bench_plain", "pg-btree+brin"), ("bench_part", "pg-partitioned")):
+                extra = {k: v for k, v in comparison[layout].items() if not isinstance(v, dict)}
+                for name in ("read_1h", "buckets_1min"):
+                    table.append((label, name, {**comparison[layout][name], **(extra if name == "read_1h" else {})}))
 
     if args.influxdb_url:
         try:
