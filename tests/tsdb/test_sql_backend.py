@@ -139,3 +139,32 @@ class TestSQLBackendPostgres(BackendContract, SQLSpecific):
         group = new_group()
         backend.write(raw_batch(group, {"temperature": (seconds(0, 20), [1.0, 2.0])}))
         assert len(read_all(backend, raw_key(group))) == 2
+
+    def test_concurrent_overlapping_writers_keep_exact_statistics(self, backend):
+        """Two connections upsert overlapping ranges of one series at once: no lost or double counts."""
+        import threading
+
+        group = new_group()
+        errors: list[BaseException] = []
+
+        def writer(first: int) -> None:
+            try:
+                t = seconds(*range(first, first + 1000))
+                for chunk in range(0, 1000, 100):
+                    backend.write(
+                        raw_batch(group, {"temperature": (t[chunk : chunk + 100], np.full(100, float(first)))})
+                    )
+            except BaseException as exc:  # reported to the main thread
+                errors.append(exc)
+            finally:
+                connections[backend.alias].close()
+
+        threads = [threading.Thread(target=writer, args=(first,)) for first in (0, 500)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        [info] = backend.list_series(collection=Collection.RAW, where=_filter(group))
+        assert info.point_count == 1500
+        assert len(read_all(backend, raw_key(group))) == 1500
