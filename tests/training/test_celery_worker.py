@@ -1,0 +1,99 @@
+"""The training workflow through a real Celery worker on Redis (chain + chord across worker processes).
+
+Everything runs in subprocesses sharing one SQLite file and one media folder (the embedded settings in a
+temporary ``STAMM_VAR_DIR``): migrate, import four IndPenSim batches, start a two-process worker, then
+``registry_train --queue`` sends the canvas and follows it until the run has finished.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import INDPENSIM_DIR
+from tests.services import redis_available, require
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
+BROKER = os.environ.get("STAMM_TEST_TRAINING_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+SETUP = """
+from apps.registry.project_info import parse_project_info
+from apps.registry.services import project_upsert
+project_upsert(info=parse_project_info({"project_ID": "P0001", "project_name": "penicillin",
+    "description": "IndPenSim", "coordinator": "C", "variables": []}), replace_variables=True)
+"""
+REPORT = """
+import json
+from apps.training.models import TrainingRun
+run = TrainingRun.objects.get()
+print(json.dumps({"status": run.status, "task_id": run.task_id, "error": run.error,
+    "steps": {s.name: [s.status, s.attempts] for s in run.steps.all()},
+    "versions": sorted(c.version.number for c in run.candidates.all() if c.version_id),
+    "alias": run.promoted_version.aliases.get().name if run.promoted_version_id else None}))
+"""
+
+
+@pytest.fixture
+def env(tmp_path):
+    require(redis_available(), "Redis")
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "stamm_site.settings.local",
+        "STAMM_VAR_DIR": str(tmp_path / "var"),
+        "DJANGO_SECRET_KEY": "test-only-not-secret-" + "x" * 40,
+        "CELERY_BROKER_URL": BROKER,
+        "CELERY_RESULT_BACKEND": BROKER,
+        "DJANGO_LOG_LEVEL": "WARNING",
+    }
+    environment.pop("DATABASE_URL", None)
+    return environment
+
+
+def manage(env, *args: str, timeout: int = 300) -> str:
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_training_chain_and_chord_on_a_real_worker(env):
+    manage(env, "migrate", "-v", "0")
+    paths = [str(INDPENSIM_DIR / f"batch_{n}.csv") for n in (92, 93, 96, 98)]
+    manage(env, "tsdb_import_csv", *paths, "--project", "penicillin", "--device", "R1", "--batch-from-filename",
+           "--start", "2026-01-05T00:00:00Z", "--no-progress")
+    manage(env, "shell", "-c", SETUP)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "stamm_site", "worker", "--pool", "prefork", "--concurrency", "2",
+         "--loglevel", "WARNING", "--hostname", f"training-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        out = manage(
+            env, "registry_train", "--project", "P0001", "--target", "penicillin_concentration",
+            "--batches", "batch_92", "batch_93", "batch_96", "batch_98", "--holdout", "batch_98",
+            "--features", "temperature", "sugar_feed_rate", "aeration_rate", "dissolved_oxygen_concentration", "ph",
+            "vessel_volume", "co2_percent_in_off_gas", "oxygen_in_percent_in_off_gas",
+            "--learner", "random_forest:n_estimators=30,max_depth=12", "--learner", "decision_tree:max_depth=8",
+            "--r2-min", "0.9", "--no-persistence-gate", "--alias", "staging", "--queue", "--no-progress",
+            timeout=400,
+        )
+        assert worker.poll() is None, "the worker died"
+    finally:
+        worker.terminate()
+        try:
+            logs, _ = worker.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            logs, _ = worker.communicate()
+    report = json.loads(manage(env, "shell", "-c", REPORT).strip().splitlines()[-1])
+    assert report["status"] == "promoted", (report, out, logs)
+    assert report["task_id"]
+    assert report["versions"] == [1, 2] and report["alias"] == "staging"
+    assert all(status == "succeeded" and attempts == 1 for status, attempts in report["steps"].values()), report["steps"]
+    assert set(report["steps"]) >= {"train:random_forest", "train:decision_tree", "evaluate", "promote"}
+    assert "random_forest v" in out and "status: promoted" in out
