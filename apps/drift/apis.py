@@ -186,7 +186,7 @@ class DriftRunApi(APIView):
 
     permission_classes = [CanRun]
 
-    class InputSerializer(serializers.Serializer):
+    class DriftRunInput(serializers.Serializer):
         detector = serializers.CharField()
         params = serializers.JSONField(required=False, default=dict)
         variables = serializers.ListField(child=serializers.CharField(), required=False, default=list)
@@ -200,13 +200,13 @@ class DriftRunApi(APIView):
         calibration = serializers.JSONField(required=False, default=dict)
         store = serializers.BooleanField(required=False, default=True)
 
-    class OutputSerializer(ResultOutput):
+    class DriftRunOutput(ResultOutput):
         stored = serializers.BooleanField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 201: OutputSerializer},
+    @extend_schema(request=DriftRunInput, responses={200: DriftRunOutput, 201: DriftRunOutput},
                    operation_id="drift_run")
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.DriftRunInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = _target_fields(serializer.validated_data)
         result, stored = services.drift_run_ad_hoc(user=request.user, **data)
@@ -219,7 +219,7 @@ class ResultListApi(APIView):
 
     permission_classes = [CanView]
 
-    class FilterSerializer(serializers.Serializer):
+    class ResultFilter(serializers.Serializer):
         job = serializers.IntegerField(required=False)
         deployment = serializers.CharField(required=False)
         detector = serializers.CharField(required=False)
@@ -241,7 +241,7 @@ class ResultListApi(APIView):
         responses=ResultOutput(many=True), operation_id="drift_result_list",
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.ResultFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         return _paginated(request, self, selectors.result_list(**filters.validated_data), ResultOutput)
 
@@ -312,7 +312,7 @@ class JobInput(serializers.Serializer):
 class JobListApi(APIView):
     permission_classes = [CanView]
 
-    class FilterSerializer(serializers.Serializer):
+    class JobFilter(serializers.Serializer):
         deployment = serializers.CharField(required=False)
         soft_sensor = serializers.CharField(required=False)
         detector = serializers.CharField(required=False)
@@ -325,7 +325,7 @@ class JobListApi(APIView):
         responses=JobOutput(many=True), operation_id="drift_job_list",
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.JobFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         return _paginated(request, self, selectors.job_list(**filters.validated_data), JobOutput)
 
@@ -420,7 +420,7 @@ class AlertListApi(APIView):
 
     permission_classes = [CanView]
 
-    class FilterSerializer(serializers.Serializer):
+    class AlertFilter(serializers.Serializer):
         state = serializers.ChoiceField(choices=[("open", "open"), ("acknowledged", "acknowledged")], required=False)
         job = serializers.IntegerField(required=False)
         deployment = serializers.CharField(required=False)
@@ -433,7 +433,7 @@ class AlertListApi(APIView):
         responses=AlertOutput(many=True), operation_id="drift_alert_list",
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.AlertFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         return _paginated(request, self, selectors.alert_list(**filters.validated_data), AlertOutput)
 
@@ -443,12 +443,12 @@ class AlertAcknowledgeApi(APIView):
 
     permission_classes = [CanAcknowledge]
 
-    class InputSerializer(serializers.Serializer):
+    class AlertAcknowledgeInput(serializers.Serializer):
         note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
-    @extend_schema(request=InputSerializer, responses=AlertOutput, operation_id="drift_alert_acknowledge")
+    @extend_schema(request=AlertAcknowledgeInput, responses=AlertOutput, operation_id="drift_alert_acknowledge")
     def post(self, request: Request, alert_id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.AlertAcknowledgeInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         alert = services.alert_acknowledge(alert=selectors.alert_get(alert_id=alert_id), user=request.user,
                                            note=serializer.validated_data["note"])
@@ -541,13 +541,13 @@ class LabMetricsApi(APIView):
 
     permission_classes = [CanView]
 
-    class FilterSerializer(LabFilterSerializer):
+    class LabMetricsFilter(LabFilterSerializer):
         window = serializers.IntegerField(required=False, min_value=1, max_value=1000)
 
     @extend_schema(parameters=[*_LAB_PARAMETERS, OpenApiParameter("window", int, description="rolling samples")],
                    responses=LabMetricsOutput, operation_id="drift_lab_metrics")
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.LabMetricsFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         data = dict(filters.validated_data)
         data["deployment"] = _deployment(data["deployment"])
@@ -559,12 +559,12 @@ class LabLedgerRefreshApi(APIView):
 
     permission_classes = [CanRun]
 
-    class InputSerializer(serializers.Serializer):
+    class LabRefreshInput(serializers.Serializer):
         deployment = serializers.CharField()
         batch_id = serializers.CharField(required=False)
         device_id = serializers.CharField(required=False)
 
-    class OutputSerializer(serializers.Serializer):
+    class LabRefreshOutput(serializers.Serializer):
         groups = serializers.IntegerField()
         created = serializers.IntegerField()
         updated = serializers.IntegerField()
@@ -572,12 +572,12 @@ class LabLedgerRefreshApi(APIView):
         unchanged = serializers.IntegerField()
         lab_samples_unmatched = serializers.IntegerField()
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="drift_lab_refresh")
+    @extend_schema(request=LabRefreshInput, responses=LabRefreshOutput, operation_id="drift_lab_refresh")
     def post(self, request: Request) -> Response:
         from apps.tsdb.selectors import groups_list
         from apps.tsdb.types import Collection
 
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.LabRefreshInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         deployment = _deployment(data["deployment"])
@@ -593,7 +593,7 @@ class LabLedgerRefreshApi(APIView):
                 raise ValidationFailed("batch_id: no such batch in the store for this deployment's project",
                                        details={"batch_id": data.get("batch_id"), "device_id": data.get("device_id")})
         change = services.lab_ledger_refresh(deployment=deployment, groups=groups)
-        return Response(self.OutputSerializer(change.as_dict()).data)
+        return Response(self.LabRefreshOutput(change.as_dict()).data)
 
 
 class LabSettingsApi(APIView):
@@ -601,7 +601,7 @@ class LabSettingsApi(APIView):
 
     permission_classes = [CanView]
 
-    class OutputSerializer(serializers.Serializer):
+    class LabSettingsOutput(serializers.Serializer):
         deployment = serializers.CharField(source="deployment.name")
         target = serializers.CharField()
         lab_property = serializers.CharField()
@@ -610,13 +610,13 @@ class LabSettingsApi(APIView):
         event_k = serializers.FloatField()
         enabled = serializers.BooleanField()
 
-    @extend_schema(parameters=[OpenApiParameter("deployment", str, required=True)], responses=OutputSerializer,
+    @extend_schema(parameters=[OpenApiParameter("deployment", str, required=True)], responses=LabSettingsOutput,
                    operation_id="drift_lab_settings")
     def get(self, request: Request) -> Response:
         value = request.query_params.get("deployment")
         if not value:
             raise ValidationFailed("deployment: required", details={"deployment": "required"})
-        return Response(self.OutputSerializer(selectors.lab_settings_get(deployment=_deployment(value))).data)
+        return Response(self.LabSettingsOutput(selectors.lab_settings_get(deployment=_deployment(value))).data)
 
 
 class LabSettingsUpdateApi(APIView):
@@ -624,7 +624,7 @@ class LabSettingsUpdateApi(APIView):
 
     permission_classes = [CanRun]
 
-    class InputSerializer(serializers.Serializer):
+    class LabSettingsInput(serializers.Serializer):
         deployment = serializers.CharField()
         target = serializers.CharField(required=False, allow_blank=True, max_length=200)
         lab_property = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -633,12 +633,12 @@ class LabSettingsUpdateApi(APIView):
         event_k = serializers.FloatField(required=False, min_value=0.01)
         enabled = serializers.BooleanField(required=False)
 
-    @extend_schema(request=InputSerializer, responses=LabSettingsApi.OutputSerializer,
+    @extend_schema(request=LabSettingsInput, responses=LabSettingsApi.LabSettingsOutput,
                    operation_id="drift_lab_settings_update")
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.LabSettingsInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         deployment = _deployment(data.pop("deployment"))
         settings_row = services.lab_settings_update(deployment=deployment, data=data)
-        return Response(LabSettingsApi.OutputSerializer(settings_row).data)
+        return Response(LabSettingsApi.LabSettingsOutput(settings_row).data)

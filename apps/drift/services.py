@@ -203,7 +203,7 @@ def _specs_validate(reference: Any, test: Any, *, detector: type[Detector], targ
     tst = TestSpec.parse(test, allow_values=allow_values)
     inline = (ref.kind == "values", tst.kind == "values")
     if any(inline) and not all(inline):
-        raise ValidationFailed("reference and test must both be inline values or both be read from the store",
+        raise ValidationFailed("reference.kind, test.kind: both inline values or both read from the store",
                                details={"reference.kind": ref.kind, "test.kind": tst.kind})
     if not all(inline):
         if target is None:

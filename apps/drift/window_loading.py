@@ -542,11 +542,14 @@ def read_series_range(collection: Collection, series: Any, start_ns: int, end_ns
                              end=from_ns(end_ns))
     count = sum(i.point_count for i in infos if i.series == series)
     slices = max(1, math.ceil(count / (tsdb.MAX_READ_POINTS * 0.8)))
-    edges = np.linspace(start_ns, end_ns + 1, slices + 1).astype(np.int64)
+    # Integer slice edges in microseconds (the resolution of the datetimes the store reads take); slices
+    # share their edges, and points read twice are dropped below.
+    lo_us, hi_us = start_ns // 1000, -(-end_ns // 1000)
+    edges = [lo_us + (hi_us - lo_us) * i // slices for i in range(slices + 1)]
     times, values = [], []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        data = tsdb.series_read(collection=collection, series=series, start=from_ns(int(lo)),
-                                end=from_ns(int(hi) - 1), max_points=tsdb.MAX_READ_POINTS)
+        data = tsdb.series_read(collection=collection, series=series, start=from_ns(lo * 1000),
+                                end=from_ns(hi * 1000), max_points=tsdb.MAX_READ_POINTS)
         times.append(np.asarray(data.times_ns, dtype=np.int64))
         values.append(np.asarray(data.values, dtype=float))
     t, v = np.concatenate(times), np.concatenate(values)
