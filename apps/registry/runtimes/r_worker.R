@@ -76,7 +76,6 @@ load_model_namespaces <- function(obj) {
 }
 
 has_predict_method <- function(obj) {
-  if (isS4(obj) && methods::existsMethod("predict", class(obj))) return(TRUE)
   if (isS4(obj) && methods::hasMethod("predict", class(obj))) return(TRUE)
   for (cls in class(obj)) {
     if (!is.null(utils::getS3method("predict", cls, optional = TRUE))) return(TRUE)
@@ -120,8 +119,8 @@ model_variables <- function(m) {
     if (inherits(m, "ranger")) {
       m$forest$independent.variable.names
     } else if (inherits(m, "randomForest") && is.null(m$terms)) {
-      vname <- if (is.null(dim(m$importance))) names(m$importance) else rownames(m$importance)
-      vname
+      # x/y interface: predict.randomForest selects newdata's columns by these names
+      if (is.null(dim(m$importance))) names(m$importance) else rownames(m$importance)
     } else {
       tt <- stats::terms(m)
       all.vars(stats::delete.response(tt))
