@@ -10,7 +10,9 @@ import time
 from typing import Any
 
 import numpy as np
-from django.http import FileResponse, HttpResponse
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -19,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
-from apps.common.permissions import capability
+from apps.common.permissions import HasCapability, capability
 
 from . import artifacts as store
 from . import selectors, serving, services
@@ -29,7 +31,40 @@ from .artifacts import ArtifactIntegrityError
 from .project_info import ProjectInfoError, parse_project_info, parse_project_info_yaml
 
 CanView = capability("view_process")
-CanPredict = capability("predict")
+
+
+class CanPredict(HasCapability):
+    """``predict`` capability, checked in one parameterised query (the prediction hot path).
+
+    Same rule as Django's ModelBackend (active user; superuser; or the permission held directly or
+    through a group), without loading every permission of the user. With other authentication
+    backends configured it falls back to ``user.has_perm``.
+    """
+
+    required = ("predict",)
+    SQL = """
+        SELECT 1 FROM auth_permission p
+        JOIN django_content_type ct ON ct.id = p.content_type_id
+        WHERE ct.app_label = 'accounts' AND p.codename = %s AND (
+            p.id IN (SELECT permission_id FROM auth_user_user_permissions WHERE user_id = %s)
+            OR p.id IN (SELECT gp.permission_id FROM auth_group_permissions gp
+                        JOIN auth_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = %s))
+        LIMIT 1
+    """
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and user.is_active):
+            return False
+        if user.is_superuser:
+            return True
+        if list(settings.AUTHENTICATION_BACKENDS) != ["django.contrib.auth.backends.ModelBackend"]:
+            return super().has_permission(request, view)
+        with connection.cursor() as cursor:
+            cursor.execute(self.SQL, ["predict", user.pk, user.pk])
+            return cursor.fetchone() is not None
+
+
 CanManage = capability("manage_models")
 
 
@@ -477,7 +512,11 @@ def json_numbers(values: np.ndarray) -> list:
 
 
 def serve_prediction(version: ModelVersion, body: Any) -> serving.PredictionResult:
-    """Refuse versions that cannot serve, predict, remember the version was used."""
+    """Refuse versions that cannot serve, predict, remember the version was used.
+
+    ``version`` comes from ``selectors.version_for_predict`` (its files are looked up by id) or carries
+    prefetched ``artifacts``.
+    """
     if version.archived_at is not None:
         raise Conflict(f"{version} is archived.", code="archived")
     if version.status != VersionStatus.ONLINE:
@@ -485,7 +524,8 @@ def serve_prediction(version: ModelVersion, body: Any) -> serving.PredictionResu
             f"{version} is {version.get_status_display()}: {version.status_description}", details={"status": version.status}, code="offline"
         )
     try:
-        result = serving.predict_body(version, body)
+        artifacts = selectors.version_artifacts(version)
+        result = serving.predict_body(version, body, artifacts=artifacts)
     except RuntimeUnavailable as exc:
         raise ServiceUnavailable(f"{version} cannot be served: {exc}", code="runtime_unavailable") from exc
     except (ArtifactIntegrityError, ArtifactLoadError) as exc:
@@ -528,7 +568,7 @@ class SoftSensorPredictApi(APIView):
         result = serve_prediction(version, request.data)
         body = {
             "project_id": project_id,
-            "soft_sensor": version.soft_sensor.model_id,
+            "soft_sensor": version.model_id,
             "version": version.number,
             "version_label": version.version_label,
             "alias": alias,

@@ -228,10 +228,10 @@ def probe_row(config: Mapping[str, Any], training_data: Mapping[str, Any] | None
     return tuple(float(v) for v in row)
 
 
-def bundle_for_version(version: Any) -> ArtifactBundle:
-    """The runtime bundle of a ModelVersion (its ``artifacts`` should be prefetched)."""
+def bundle_for_version(version: Any, artifacts: Sequence[Any] | None = None) -> ArtifactBundle:
+    """The runtime bundle of a ModelVersion (``artifacts`` given, or prefetched on the version)."""
     files: dict[str, ArtifactFile] = {}
-    for artifact in version.artifacts.all():
+    for artifact in artifacts if artifacts is not None else version.artifacts.all():
         files[artifact.role] = ArtifactFile(
             path=absolute_path(artifact.path),
             sha256=artifact.sha256,
@@ -271,18 +271,18 @@ class PredictionResult:
     outputs: list[str]
 
 
-def predict_body(version: Any, body: Any) -> PredictionResult:
+def predict_body(version: Any, body: Any, *, artifacts: Sequence[Any] | None = None) -> PredictionResult:
     """Parse ``body`` for ``version``, predict in one vectorised call, attach verdicts."""
     config = version.descriptor
     features = [f["name"] for f in config["inputs"]["features"]]
     parsed = feature_matrix(body, features)
-    return predict_matrix(version, parsed.X, ignored=parsed.ignored)
+    return predict_matrix(version, parsed.X, ignored=parsed.ignored, artifacts=artifacts)
 
 
-def predict_matrix(version: Any, X: np.ndarray, *, ignored: list[str] | None = None) -> PredictionResult:
+def predict_matrix(version: Any, X: np.ndarray, *, ignored: list[str] | None = None, artifacts: Sequence[Any] | None = None) -> PredictionResult:
     config = version.descriptor
     features = [f["name"] for f in config["inputs"]["features"]]
-    bundle = bundle_for_version(version)
+    bundle = bundle_for_version(version, artifacts)
     predictions = runtime_for(version.flavor).predict(bundle, X, features)
     low, high = feature_bounds(config, version.training_data)
     return PredictionResult(

@@ -286,3 +286,20 @@ def test_variables_endpoints(project, api_client_for):
     bad = api_client_for("modeler").put(f"{BASE}/projects/P0001/variables/replace/",
                                         {"variables": [{"name": "x", "column_type": "Nope"}]}, format="json")
     assert bad.status_code == 400 and "variables[0].column_type" in bad.json()["error"]["message"]
+
+
+def test_service_account_with_only_the_predict_capability(online, django_user_model, test_frame):
+    from django.contrib.auth.models import Permission
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    robot = django_user_model.objects.create_user("orchestrator-robot", password="not-used-really-123")
+    robot.user_permissions.add(Permission.objects.get(content_type__app_label="accounts", codename="predict"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=robot).key}")
+    body = {"inputs": {f: test_frame[f].head(3).tolist() for f in FEATURES}}
+    assert client.post(f"{SS}/versions/1/predict/", body, format="json").status_code == 200
+    robot.is_active = False
+    robot.save()
+    assert client.post(f"{SS}/versions/1/predict/", body, format="json").status_code in (401, 403)
+    assert client.get(f"{BASE}/projects/").status_code in (401, 403)

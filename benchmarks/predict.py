@@ -1,0 +1,231 @@
+"""Prediction benchmark: a 100-tree random forest served by the registry's REST API vs called in-process.
+
+    .venv/bin/python benchmarks/predict.py                # 10k-row batches, 1,000 single-row calls
+    .venv/bin/python benchmarks/predict.py --rows 2000 --calls 200   # a quicker run
+
+Setup (all throwaway, in a temporary STAMM_VAR_DIR): the embedded settings (SQLite file, DEBUG off),
+migrations, a modeler with a token, a RandomForestRegressor(n_estimators=100) trained on the ten
+IndPenSim batches, registered through the registry service and aliased ``production``.
+
+Measured:
+- in-process (the limit): ``model.predict`` on the same rows, the way a script would call it;
+- server time: the whole Django stack (middleware, token auth, JSON parse, predict, verdicts, JSON
+  render) through ``django.test.Client``, i.e. what the server spends per request without the socket;
+- HTTP: the same requests to a gunicorn worker on loopback (wall clock, plus the view's Server-Timing).
+
+Targets: REST batch rows/s >= 0.5 x in-process rows/s; single-row server time p50 <= 5 ms.
+The last line printed is JSON with every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GUNICORN = REPO / ".venv" / "bin" / "gunicorn"
+DATA = (REPO / ".." / "shared" / "data" / "indpensim").resolve()
+FEATURES = ["temperature", "sugar_feed_rate", "aeration_rate", "dissolved_oxygen_concentration", "pH",
+            "vessel_volume", "substrate_concentration", "CO2_percent_in_off_gas"]
+TARGET = "penicillin_concentration"
+MODEL_ID = "0100_[python]_bench_RF"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000, help="rows per batch request")
+    parser.add_argument("--batches", type=int, default=5, help="batch requests (median reported)")
+    parser.add_argument("--calls", type=int, default=1_000, help="single-row calls")
+    parser.add_argument("--no-http", action="store_true", help="skip the gunicorn part")
+    args = parser.parse_args()
+
+    var_dir = Path(tempfile.mkdtemp(prefix="stamm-bench-predict-"))
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "stamm_site.settings.local",
+        "STAMM_VAR_DIR": str(var_dir),
+        "DJANGO_DEBUG": "false",
+        "DJANGO_LOG_LEVEL": "WARNING",
+    })
+    os.environ.pop("DATABASE_URL", None)
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    import numpy as np
+    import pandas as pd
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.test import Client
+    from rest_framework.authtoken.models import Token
+    from sklearn.ensemble import RandomForestRegressor
+
+    from apps.accounts.services import roles_ensure
+    from apps.registry.descriptors import parse_descriptor
+    from apps.registry.project_info import parse_project_info
+    from apps.registry.services import ArtifactInput, model_version_register, project_upsert
+
+    call_command("migrate", verbosity=0)
+    roles_ensure()
+    user = get_user_model().objects.create_user("bench-modeler", password="bench-password-123")
+    user.groups.add(Group.objects.get(name="modeler"))
+    token = Token.objects.create(user=user).key
+
+    frame = pd.concat([pd.read_csv(path) for path in sorted(DATA.glob("batch_*.csv"))], ignore_index=True)
+    frame = frame.dropna(subset=FEATURES + [TARGET])
+    X_all = frame[FEATURES].to_numpy(dtype=float)
+    y_all = frame[TARGET].to_numpy(dtype=float)
+    started = time.perf_counter()
+    model = RandomForestRegressor(n_estimators=100, max_depth=14, random_state=0, n_jobs=1).fit(X_all, y_all)
+    train_s = time.perf_counter() - started
+
+    import joblib
+
+    artefact = var_dir / f"{MODEL_ID}.joblib"
+    joblib.dump(model, artefact)
+    project = project_upsert(info=parse_project_info({"project_ID": "P0100", "project_name": "benchmark"}))
+    document = {"ml_model_configuration": {
+        "model_identification": {"name": "bench RF", "version": "V.1", "ID": MODEL_ID, "status": "online"},
+        "model_description": {"language": {"name": "python"}, "config_files": {"model_file": artefact.name}},
+        "inputs": {"features": [{"name": f, "expected_range": {"min": float(frame[f].min()), "max": float(frame[f].max())}} for f in FEATURES]},
+        "outputs": {"information": [{"name": TARGET}]},
+    }}
+    model_version_register(project=project, descriptor=parse_descriptor(document),
+                           files={"model": ArtifactInput(artefact, artefact.name)}, user=user,
+                           alias="production", alias_reason="benchmark")
+
+    rng = np.random.default_rng(0)
+    batch = X_all[rng.integers(0, len(X_all), size=args.rows)]
+    batch_body = json.dumps({"inputs": {f: batch[:, i].tolist() for i, f in enumerate(FEATURES)}})
+    singles = [json.dumps({"inputs": {f: [float(row[i])] for i, f in enumerate(FEATURES)}}) for row in X_all[rng.integers(0, len(X_all), size=args.calls)]]
+    path = f"/api/v1/registry/projects/P0100/soft-sensors/{MODEL_ID}/aliases/production/predict/"
+
+    # In-process limit.
+    model.predict(batch[:10])
+    batch_times = []
+    for _ in range(args.batches):
+        t = time.perf_counter()
+        reference = model.predict(batch)
+        batch_times.append(time.perf_counter() - t)
+    inproc_batch_s = statistics.median(batch_times)
+    single_rows = X_all[rng.integers(0, len(X_all), size=min(args.calls, 300))]
+    inproc_single = []
+    for row in single_rows:
+        t = time.perf_counter()
+        model.predict(row.reshape(1, -1))
+        inproc_single.append((time.perf_counter() - t) * 1000)
+
+    # Server time: the full Django stack in this process.
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="127.0.0.1")
+    warm = client.post(path, batch_body, content_type="application/json")
+    assert warm.status_code == 200, warm.content[:300]
+    assert np.allclose(warm.json()["predictions"], reference), "REST predictions differ from model.predict"
+    rest_batch = []
+    for _ in range(args.batches):
+        t = time.perf_counter()
+        response = client.post(path, batch_body, content_type="application/json")
+        rest_batch.append(time.perf_counter() - t)
+        assert response.status_code == 200
+    rest_batch_s = statistics.median(rest_batch)
+    server_single = []
+    for body in singles:
+        t = time.perf_counter()
+        response = client.post(path, body, content_type="application/json")
+        server_single.append((time.perf_counter() - t) * 1000)
+        assert response.status_code == 200
+
+    figures = {
+        "model": "RandomForestRegressor(n_estimators=100, max_depth=14)",
+        "features": len(FEATURES),
+        "train_rows": int(len(X_all)),
+        "train_s": round(train_s, 2),
+        "batch_rows": args.rows,
+        "inprocess_batch_rows_per_s": round(args.rows / inproc_batch_s),
+        "rest_batch_rows_per_s": round(args.rows / rest_batch_s),
+        "batch_ratio": round(inproc_batch_s / rest_batch_s, 3),
+        "inprocess_single_p50_ms": round(percentile(inproc_single, 50), 3),
+        "inprocess_single_p99_ms": round(percentile(inproc_single, 99), 3),
+        "server_single_p50_ms": round(percentile(server_single, 50), 3),
+        "server_single_p99_ms": round(percentile(server_single, 99), 3),
+        "single_calls": args.calls,
+    }
+
+    if not args.no_http and GUNICORN.exists():
+        import requests
+
+        port = free_port()
+        env = dict(os.environ)
+        server = subprocess.Popen(
+            [str(GUNICORN), "stamm_site.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+             "--log-level", "warning"], cwd=REPO, env=env,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}{path}"
+            headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+            for _ in range(100):
+                try:
+                    if requests.post(url, data=singles[0], headers=headers, timeout=120).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            http_batch = []
+            for _ in range(args.batches):
+                t = time.perf_counter()
+                response = requests.post(url, data=batch_body, headers=headers, timeout=60)
+                http_batch.append(time.perf_counter() - t)
+                assert response.status_code == 200
+            http_single, view_single = [], []
+            with requests.Session() as session:
+                for body in singles:
+                    t = time.perf_counter()
+                    response = session.post(url, data=body, headers=headers, timeout=10)
+                    http_single.append((time.perf_counter() - t) * 1000)
+                    view_single.append(float(response.headers["Server-Timing"].split("dur=")[1]))
+            figures.update({
+                "http_batch_rows_per_s": round(args.rows / statistics.median(http_batch)),
+                "http_batch_ratio": round(inproc_batch_s / statistics.median(http_batch), 3),
+                "http_single_p50_ms": round(percentile(http_single, 50), 3),
+                "http_single_p99_ms": round(percentile(http_single, 99), 3),
+                "view_single_p50_ms": round(percentile(view_single, 50), 3),
+            })
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+
+    figures["target_batch_ratio_ok"] = figures["batch_ratio"] >= 0.5
+    figures["target_single_p50_ok"] = figures["server_single_p50_ms"] <= 5.0
+    print(f"in-process batch: {figures['inprocess_batch_rows_per_s']:,} rows/s; REST (server): {figures['rest_batch_rows_per_s']:,} rows/s "
+          f"(ratio {figures['batch_ratio']})")
+    print(f"single row: in-process p50 {figures['inprocess_single_p50_ms']} ms; server p50 {figures['server_single_p50_ms']} ms, "
+          f"p99 {figures['server_single_p99_ms']} ms")
+    if "http_single_p50_ms" in figures:
+        print(f"HTTP (gunicorn, loopback): batch {figures['http_batch_rows_per_s']:,} rows/s; single p50 {figures['http_single_p50_ms']} ms, "
+              f"p99 {figures['http_single_p99_ms']} ms")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
