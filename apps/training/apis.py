@@ -2,6 +2,7 @@
 
 Everything needs the ``train_models`` capability (modelers and admins).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -162,7 +163,11 @@ class TrainingRunPromoteApi(APIView):
         run = selectors.run_get(run_id=run_id)
         data = serializer.validated_data
         services.training_run_promote(
-            run=run, user=request.user, alias=data["alias"], learner=data.get("learner") or None, reason=data.get("reason", "")
+            run=run,
+            user=request.user,
+            alias=data["alias"],
+            learner=data.get("learner") or None,
+            reason=data.get("reason", ""),
         )
         return Response(RunDetailOutput(selectors.run_get(run_id=run_id)).data)
 
@@ -177,10 +182,12 @@ class TrainingOptionsApi(APIView):
         if not project_id:
             from apps.registry.selectors import project_list  # noqa: PLC0415
 
-            return Response({
-                "projects": [{"project_id": p.project_id, "name": p.name} for p in project_list()],
-                "learners": selectors.learner_options(),
-            })
+            return Response(
+                {
+                    "projects": [{"project_id": p.project_id, "name": p.name} for p in project_list()],
+                    "learners": selectors.learner_options(),
+                }
+            )
         options = selectors.project_options(project=_project(project_id))
         options["learners"] = selectors.learner_options()
         return Response(options)
@@ -216,7 +223,9 @@ class BiasCorrectionListApi(APIView):
 
     def get(self, request: Request, deployment_id: int) -> Response:
         deployment = _deployment(deployment_id)
-        return Response({"results": BiasCorrectionOutput(selectors.bias_corrections(deployment=deployment), many=True).data})
+        return Response(
+            {"results": BiasCorrectionOutput(selectors.bias_corrections(deployment=deployment), many=True).data}
+        )
 
 
 class BiasCorrectionConfigureApi(APIView):
@@ -250,5 +259,3 @@ class BiasCorrectionApplyApi(APIView):
 
     def post(self, request: Request, deployment_id: int) -> Response:
         return Response(services.bias_correction_apply(deployment=_deployment(deployment_id)))
-
-

@@ -10,6 +10,7 @@ is no prediction at or before its sample time, or when it is older than ``max_ag
 is known. The corrected estimate at time t is the raw prediction plus the bias known at t, so the raw
 model output is kept untouched and the correction never looks into the future.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,7 +59,9 @@ def bias_trace(
     # Residual of each lab sample against the prediction in force at its sample time.
     pos = np.searchsorted(pred_times_ns, lab_times_ns, side="right") - 1
     has_pred = pos >= 0
-    residual = np.where(has_pred, lab_values - predictions[np.clip(pos, 0, None)] if predictions.size else np.nan, np.nan)
+    residual = np.where(
+        has_pred, lab_values - predictions[np.clip(pos, 0, None)] if predictions.size else np.nan, np.nan
+    )
     known_at = lab_times_ns + int(params.lab_delay_ns)
     ok = has_pred & np.isfinite(residual)
     rejected["no prediction at sample time"] = int((~has_pred).sum())
@@ -82,7 +85,7 @@ def bias_trace(
     bias = levels[step]
     updates = [
         {"known_at_ns": int(t), "residual": round(float(r), 6), "bias": round(float(b), 6)}
-        for t, r, b in zip(use_times, use_res, levels[1:])
+        for t, r, b in zip(use_times, use_res, levels[1:], strict=True)
     ]
     return BiasTrace(
         bias=bias,

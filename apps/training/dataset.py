@@ -11,6 +11,7 @@ configured, with the count of every reason recorded.
 Both results are saved as ``.npz`` files between workflow steps, so a step running on another worker
 (or re-run after a crash) starts from exactly what the previous step produced.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,10 @@ class Aligned:
 
     def save(self, path: Path) -> None:
         arrays = {
-            "X": self.X, "y": self.y, "times_ns": self.times_ns, "batch_index": self.batch_index,
+            "X": self.X,
+            "y": self.y,
+            "times_ns": self.times_ns,
+            "batch_index": self.batch_index,
             "batch_age_h": self.batch_age_h,
         }
         for b, (t, v) in enumerate(self.labs):
@@ -75,9 +79,15 @@ class Aligned:
             meta = json.loads(str(data["meta"]))
             labs = [(data[f"lab_t_{b}"], data[f"lab_v_{b}"]) for b in range(len(meta["batch_ids"]))]
             return cls(
-                features=meta["features"], X=data["X"], y=data["y"], times_ns=data["times_ns"],
-                batch_index=data["batch_index"], batch_age_h=data["batch_age_h"], batch_ids=meta["batch_ids"],
-                labs=labs, summary=meta["summary"],
+                features=meta["features"],
+                X=data["X"],
+                y=data["y"],
+                times_ns=data["times_ns"],
+                batch_index=data["batch_index"],
+                batch_age_h=data["batch_age_h"],
+                batch_ids=meta["batch_ids"],
+                labs=labs,
+                summary=meta["summary"],
             )
 
 
@@ -89,8 +99,13 @@ def save_groups(groups: Sequence[GroupData], path: Path) -> None:
         for j, name in enumerate(names):
             arrays[f"g{g}_s{j}_t"], arrays[f"g{g}_s{j}_v"] = data.series[name]
         arrays[f"g{g}_lab_t"], arrays[f"g{g}_lab_v"] = data.lab
-        meta.append({"group": [data.group.project_name, data.group.device_id, data.group.batch_id],
-                     "start_ns": data.start_ns, "series": names})
+        meta.append(
+            {
+                "group": [data.group.project_name, data.group.device_id, data.group.batch_id],
+                "start_ns": data.start_ns,
+                "series": names,
+            }
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
         np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
@@ -167,7 +182,9 @@ def series_values(series: SeriesKey, start: datetime, end: datetime) -> tuple[np
     return times, values
 
 
-def batches_load(*, groups: Sequence[GroupKey], target: str, features: Sequence[str]) -> tuple[list[GroupData], dict[str, Any]]:
+def batches_load(
+    *, groups: Sequence[GroupKey], target: str, features: Sequence[str]
+) -> tuple[list[GroupData], dict[str, Any]]:
     """Read the target, the features and the target's lab samples of each group; refuse missing inputs."""
     loaded: list[GroupData] = []
     summary: dict[str, Any] = {"batches": {}}
@@ -179,16 +196,23 @@ def batches_load(*, groups: Sequence[GroupKey], target: str, features: Sequence[
             problems[group.batch_id] = ["no raw data"]
             continue
         by_name: dict[str, SeriesInfo] = {}
-        for info in sorted(infos, key=lambda i: INPUT_SOURCES.index(i.series.source) if i.series.source in INPUT_SOURCES else 99):
+        for info in sorted(
+            infos, key=lambda i: INPUT_SOURCES.index(i.series.source) if i.series.source in INPUT_SOURCES else 99
+        ):
             if info.series.source in INPUT_SOURCES:
                 by_name.setdefault(info.series.observed_property, info)
-        lab_info = next((i for i in infos if i.series.source == LAB_SOURCE and i.series.observed_property == target), None)
+        lab_info = next(
+            (i for i in infos if i.series.source == LAB_SOURCE and i.series.observed_property == target), None
+        )
         missing = [name for name in wanted if name not in by_name]
         if missing:
             problems[group.batch_id] = missing
             continue
         start_ns = min(to_ns(i.first_time) for i in infos)
-        series = {name: series_values(by_name[name].series, by_name[name].first_time, by_name[name].last_time) for name in wanted}
+        series = {
+            name: series_values(by_name[name].series, by_name[name].first_time, by_name[name].last_time)
+            for name in wanted
+        }
         lab = (
             series_values(lab_info.series, lab_info.first_time, lab_info.last_time)
             if lab_info is not None
@@ -253,10 +277,16 @@ def dataset_align(
         blocks_b.append(np.full(int(complete.sum()), b, dtype=np.int32))
         blocks_age.append(age_h[complete])
         per_batch.setdefault(data.group.batch_id, {}).update(
-            {"target_rows": int(t_target.shape[0]), "kept": int(complete.sum()), "dropped": int((~complete).sum() + (~keep_target).sum())}
+            {
+                "target_rows": int(t_target.shape[0]),
+                "kept": int(complete.sum()),
+                "dropped": int((~complete).sum() + (~keep_target).sum()),
+            }
         )
     if not blocks_X or sum(x.shape[0] for x in blocks_X) == 0:
-        raise ValidationFailed("no complete row after alignment: every target time lacks an input", details={"dropped": dict(dropped)})
+        raise ValidationFailed(
+            "no complete row after alignment: every target time lacks an input", details={"dropped": dict(dropped)}
+        )
     return Aligned(
         features=list(features),
         X=np.vstack(blocks_X),
@@ -278,9 +308,7 @@ def dataset_align(
 
 def envelope(X: np.ndarray, features: Sequence[str]) -> dict[str, dict[str, float]]:
     """Per-feature min and max of the training rows (the descriptor's expected_range)."""
-    return {
-        name: {"min": float(np.min(X[:, j])), "max": float(np.max(X[:, j]))} for j, name in enumerate(features)
-    }
+    return {name: {"min": float(np.min(X[:, j])), "max": float(np.max(X[:, j]))} for j, name in enumerate(features)}
 
 
 def experiment_ids(batch_ids: Sequence[str]) -> list[int]:

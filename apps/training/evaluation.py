@@ -10,6 +10,7 @@ Baselines, both computed on the same holdout rows as the candidates:
   first lab result of their batch have no persistence value; they are left out of every comparison with
   persistence (and the coverage is reported).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -10,6 +10,7 @@ Each verdict says whether it passed and by how much (``margin`` > 0 means room t
 ``passed`` is None when a gate could not be evaluated (no lab samples, no production version able to
 score the holdout): that is reported, and it does not block.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -29,13 +30,17 @@ def gates_validate(spec: Mapping[str, Any] | None) -> dict[str, Any]:
     spec = dict(spec or {})
     unknown = set(spec) - set(DEFAULT_GATES)
     if unknown:
-        raise ValidationFailed(f"gates: unknown gate(s) {', '.join(sorted(unknown))}", details={"gates": sorted(unknown)})
+        raise ValidationFailed(
+            f"gates: unknown gate(s) {', '.join(sorted(unknown))}", details={"gates": sorted(unknown)}
+        )
     result = {**DEFAULT_GATES, **spec}
     if result["r2_min"] is not None:
         try:
             result["r2_min"] = float(result["r2_min"])
         except (TypeError, ValueError):
-            raise ValidationFailed("gates.r2_min: must be a number or null", details={"gates.r2_min": spec.get("r2_min")})
+            raise ValidationFailed(
+                "gates.r2_min: must be a number or null", details={"gates.r2_min": spec.get("r2_min")}
+            )
         if not -1e9 < result["r2_min"] <= 1.0:
             raise ValidationFailed("gates.r2_min: must be at most 1", details={"gates.r2_min": result["r2_min"]})
     for key in ("beats_persistence", "not_worse_than_production"):
@@ -44,9 +49,15 @@ def gates_validate(spec: Mapping[str, Any] | None) -> dict[str, Any]:
     try:
         result["production_tolerance"] = float(result["production_tolerance"])
     except (TypeError, ValueError):
-        raise ValidationFailed("gates.production_tolerance: must be a number", details={"gates.production_tolerance": spec.get("production_tolerance")})
+        raise ValidationFailed(
+            "gates.production_tolerance: must be a number",
+            details={"gates.production_tolerance": spec.get("production_tolerance")},
+        )
     if result["production_tolerance"] < 0:
-        raise ValidationFailed("gates.production_tolerance: must not be negative", details={"gates.production_tolerance": result["production_tolerance"]})
+        raise ValidationFailed(
+            "gates.production_tolerance: must not be negative",
+            details={"gates.production_tolerance": result["production_tolerance"]},
+        )
     return result
 
 
@@ -71,7 +82,11 @@ def gate_verdicts(
     if gates.get("r2_min") is not None:
         threshold = float(gates["r2_min"])
         if r2 is None:
-            verdicts.append(_verdict("r2_min", False, "R² undefined on the holdout (constant target or no rows)", threshold=threshold))
+            verdicts.append(
+                _verdict(
+                    "r2_min", False, "R² undefined on the holdout (constant target or no rows)", threshold=threshold
+                )
+            )
         else:
             margin = r2 - threshold
             passed = margin >= 0
@@ -95,16 +110,24 @@ def gate_verdicts(
                 if passed
                 else f"RMSE {c:.4f} ≥ persistence {p:.4f} on {persistence['n']} rows: worse by {-margin:.4f}"
             )
-            verdicts.append(_verdict("beats_persistence", passed, message, value=c, threshold=p, margin=round(margin, 6)))
+            verdicts.append(
+                _verdict("beats_persistence", passed, message, value=c, threshold=p, margin=round(margin, 6))
+            )
     if gates.get("not_worse_than_production"):
         tolerance = float(gates.get("production_tolerance") or 0.0)
         if production is None:
-            verdicts.append(_verdict("not_worse_than_production", True, "no production version yet: nothing to compare with"))
+            verdicts.append(
+                _verdict("not_worse_than_production", True, "no production version yet: nothing to compare with")
+            )
         elif production.get("error"):
-            verdicts.append(_verdict(
-                "not_worse_than_production", None,
-                f"not evaluated: production version {production.get('version')} could not score the holdout ({production['error']})",
-            ))
+            verdicts.append(
+                _verdict(
+                    "not_worse_than_production",
+                    None,
+                    f"not evaluated: production version {production.get('version')} "
+                    f"could not score the holdout ({production['error']})",
+                )
+            )
         else:
             prod, c = float(production["rmse"]), float(production["candidate_rmse"])
             limit = prod * (1.0 + tolerance)
@@ -119,7 +142,11 @@ def gate_verdicts(
                 + (f" (+{tolerance:.0%} tolerance)" if tolerance else "")
                 + f": worse by {-margin:.4f}"
             )
-            verdicts.append(_verdict("not_worse_than_production", passed, message, value=c, threshold=limit, margin=round(margin, 6)))
+            verdicts.append(
+                _verdict(
+                    "not_worse_than_production", passed, message, value=c, threshold=limit, margin=round(margin, 6)
+                )
+            )
     return verdicts
 
 

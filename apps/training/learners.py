@@ -9,6 +9,7 @@ registry's R runtime serves.
 Models are fitted on plain NumPy arrays in the descriptor's feature order (no column names), which is
 exactly how the registry calls them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,7 +59,8 @@ class Learner:
         unknown = sorted(set(given) - set(self.allowed))
         if unknown:
             raise ValidationFailed(
-                f"learners.{self.key}.hyperparameters: unknown {', '.join(unknown)} (allowed: {', '.join(self.allowed)})",
+                f"learners.{self.key}.hyperparameters: unknown {', '.join(unknown)} "
+                f"(allowed: {', '.join(self.allowed)})",
                 details={f"learners.{self.key}.hyperparameters": unknown},
             )
         for name, value in given.items():
@@ -135,22 +137,75 @@ def _svr(hp: Mapping[str, Any]) -> Any:
 LEARNERS: dict[str, Learner] = {
     learner.key: learner
     for learner in (
-        Learner("linear", "Ridge regression (scaled)", "python", "linear_regression", "interpretable",
-                {"alpha": 1.0}, ("alpha",), _linear),
-        Learner("pls", "Partial least squares", "python", "PLS", "interpretable",
-                {"n_components": 3}, ("n_components",), _pls),
-        Learner("decision_tree", "Decision tree (CART)", "python", "CART", "interpretable",
-                {"max_depth": 8, "min_samples_leaf": 5, "random_state": 0}, ("max_depth", "min_samples_leaf", "random_state"), _tree),
-        Learner("random_forest", "Random forest", "python", "random_forest", "ensemble",
-                {"n_estimators": 100, "max_depth": None, "min_samples_leaf": 1, "max_features": 1.0, "random_state": 0},
-                ("n_estimators", "max_depth", "min_samples_leaf", "max_features", "random_state"), _forest),
-        Learner("hist_gradient_boosting", "Histogram gradient boosting", "python", "gradient_boosting", "ensemble",
-                {"max_iter": 200, "learning_rate": 0.1, "max_depth": None, "random_state": 0},
-                ("max_iter", "learning_rate", "max_depth", "random_state"), _hgb),
-        Learner("svr", "Support vector regression (scaled)", "python", "SVR", "black box",
-                {"C": 10.0, "epsilon": 0.05, "gamma": "scale"}, ("C", "epsilon", "gamma"), _svr),
-        Learner("r_rpart", "Regression tree in R (rpart)", "r", "CART", "interpretable",
-                {"cp": 0.001, "maxdepth": 12, "minbucket": 5}, ("cp", "maxdepth", "minbucket")),
+        Learner(
+            "linear",
+            "Ridge regression (scaled)",
+            "python",
+            "linear_regression",
+            "interpretable",
+            {"alpha": 1.0},
+            ("alpha",),
+            _linear,
+        ),
+        Learner(
+            "pls",
+            "Partial least squares",
+            "python",
+            "PLS",
+            "interpretable",
+            {"n_components": 3},
+            ("n_components",),
+            _pls,
+        ),
+        Learner(
+            "decision_tree",
+            "Decision tree (CART)",
+            "python",
+            "CART",
+            "interpretable",
+            {"max_depth": 8, "min_samples_leaf": 5, "random_state": 0},
+            ("max_depth", "min_samples_leaf", "random_state"),
+            _tree,
+        ),
+        Learner(
+            "random_forest",
+            "Random forest",
+            "python",
+            "random_forest",
+            "ensemble",
+            {"n_estimators": 100, "max_depth": None, "min_samples_leaf": 1, "max_features": 1.0, "random_state": 0},
+            ("n_estimators", "max_depth", "min_samples_leaf", "max_features", "random_state"),
+            _forest,
+        ),
+        Learner(
+            "hist_gradient_boosting",
+            "Histogram gradient boosting",
+            "python",
+            "gradient_boosting",
+            "ensemble",
+            {"max_iter": 200, "learning_rate": 0.1, "max_depth": None, "random_state": 0},
+            ("max_iter", "learning_rate", "max_depth", "random_state"),
+            _hgb,
+        ),
+        Learner(
+            "svr",
+            "Support vector regression (scaled)",
+            "python",
+            "SVR",
+            "black box",
+            {"C": 10.0, "epsilon": 0.05, "gamma": "scale"},
+            ("C", "epsilon", "gamma"),
+            _svr,
+        ),
+        Learner(
+            "r_rpart",
+            "Regression tree in R (rpart)",
+            "r",
+            "CART",
+            "interpretable",
+            {"cp": 0.001, "maxdepth": 12, "minbucket": 5},
+            ("cp", "maxdepth", "minbucket"),
+        ),
     )
 }
 
@@ -207,10 +262,14 @@ cat(as.character(packageVersion("rpart")), R.version$major, R.version$minor, sep
 """
 
 
-def fit_r_rpart(learner: Learner, hp: Mapping[str, Any], X: np.ndarray, y: np.ndarray, features: Sequence[str]) -> Fitted:
+def fit_r_rpart(
+    learner: Learner, hp: Mapping[str, Any], X: np.ndarray, y: np.ndarray, features: Sequence[str]
+) -> Fitted:
     """Fit rpart in a throwaway Rscript process; predictions go through the registry's R runtime."""
     if shutil.which("Rscript") is None:
-        raise ValidationFailed("learners.r_rpart: R is not installed on this server (Rscript not found)", details={"learners": "r_rpart"})
+        raise ValidationFailed(
+            "learners.r_rpart: R is not installed on this server (Rscript not found)", details={"learners": "r_rpart"}
+        )
     import pandas as pd  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="stamm-rpart-") as tmp:
@@ -220,9 +279,19 @@ def fit_r_rpart(learner: Learner, hp: Mapping[str, Any], X: np.ndarray, y: np.nd
         frame.to_csv(folder / "train.csv", index=False)
         (folder / "fit.R").write_text(R_FIT_SCRIPT)
         done = subprocess.run(
-            ["Rscript", str(folder / "fit.R"), str(folder / "train.csv"), str(folder / "model.rds"),
-             str(float(hp["cp"])), str(int(hp["maxdepth"])), str(int(hp["minbucket"]))],
-            capture_output=True, text=True, timeout=600, check=False,
+            [
+                "Rscript",
+                str(folder / "fit.R"),
+                str(folder / "train.csv"),
+                str(folder / "model.rds"),
+                str(float(hp["cp"])),
+                str(int(hp["maxdepth"])),
+                str(int(hp["minbucket"])),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"rpart failed: {done.stderr.strip()[-500:]}")
@@ -249,7 +318,10 @@ def fit_r_rpart(learner: Learner, hp: Mapping[str, Any], X: np.ndarray, y: np.nd
         artifact=artifact,
         extension=".rds",
         predict=predict,
-        packages=[{"package": "rpart", "class": "rpart", "version": rpart_version}, {"package": "R", "version": r_version}],
+        packages=[
+            {"package": "rpart", "class": "rpart", "version": rpart_version},
+            {"package": "R", "version": r_version},
+        ],
         estimator_class="rpart",
     )
 

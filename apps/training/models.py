@@ -11,6 +11,7 @@
   (the lab delay, the process phases).
 - A ``BiasCorrection`` is one version of a deployment's filtered bias-update configuration plus its state.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -47,17 +48,25 @@ class TrainingRun(TimeStampedModel):
     status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     current_step = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     task_id = models.CharField(max_length=255, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    dataset = models.JSONField(default=dict, blank=True, help_text="Rows per batch, what preprocessing dropped, split sizes.")
-    baselines = models.JSONField(default=dict, blank=True, help_text="Training mean and delayed-lab persistence on the holdout.")
+    dataset = models.JSONField(
+        default=dict, blank=True, help_text="Rows per batch, what preprocessing dropped, split sizes."
+    )
+    baselines = models.JSONField(
+        default=dict, blank=True, help_text="Training mean and delayed-lab persistence on the holdout."
+    )
     best_candidate = models.ForeignKey("Candidate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     promoted_version = models.ForeignKey(
         "registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     approved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -123,7 +132,9 @@ class Candidate(models.Model):
     metrics = models.JSONField(default=dict, blank=True, help_text="Holdout metrics: overall, per phase, vs baselines.")
     gates = models.JSONField(default=list, blank=True, help_text="One verdict per gate.")
     passed = models.BooleanField(null=True, blank=True)
-    version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["run", "id"]
@@ -159,14 +170,20 @@ class BiasCorrection(models.Model):
     deployment = models.ForeignKey("orchestrator.Deployment", on_delete=models.CASCADE, related_name="bias_corrections")
     number = models.PositiveIntegerField()
     enabled = models.BooleanField(default=True)
-    alpha = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], help_text="Trust in each new lab residual.")
+    alpha = models.FloatField(
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], help_text="Trust in each new lab residual."
+    )
     max_lab_age_seconds = models.PositiveIntegerField(default=8 * 3600)
-    lab_delay_seconds = models.PositiveIntegerField(default=4 * 3600, help_text="When a lab result becomes known after sampling.")
+    lab_delay_seconds = models.PositiveIntegerField(
+        default=4 * 3600, help_text="When a lab result becomes known after sampling."
+    )
     lab_min = models.FloatField(null=True, blank=True)
     lab_max = models.FloatField(null=True, blank=True)
     reset_each_batch = models.BooleanField(default=True, help_text="Start every batch with a zero bias.")
     reason = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # State of the last application.
     applied_at = models.DateTimeField(null=True, blank=True)

@@ -1,4 +1,5 @@
 """Reads of the training app: runs with their steps and candidates, options for the Train page."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,8 +38,14 @@ def run_get(*, run_id: int) -> TrainingRun:
 def learner_options() -> list[dict[str, Any]]:
     r_ok = r_learners_available()
     return [
-        {"key": learner.key, "label": learner.label, "language": learner.language, "defaults": dict(learner.defaults),
-         "hyperparameters": list(learner.allowed), "available": learner.language != "r" or r_ok}
+        {
+            "key": learner.key,
+            "label": learner.label,
+            "language": learner.language,
+            "defaults": dict(learner.defaults),
+            "hyperparameters": list(learner.allowed),
+            "available": learner.language != "r" or r_ok,
+        }
         for learner in LEARNERS.values()
     ]
 
@@ -56,8 +63,13 @@ def project_options(*, project: Any) -> dict[str, Any]:
         "project_id": project.project_id,
         "project_name": project.name,
         "batches": [
-            {"batch_id": g.group.batch_id, "device_id": g.group.device_id, "first_time": g.first_time,
-             "last_time": g.last_time, "points": g.point_count}
+            {
+                "batch_id": g.group.batch_id,
+                "device_id": g.group.device_id,
+                "first_time": g.first_time,
+                "last_time": g.last_time,
+                "points": g.point_count,
+            }
             for g in sorted(groups, key=lambda g: (g.group.device_id, g.group.batch_id))
         ],
         "variables": variables,

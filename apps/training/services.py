@@ -13,6 +13,7 @@ Transient failures (store or database unavailable) propagate so the Celery task 
 any other failure marks the step and the run failed with the reason. Celery tasks (``tasks.py``) only
 call these functions; ``training_run_execute_inline`` runs the same steps in-process (the command line).
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,7 +52,13 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 #: Errors a retry can fix: the store or the database was briefly unavailable.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ServiceUnavailable, BackendError, DatabaseError, ConnectionError, TimeoutError)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ServiceUnavailable,
+    BackendError,
+    DatabaseError,
+    ConnectionError,
+    TimeoutError,
+)
 DEFAULT_ALIAS = "staging"
 DEFAULT_MAX_INPUT_AGE_SECONDS = 3600
 MODEL_ID_RE = re.compile(r"^[0-9]{4}_\[[A-Za-z0-9.+-]+\]_[A-Za-z0-9_.\-]+$")
@@ -62,8 +69,16 @@ def run_dir(run: TrainingRun) -> Path:
 
 
 def step_names(config: Mapping[str, Any]) -> list[str]:
-    return ["load", "preprocess", "split", *(f"train:{item['key']}" for item in config["learners"]),
-            "evaluate", "register", "gate", "promote"]
+    return [
+        "load",
+        "preprocess",
+        "split",
+        *(f"train:{item['key']}" for item in config["learners"]),
+        "evaluate",
+        "register",
+        "gate",
+        "promote",
+    ]
 
 
 # ----------------------------------------------------------------------------------------- configuration
@@ -75,12 +90,16 @@ def project_profile(project: Any) -> ProjectProfile:
 
 
 @transaction.atomic
-def project_profile_set(*, project: Any, lab_delay_seconds: int | None = None, phases: list | None = None) -> ProjectProfile:
+def project_profile_set(
+    *, project: Any, lab_delay_seconds: int | None = None, phases: list | None = None
+) -> ProjectProfile:
     """Declare how late lab results arrive and which phases a batch goes through (on batch age, hours)."""
     profile, _ = ProjectProfile.objects.get_or_create(project=project)
     if lab_delay_seconds is not None:
         if int(lab_delay_seconds) < 0:
-            raise ValidationFailed("lab_delay_seconds: must not be negative", details={"lab_delay_seconds": lab_delay_seconds})
+            raise ValidationFailed(
+                "lab_delay_seconds: must not be negative", details={"lab_delay_seconds": lab_delay_seconds}
+            )
         profile.lab_delay_seconds = int(lab_delay_seconds)
     if phases is not None:
         profile.phases = _phases_validate(phases)
@@ -99,7 +118,9 @@ def _phases_validate(phases: Any) -> list[dict[str, Any]]:
             start = float(phase.get("start_h") or 0.0)
             end = None if phase.get("end_h") is None else float(phase["end_h"])
         except (TypeError, ValueError):
-            raise ValidationFailed(f"phases[{index}]: start_h and end_h must be numbers", details={f"phases[{index}]": phase})
+            raise ValidationFailed(
+                f"phases[{index}]: start_h and end_h must be numbers", details={f"phases[{index}]": phase}
+            )
         if end is not None and end <= start:
             raise ValidationFailed(f"phases[{index}]: end_h must be after start_h", details={f"phases[{index}]": phase})
         result.append({"name": str(phase["name"]).strip(), "start_h": start, "end_h": end})
@@ -120,7 +141,8 @@ def _learners_validate(value: Any) -> list[dict[str, Any]]:
         seen.add(learner.key)
         if learner.language == "r" and shutil.which("Rscript") is None:
             raise ValidationFailed(
-                f"learners: {learner.key} needs R, which is not installed on this server", details={"learners": learner.key}
+                f"learners: {learner.key} needs R, which is not installed on this server",
+                details={"learners": learner.key},
             )
         result.append({"key": learner.key, "hyperparameters": learner.hyperparameters(given)})
     return result
@@ -134,17 +156,36 @@ def default_model_id(project: Any, target: str) -> str:
 def training_config_validate(*, project: Any, data: Mapping[str, Any]) -> dict[str, Any]:
     """The normalised, explicit configuration of a run (defaults resolved), or ValidationFailed."""
     data = dict(data or {})
-    allowed = {"target", "device_id", "batches", "features", "add_batch_age", "preprocessing", "split", "learners",
-               "gates", "alias", "require_approval", "model_id", "lab_delay_seconds", "phases", "author"}
+    allowed = {
+        "target",
+        "device_id",
+        "batches",
+        "features",
+        "add_batch_age",
+        "preprocessing",
+        "split",
+        "learners",
+        "gates",
+        "alias",
+        "require_approval",
+        "model_id",
+        "lab_delay_seconds",
+        "phases",
+        "author",
+    }
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", details={"fields": unknown})
     target = str(data.get("target") or "").strip()
     if not target:
-        raise ValidationFailed("target: name the variable to predict, e.g. penicillin_concentration", details={"target": "required"})
+        raise ValidationFailed(
+            "target: name the variable to predict, e.g. penicillin_concentration", details={"target": "required"}
+        )
     batches = [str(b).strip() for b in data.get("batches") or [] if str(b).strip()]
     if len(batches) < 2:
-        raise ValidationFailed("batches: choose at least two batches (one to train on, one to test on)", details={"batches": batches})
+        raise ValidationFailed(
+            "batches: choose at least two batches (one to train on, one to test on)", details={"batches": batches}
+        )
     if len(set(batches)) != len(batches):
         raise ValidationFailed("batches: a batch is listed twice", details={"batches": batches})
     device_id = str(data.get("device_id") or "").strip() or None
@@ -155,7 +196,9 @@ def training_config_validate(*, project: Any, data: Mapping[str, Any]) -> dict[s
     if features in (None, "", []):
         features = ds.default_features(groups=groups, target=target)
         if not features:
-            raise ValidationFailed("features: the chosen batches share no sensor or actuator variable", details={"features": []})
+            raise ValidationFailed(
+                "features: the chosen batches share no sensor or actuator variable", details={"features": []}
+            )
     if not isinstance(features, list) or not all(isinstance(f, str) and f.strip() for f in features):
         raise ValidationFailed("features: must be a list of variable names", details={"features": features})
     features = [f.strip() for f in features if f.strip() != ds.BATCH_AGE]
@@ -172,12 +215,20 @@ def training_config_validate(*, project: Any, data: Mapping[str, Any]) -> dict[s
     try:
         max_age = int(preprocessing.get("max_input_age_seconds") or DEFAULT_MAX_INPUT_AGE_SECONDS)
     except (TypeError, ValueError):
-        raise ValidationFailed("preprocessing.max_input_age_seconds: must be an integer", details={"preprocessing.max_input_age_seconds": preprocessing.get("max_input_age_seconds")})
+        raise ValidationFailed(
+            "preprocessing.max_input_age_seconds: must be an integer",
+            details={"preprocessing.max_input_age_seconds": preprocessing.get("max_input_age_seconds")},
+        )
     if max_age < 1:
-        raise ValidationFailed("preprocessing.max_input_age_seconds: must be at least 1", details={"preprocessing.max_input_age_seconds": max_age})
+        raise ValidationFailed(
+            "preprocessing.max_input_age_seconds: must be at least 1",
+            details={"preprocessing.max_input_age_seconds": max_age},
+        )
     model_id = str(data.get("model_id") or "").strip() or default_model_id(project, target)
     if not MODEL_ID_RE.match(model_id):
-        raise ValidationFailed(f"model_id: must look like NNNN_[language]_name, got {model_id!r}", details={"model_id": model_id})
+        raise ValidationFailed(
+            f"model_id: must look like NNNN_[language]_name, got {model_id!r}", details={"model_id": model_id}
+        )
     alias = data.get("alias", DEFAULT_ALIAS)
     alias = "" if alias is None else str(alias).strip()
     if alias and not re.fullmatch(r"[-a-zA-Z0-9_]+", alias):
@@ -195,9 +246,11 @@ def training_config_validate(*, project: Any, data: Mapping[str, Any]) -> dict[s
     extra_inputs: list[str] = []
     from apps.registry.models import Alias  # noqa: PLC0415
 
-    production = Alias.objects.filter(
-        soft_sensor__project=project, soft_sensor__model_id=model_id, name="production"
-    ).select_related("version").first()
+    production = (
+        Alias.objects.filter(soft_sensor__project=project, soft_sensor__model_id=model_id, name="production")
+        .select_related("version")
+        .first()
+    )
     if production is not None:
         wanted = [f["name"] for f in production.version.descriptor["inputs"]["features"]]
         extra_inputs = [f for f in wanted if f not in features and f != ds.BATCH_AGE]
@@ -235,7 +288,10 @@ def training_run_create(*, user: Any, project: Any, data: Mapping[str, Any]) -> 
         [TrainingStep(run=run, name=name, position=i) for i, name in enumerate(step_names(config))]
     )
     Candidate.objects.bulk_create(
-        [Candidate(run=run, learner=item["key"], hyperparameters=item["hyperparameters"]) for item in config["learners"]]
+        [
+            Candidate(run=run, learner=item["key"], hyperparameters=item["hyperparameters"])
+            for item in config["learners"]
+        ]
     )
     return run
 
@@ -286,20 +342,27 @@ def _step(run: TrainingRun, name: str) -> Iterator[dict[str, Any]]:
         yield output
     except TRANSIENT_ERRORS as exc:
         TrainingStep.objects.filter(run=run, name=name).update(
-            status=StepStatus.FAILED, error=f"transient, will be retried: {_describe(exc)}",
-            finished_at=timezone.now(), duration_ms=(time.perf_counter() - started) * 1000,
+            status=StepStatus.FAILED,
+            error=f"transient, will be retried: {_describe(exc)}",
+            finished_at=timezone.now(),
+            duration_ms=(time.perf_counter() - started) * 1000,
         )
         raise
     except BaseException as exc:
         TrainingStep.objects.filter(run=run, name=name).update(
-            status=StepStatus.FAILED, error=_describe(exc), finished_at=timezone.now(),
+            status=StepStatus.FAILED,
+            error=_describe(exc),
+            finished_at=timezone.now(),
             duration_ms=(time.perf_counter() - started) * 1000,
         )
         training_run_fail(run_id=run.pk, step=name, error=_describe(exc))
         raise
     status = output.pop("_status", StepStatus.SUCCEEDED)
     TrainingStep.objects.filter(run=run, name=name).update(
-        status=status, output=_json(output), finished_at=timezone.now(), duration_ms=(time.perf_counter() - started) * 1000
+        status=status,
+        output=_json(output),
+        finished_at=timezone.now(),
+        duration_ms=(time.perf_counter() - started) * 1000,
     )
 
 
@@ -340,12 +403,16 @@ def step_load(*, run_id: int) -> None:
     _check_active(run)
     config = run.config
     with _step(run, "load") as out:
-        groups = ds.groups_resolve(project_name=run.project.name, batches=config["batches"], device_id=config["device_id"])
+        groups = ds.groups_resolve(
+            project_name=run.project.name, batches=config["batches"], device_id=config["device_id"]
+        )
         inputs = [*config["features"], *config.get("extra_inputs", [])]
         loaded, summary = ds.batches_load(groups=groups, target=config["target"], features=inputs)
         ds.save_groups(loaded, run_dir(run) / "raw.npz")
         out.update(summary)
-        TrainingRun.objects.filter(pk=run.pk).update(dataset=_json({"load": summary["batches"], "sources": summary.get("sources", {})}))
+        TrainingRun.objects.filter(pk=run.pk).update(
+            dataset=_json({"load": summary["batches"], "sources": summary.get("sources", {})})
+        )
 
 
 def step_preprocess(*, run_id: int) -> None:
@@ -413,7 +480,13 @@ def step_train(*, run_id: int, learner: str) -> None:
         columns = _model_columns(run, aligned)
         started = time.perf_counter()
         try:
-            fitted = learners.fit(learner, candidate.hyperparameters, aligned.X[train][:, columns], aligned.y[train], run.config["features"])
+            fitted = learners.fit(
+                learner,
+                candidate.hyperparameters,
+                aligned.X[train][:, columns],
+                aligned.y[train],
+                run.config["features"],
+            )
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - one learner failing leaves the others to compete
@@ -426,9 +499,17 @@ def step_train(*, run_id: int, learner: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(fitted.artifact)
         Candidate.objects.filter(pk=candidate.pk).update(
-            status=CandidateStatus.TRAINED, error="", artifact_path=str(relative), artifact_sha256=fitted.sha256,
-            fit_seconds=seconds, metrics={"packages": fitted.packages, "estimator": fitted.estimator_class,
-                                          "language": fitted.language, "extension": fitted.extension},
+            status=CandidateStatus.TRAINED,
+            error="",
+            artifact_path=str(relative),
+            artifact_sha256=fitted.sha256,
+            fit_seconds=seconds,
+            metrics={
+                "packages": fitted.packages,
+                "estimator": fitted.estimator_class,
+                "language": fitted.language,
+                "extension": fitted.extension,
+            },
         )
         out.update(rows=int(train.sum()), fit_seconds=round(seconds, 3), artifact_bytes=len(fitted.artifact))
 
@@ -468,7 +549,10 @@ def _production_comparison(run: TrainingRun, aligned: ds.Aligned, test: np.ndarr
         result = serving.predict_matrix(version, X)
     except Exception as exc:  # noqa: BLE001 - reported on the gate, never a crash of the run
         return {"version": version.number, "error": _describe(exc)}
-    return {"version": version.number, "predictions": np.asarray(result.predictions, dtype=float).reshape(X.shape[0], -1)[:, 0]}
+    return {
+        "version": version.number,
+        "predictions": np.asarray(result.predictions, dtype=float).reshape(X.shape[0], -1)[:, 0],
+    }
 
 
 def step_evaluate(*, run_id: int) -> None:
@@ -491,8 +575,12 @@ def step_evaluate(*, run_id: int) -> None:
             aligned.times_ns[test], aligned.batch_index[test], aligned.labs, lab_delay_ns=delay_ns
         )
         baselines = evaluation.baseline_report(
-            y_true=y_test, train_mean=float(aligned.y[train].mean()), persistence=persistence,
-            batch_age_h=age, phases=phases, lab_delay_ns=delay_ns,
+            y_true=y_test,
+            train_mean=float(aligned.y[train].mean()),
+            persistence=persistence,
+            batch_age_h=age,
+            phases=phases,
+            lab_delay_ns=delay_ns,
         )
         production = _production_comparison(run, aligned, test)
         if production is not None and "predictions" in production:
@@ -519,14 +607,20 @@ def step_evaluate(*, run_id: int) -> None:
                     "rmse": evaluation.metrics(y_test[ok], prod[ok])["rmse"],
                     "candidate_rmse": evaluation.metrics(y_test[ok], predicted[ok])["rmse"],
                 }
-            keep = {k: v for k, v in (candidate.metrics or {}).items() if k in ("packages", "estimator", "language", "extension")}
+            keep = {
+                k: v
+                for k, v in (candidate.metrics or {}).items()
+                if k in ("packages", "estimator", "language", "extension")
+            }
             Candidate.objects.filter(pk=candidate.pk).update(metrics=_json({**keep, **report}))
             summary[candidate.learner] = report["overall"]
         TrainingRun.objects.filter(pk=run.pk).update(baselines=_json(baselines))
         out.update(candidates=summary, baselines={k: v.get("overall") for k, v in baselines.items()})
 
 
-def _descriptor(run: TrainingRun, candidate: Candidate, aligned: ds.Aligned, train: np.ndarray) -> tuple[dict[str, Any], str]:
+def _descriptor(
+    run: TrainingRun, candidate: Candidate, aligned: ds.Aligned, train: np.ndarray
+) -> tuple[dict[str, Any], str]:
     """The STAMM descriptor of a candidate and its model file name."""
     from apps.registry.models import Variable  # noqa: PLC0415
 
@@ -540,32 +634,50 @@ def _descriptor(run: TrainingRun, candidate: Candidate, aligned: ds.Aligned, tra
     envelope = ds.envelope(X_train, config["features"])
     y_train = aligned.y[train]
     dictionary = {
-        v.canonical_name: v for v in Variable.objects.filter(project=run.project, canonical_name__in=[*config["features"], config["target"]])
+        v.canonical_name: v
+        for v in Variable.objects.filter(
+            project=run.project, canonical_name__in=[*config["features"], config["target"]]
+        )
     }
     series_source = run.dataset.get("sources", {})
 
     def feature_entry(name: str) -> dict[str, Any]:
         if name == ds.BATCH_AGE:
             return {
-                "name": name, "type": "computed_variable", "units": "h", "lag": 0, "feature_scaling": "none",
+                "name": name,
+                "type": "computed_variable",
+                "units": "h",
+                "lag": 0,
+                "feature_scaling": "none",
                 "description": "Batch age: hours since the batch's first raw point (computed, not stored).",
                 "expected_range": envelope[name],
             }
         variable = dictionary.get(name)
-        kind = (variable.column_type.lower() if variable else series_source.get(name, "sensor"))
+        kind = variable.column_type.lower() if variable else series_source.get(name, "sensor")
         if kind not in ("sensor", "actuator", "computed_variable"):
             kind = "sensor"
         return {
-            "name": name, "type": kind, "units": variable.units if variable else "", "lag": 0, "feature_scaling": "none",
+            "name": name,
+            "type": kind,
+            "units": variable.units if variable else "",
+            "lag": 0,
+            "feature_scaling": "none",
             "description": (variable.description if variable and variable.description else name.replace("_", " ")),
             "expected_range": envelope[name],
         }
 
     target_var = dictionary.get(config["target"])
     python_version = platform.python_version()
-    languages = [{"name": "python"}, {"version": python_version}] if language == "python" else [
-        {"name": "R", "version": next((p["version"] for p in info.get("packages", []) if p.get("package") == "R"), "")}
-    ]
+    languages = (
+        [{"name": "python"}, {"version": python_version}]
+        if language == "python"
+        else [
+            {
+                "name": "R",
+                "version": next((p["version"] for p in info.get("packages", []) if p.get("package") == "R"), ""),
+            }
+        ]
+    )
     metrics = info.get("overall") or {}
     baselines = run.baselines or {}
     validation = {
@@ -586,7 +698,8 @@ def _descriptor(run: TrainingRun, candidate: Candidate, aligned: ds.Aligned, tra
             "version": f"run-{run.pk}-{candidate.learner}",
             "ID": run.model_id,
             "UUID": "",
-            "author": config.get("author") or (run.created_by.get_username() if run.created_by else "training workflow"),
+            "author": config.get("author")
+            or (run.created_by.get_username() if run.created_by else "training workflow"),
             "doi": "",
             "creation_date": timezone.now().strftime("%d-%m-%Y"),
             "project": "../project_info.yaml",
@@ -608,14 +721,17 @@ def _descriptor(run: TrainingRun, candidate: Candidate, aligned: ds.Aligned, tra
             "input_time_interval": {
                 "time_interval": {"value": 0, "unit": "seconds"},
                 "aggregation": {"method": "as-of", "description": "latest value at or before the target time"},
-                "description": f"Inputs taken as-of the target's timestamps, at most {config['preprocessing']['max_input_age_seconds']} s old.",
+                "description": "Inputs taken as-of the target's timestamps, at most "
+                f"{config['preprocessing']['max_input_age_seconds']} s old.",
             },
         },
         "training_information": {
             "number_of_instances": int(train.sum()),
             "hyperparameters": candidate.hyperparameters,
             "validation": validation,
-            "experiments_ID": ds.experiment_ids([b for b in config["batches"] if b not in config["split"].get("holdout", [])]),
+            "experiments_ID": ds.experiment_ids(
+                [b for b in config["batches"] if b not in config["split"].get("holdout", [])]
+            ),
             "train_test_split": run.dataset.get("split", {}),
             "preprocessing": {
                 "alignment": "as-of to the target's timestamps",
@@ -627,14 +743,20 @@ def _descriptor(run: TrainingRun, candidate: Candidate, aligned: ds.Aligned, tra
         },
         "inputs": {"features": [feature_entry(name) for name in config["features"]]},
         "outputs": {
-            "information": [{
-                "name": config["target"],
-                "description": (target_var.description if target_var and target_var.description else config["target"].replace("_", " ")),
-                "units": target_var.units if target_var else "",
-                "forecast_horizon": 0,
-                "feature_scaling": "none",
-                "expected_range": {"min": float(y_train.min()), "max": float(y_train.max())},
-            }]
+            "information": [
+                {
+                    "name": config["target"],
+                    "description": (
+                        target_var.description
+                        if target_var and target_var.description
+                        else config["target"].replace("_", " ")
+                    ),
+                    "units": target_var.units if target_var else "",
+                    "forecast_horizon": 0,
+                    "feature_scaling": "none",
+                    "expected_range": {"min": float(y_train.min()), "max": float(y_train.max())},
+                }
+            ]
         },
     }
     return _json(document), model_file
@@ -653,9 +775,12 @@ def step_register(*, run_id: int) -> None:
         train, _ = _masks(run)
         registered = {}
         for candidate in run.candidates.filter(status=CandidateStatus.TRAINED):
-            existing = candidate.version or ModelVersion.objects.filter(
-                training_run_id=run.lineage_id, training_data__candidate_id=candidate.pk
-            ).first()
+            existing = (
+                candidate.version
+                or ModelVersion.objects.filter(
+                    training_run_id=run.lineage_id, training_data__candidate_id=candidate.pk
+                ).first()
+            )
             if existing is not None:
                 if candidate.version_id != existing.pk:
                     Candidate.objects.filter(pk=candidate.pk).update(version=existing)
@@ -701,10 +826,14 @@ def step_gate(*, run_id: int) -> None:
         for candidate in run.candidates.filter(status=CandidateStatus.TRAINED).select_related("version"):
             metrics = candidate.metrics or {}
             verdicts = gates.gate_verdicts(
-                gates=run.config["gates"], candidate=metrics, baselines=run.baselines or {},
-                production=metrics.get("vs_production") or (
+                gates=run.config["gates"],
+                candidate=metrics,
+                baselines=run.baselines or {},
+                production=metrics.get("vs_production")
+                or (
                     {"version": run.baselines["production"]["version"], "error": run.baselines["production"]["error"]}
-                    if (run.baselines or {}).get("production", {}).get("error") else None
+                    if (run.baselines or {}).get("production", {}).get("error")
+                    else None
                 ),
             )
             passed = gates.overall_pass(verdicts) and candidate.version_id is not None
@@ -717,7 +846,9 @@ def step_gate(*, run_id: int) -> None:
         if best is None:
             reasons = "; ".join(f"{k}: {v['failed'] or 'not registered'}" for k, v in verdicts_by.items())
             TrainingRun.objects.filter(pk=run.pk).update(
-                best_candidate=None, status=RunStatus.REJECTED, finished_at=timezone.now(),
+                best_candidate=None,
+                status=RunStatus.REJECTED,
+                finished_at=timezone.now(),
                 error=f"no candidate passed the gates — {reasons}",
             )
         else:
@@ -739,7 +870,9 @@ def _move_alias(*, run: TrainingRun, candidate: Candidate, alias: str, user: Any
     from apps.registry.services import alias_move  # noqa: PLC0415
 
     version = candidate.version
-    current = Alias.objects.filter(soft_sensor=version.soft_sensor, name=alias).values_list("version_id", flat=True).first()
+    current = (
+        Alias.objects.filter(soft_sensor=version.soft_sensor, name=alias).values_list("version_id", flat=True).first()
+    )
     if current == version.pk:
         return False
     alias_move(soft_sensor=version.soft_sensor, name=alias, version=version, user=user, reason=reason)
@@ -764,13 +897,22 @@ def step_promote(*, run_id: int) -> None:
             return
         if run.config.get("require_approval") and run.approved_at is None:
             TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.AWAITING_APPROVAL)
-            out.update(promoted=False, waiting_for="approval", alias=alias, version=candidate.version.number,
-                       _status=StepStatus.WAITING)
+            out.update(
+                promoted=False,
+                waiting_for="approval",
+                alias=alias,
+                version=candidate.version.number,
+                _status=StepStatus.WAITING,
+            )
             return
         with transaction.atomic():
             moved = _move_alias(
-                run=run, candidate=candidate, alias=alias, user=run.approved_by or run.created_by,
-                reason=_promotion_reason(run, candidate, alias) + (f" Approved by {run.approved_by}." if run.approved_by else ""),
+                run=run,
+                candidate=candidate,
+                alias=alias,
+                user=run.approved_by or run.created_by,
+                reason=_promotion_reason(run, candidate, alias)
+                + (f" Approved by {run.approved_by}." if run.approved_by else ""),
             )
             TrainingRun.objects.filter(pk=run.pk).update(
                 status=RunStatus.PROMOTED, promoted_version=candidate.version, finished_at=timezone.now(), error=""
@@ -785,7 +927,10 @@ def training_run_execute_inline(*, run_id: int, progress: Callable[[str], None] 
         ("load", lambda: step_load(run_id=run_id)),
         ("preprocess", lambda: step_preprocess(run_id=run_id)),
         ("split", lambda: step_split(run_id=run_id)),
-        *((f"train:{item['key']}", (lambda key=item["key"]: step_train(run_id=run_id, learner=key))) for item in run.config["learners"]),
+        *(
+            (f"train:{item['key']}", (lambda key=item["key"]: step_train(run_id=run_id, learner=key)))
+            for item in run.config["learners"]
+        ),
         ("evaluate", lambda: step_evaluate(run_id=run_id)),
         ("register", lambda: step_register(run_id=run_id)),
         ("gate", lambda: step_gate(run_id=run_id)),
@@ -833,7 +978,10 @@ def training_run_promote(
         _move_alias(run=run, candidate=candidate, alias=alias, user=user, reason=f"{text} (requested by {user})")
         if run.status in (RunStatus.AWAITING_APPROVAL, RunStatus.REGISTERED):
             TrainingRun.objects.filter(pk=run.pk).update(
-                status=RunStatus.PROMOTED, promoted_version=candidate.version, approved_by=user, approved_at=timezone.now(),
+                status=RunStatus.PROMOTED,
+                promoted_version=candidate.version,
+                approved_by=user,
+                approved_at=timezone.now(),
                 finished_at=timezone.now(),
             )
     return candidate
@@ -845,7 +993,16 @@ def training_run_promote(
 @transaction.atomic
 def bias_correction_configure(*, deployment: Any, user: Any, data: Mapping[str, Any]) -> BiasCorrection:
     """A new version of the deployment's bias-update configuration (the bias carries over)."""
-    allowed = {"enabled", "alpha", "max_lab_age_seconds", "lab_delay_seconds", "lab_min", "lab_max", "reset_each_batch", "reason"}
+    allowed = {
+        "enabled",
+        "alpha",
+        "max_lab_age_seconds",
+        "lab_delay_seconds",
+        "lab_min",
+        "lab_max",
+        "reset_each_batch",
+        "reason",
+    }
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", details={"fields": unknown})
@@ -922,15 +1079,23 @@ def bias_correction_apply(*, deployment: Any) -> dict[str, Any]:
     carried = 0.0
     for info in sorted(infos, key=lambda i: (i.first_time, i.series)):
         key = info.series
-        times, values, stored_fields = ds.series_read_all(key, info.first_time, info.last_time, collection=Collection.PREDICTIONS)
+        times, values, stored_fields = ds.series_read_all(
+            key, info.first_time, info.last_time, collection=Collection.PREDICTIONS
+        )
         validity = stored_fields.get("validity")
         lab_key = key.__class__(key.project_name, key.device_id, key.batch_id, LAB_SOURCE, key.observed_property)
-        lab_infos = tsdb.series_list(where=SeriesFilter(
-            project_name=key.project_name, device_id=key.device_id, batch_id=key.batch_id, source=LAB_SOURCE,
-            observed_property=key.observed_property,
-        ))
+        lab_infos = tsdb.series_list(
+            where=SeriesFilter(
+                project_name=key.project_name,
+                device_id=key.device_id,
+                batch_id=key.batch_id,
+                source=LAB_SOURCE,
+                observed_property=key.observed_property,
+            )
+        )
         lab_t, lab_v = (
-            ds.series_values(lab_key, lab_infos[0].first_time, lab_infos[0].last_time) if lab_infos
+            ds.series_values(lab_key, lab_infos[0].first_time, lab_infos[0].last_time)
+            if lab_infos
             else (np.empty(0, dtype=np.int64), np.empty(0))
         )
         params = BiasParams(
@@ -957,7 +1122,10 @@ def bias_correction_apply(*, deployment: Any) -> dict[str, Any]:
         if len(batch):
             written += points_ingest(batch=batch).points
         state[f"{key.device_id}/{key.batch_id}/{key.observed_property}@{key.version}"] = {
-            "bias": round(trace.final_bias, 6), "used": trace.used, "rejected": trace.rejected, "predictions": int(times.shape[0]),
+            "bias": round(trace.final_bias, 6),
+            "used": trace.used,
+            "rejected": trace.rejected,
+            "predictions": int(times.shape[0]),
         }
     BiasCorrection.objects.filter(pk=config.pk).update(applied_at=timezone.now(), state=_json(state))
     return {"applied": True, "version": config.number, "points": written, "series": state}

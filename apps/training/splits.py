@@ -9,6 +9,7 @@ Random row splits are refused: neighbouring rows of a batch are nearly identical
 copies of the test rows in the training set and reports an accuracy the model will never have on a new
 batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -34,34 +35,46 @@ def split_validate(spec: Mapping[str, Any] | None, *, batches: Sequence[str]) ->
     if kind in ("random", "shuffle", "kfold", "k-fold", "random_rows"):
         raise ValidationFailed(RANDOM_REFUSAL, details={"split.kind": kind}, code="random_split_refused")
     if kind not in KINDS:
-        raise ValidationFailed(f"split.kind: must be one of {', '.join(KINDS)}, got {kind!r}", details={"split.kind": kind})
+        raise ValidationFailed(
+            f"split.kind: must be one of {', '.join(KINDS)}, got {kind!r}", details={"split.kind": kind}
+        )
     if kind == "batches":
         holdout = [str(b) for b in spec.get("holdout") or []]
         if not holdout:
-            raise ValidationFailed("split.holdout: name at least one batch to hold out", details={"split.holdout": "required"})
+            raise ValidationFailed(
+                "split.holdout: name at least one batch to hold out", details={"split.holdout": "required"}
+            )
         unknown = [b for b in holdout if b not in batches]
         if unknown:
             raise ValidationFailed(
                 f"split.holdout: {', '.join(unknown)} not among the chosen batches", details={"split.holdout": unknown}
             )
         if len(set(holdout)) >= len(set(batches)):
-            raise ValidationFailed("split.holdout: keep at least one batch for training", details={"split.holdout": holdout})
+            raise ValidationFailed(
+                "split.holdout: keep at least one batch for training", details={"split.holdout": holdout}
+            )
         return {"kind": kind, "holdout": holdout}
     cut_time = spec.get("cut_time")
     if cut_time:
         try:
             moment = datetime.fromisoformat(str(cut_time).replace("Z", "+00:00"))
         except ValueError:
-            raise ValidationFailed(f"split.cut_time: not an ISO 8601 time: {cut_time!r}", details={"split.cut_time": cut_time})
+            raise ValidationFailed(
+                f"split.cut_time: not an ISO 8601 time: {cut_time!r}", details={"split.cut_time": cut_time}
+            )
         if moment.tzinfo is None:
             raise ValidationFailed("split.cut_time: give a time zone (e.g. Z)", details={"split.cut_time": cut_time})
         return {"kind": kind, "cut_time": moment.isoformat()}
     try:
         fraction = float(spec.get("cut_fraction", 0.2))
     except (TypeError, ValueError):
-        raise ValidationFailed("split.cut_fraction: must be a number", details={"split.cut_fraction": spec.get("cut_fraction")})
+        raise ValidationFailed(
+            "split.cut_fraction: must be a number", details={"split.cut_fraction": spec.get("cut_fraction")}
+        )
     if not 0.0 < fraction < 1.0:
-        raise ValidationFailed("split.cut_fraction: must be between 0 and 1 (exclusive)", details={"split.cut_fraction": fraction})
+        raise ValidationFailed(
+            "split.cut_fraction: must be between 0 and 1 (exclusive)", details={"split.cut_fraction": fraction}
+        )
     return {"kind": kind, "cut_fraction": fraction}
 
 
@@ -73,8 +86,11 @@ def split_masks(
         held = np.array([b in set(spec["holdout"]) for b in batch_ids], dtype=bool)
         test = held[batch_index] if len(batch_ids) else np.zeros(0, dtype=bool)
         train = ~test
-        described = {"kind": "batches", "holdout": list(spec["holdout"]),
-                     "train_batches": [b for b, h in zip(batch_ids, held) if not h]}
+        described = {
+            "kind": "batches",
+            "holdout": list(spec["holdout"]),
+            "train_batches": [b for b, h in zip(batch_ids, held, strict=True) if not h],
+        }
     else:
         if "cut_time" in spec:
             moment = datetime.fromisoformat(spec["cut_time"])
@@ -90,7 +106,8 @@ def split_masks(
     described["train_rows"], described["holdout_rows"] = int(train.sum()), int(test.sum())
     if not train.any() or not test.any():
         raise ValidationFailed(
-            f"split: {described['train_rows']} training rows and {described['holdout_rows']} holdout rows; both must be non-empty",
+            f"split: {described['train_rows']} training rows and {described['holdout_rows']} holdout rows; "
+            "both must be non-empty",
             details={"split": described},
         )
     return train, test, described

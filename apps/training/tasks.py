@@ -6,6 +6,7 @@ service and return the run id. Transient errors (store or database unavailable) 
 exponential backoff and jitter; a task that runs out of retries marks its step and the run failed. Every
 step is idempotent (see ``services``), so a redelivered or retried task never duplicates anything.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -111,7 +112,9 @@ def bias_apply(deployment_id: int) -> dict:
 
     from .services import bias_correction_apply  # noqa: PLC0415
 
-    return bias_correction_apply(deployment=Deployment.objects.select_related("soft_sensor__project").get(pk=deployment_id))
+    return bias_correction_apply(
+        deployment=Deployment.objects.select_related("soft_sensor__project").get(pk=deployment_id)
+    )
 
 
 def workflow_signature(run_id: int):

@@ -1,4 +1,5 @@
 """API routes of the training app, mounted under /api/v1/training/."""
+
 from django.urls import path
 
 from . import apis
@@ -11,6 +12,8 @@ urlpatterns = [
     path("runs/<int:run_id>/approve/", apis.TrainingRunApproveApi.as_view(), name="training-run-approve"),
     path("runs/<int:run_id>/promote/", apis.TrainingRunPromoteApi.as_view(), name="training-run-promote"),
     path("bias/<int:deployment_id>/", apis.BiasCorrectionListApi.as_view(), name="training-bias-list"),
-    path("bias/<int:deployment_id>/configure/", apis.BiasCorrectionConfigureApi.as_view(), name="training-bias-configure"),
+    path(
+        "bias/<int:deployment_id>/configure/", apis.BiasCorrectionConfigureApi.as_view(), name="training-bias-configure"
+    ),
     path("bias/<int:deployment_id>/apply/", apis.BiasCorrectionApplyApi.as_view(), name="training-bias-apply"),
 ]

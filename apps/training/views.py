@@ -3,6 +3,7 @@
 Pages render the server-side state; the start form and the live progress talk to the training API
 (``/api/v1/training/``) with the session's CSRF token, so the page and the API share one set of rules.
 """
+
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
@@ -18,12 +19,16 @@ from .models import RunStatus
 
 @capability_required("train_models", role="modeler")
 def train_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "training/train.html", {
-        "projects": list(project_list()),
-        "runs": list(selectors.run_list()[:25]),
-        "learners": selectors.learner_options(),
-        "gates": DEFAULT_GATES,
-    })
+    return render(
+        request,
+        "training/train.html",
+        {
+            "projects": list(project_list()),
+            "runs": list(selectors.run_list()[:25]),
+            "learners": selectors.learner_options(),
+            "gates": DEFAULT_GATES,
+        },
+    )
 
 
 @capability_required("train_models", role="modeler")

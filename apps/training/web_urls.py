@@ -1,4 +1,5 @@
 """Page routes of the training app, mounted under /training/."""
+
 from django.urls import path
 
 from . import views

@@ -1,5 +1,6 @@
 """Training fixtures: the IndPenSim batches 92, 93, 96 and 98 in the store (ingested once per module
 through the tsdb ingest service), the registry project, and Celery in eager mode."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -16,8 +17,14 @@ BATCHES = (92, 93, 96, 98)
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 #: Eight online inputs (plus batch age, added by the run): measured here at R² 0.97 on batch 98.
 EIGHT = [
-    "temperature", "sugar_feed_rate", "aeration_rate", "dissolved_oxygen_concentration", "ph", "vessel_volume",
-    "co2_percent_in_off_gas", "oxygen_in_percent_in_off_gas",
+    "temperature",
+    "sugar_feed_rate",
+    "aeration_rate",
+    "dissolved_oxygen_concentration",
+    "ph",
+    "vessel_volume",
+    "co2_percent_in_off_gas",
+    "oxygen_in_percent_in_off_gas",
 ]
 
 
@@ -39,20 +46,40 @@ def project_create():
     from apps.registry.services import project_upsert
     from apps.training.services import project_profile_set
 
-    project = project_upsert(info=parse_project_info({
-        "project_ID": PROJECT_ID,
-        "project_name": PROJECT,
-        "description": "IndPenSim fed-batch penicillin fermentation.",
-        "coordinator": "C. Oordinator",
-        "variables": [
-            {"name": "penicillin_concentration", "column_type": "Sensor", "units": "g L-1",
-             "renamed_variable": "penicillin_concentration", "description": "Penicillin concentration (true)."},
-            {"name": "temperature", "column_type": "Sensor", "units": "K", "renamed_variable": "temperature",
-             "description": "Temperature in the bioreactor."},
-            {"name": "sugar_feed_rate", "column_type": "Actuator", "units": "L/h", "renamed_variable": "sugar_feed_rate",
-             "description": "Sugar feed rate (Fs)."},
-        ],
-    }), replace_variables=True)
+    project = project_upsert(
+        info=parse_project_info(
+            {
+                "project_ID": PROJECT_ID,
+                "project_name": PROJECT,
+                "description": "IndPenSim fed-batch penicillin fermentation.",
+                "coordinator": "C. Oordinator",
+                "variables": [
+                    {
+                        "name": "penicillin_concentration",
+                        "column_type": "Sensor",
+                        "units": "g L-1",
+                        "renamed_variable": "penicillin_concentration",
+                        "description": "Penicillin concentration (true).",
+                    },
+                    {
+                        "name": "temperature",
+                        "column_type": "Sensor",
+                        "units": "K",
+                        "renamed_variable": "temperature",
+                        "description": "Temperature in the bioreactor.",
+                    },
+                    {
+                        "name": "sugar_feed_rate",
+                        "column_type": "Actuator",
+                        "units": "L/h",
+                        "renamed_variable": "sugar_feed_rate",
+                        "description": "Sugar feed rate (Fs).",
+                    },
+                ],
+            }
+        ),
+        replace_variables=True,
+    )
     project_profile_set(project=project, lab_delay_seconds=4 * 3600, phases=list(INDPENSIM_PHASES))
     return project
 

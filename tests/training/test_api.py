@@ -1,4 +1,5 @@
 """Training API and pages: permissions, validation with clear 400s, progress JSON, approve/promote."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,9 @@ def body(**overrides):
 def test_only_modelers_and_admins_may_start_runs(caller, project, api_client_for, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         response = api_client_for(caller).post(reverse(START), body(), format="json")
-    expected = {"anonymous": 401, "outsider": 403, "operator": 403, "manager": 403, "modeler": 202, "admin": 202}[caller]
+    expected = {"anonymous": 401, "outsider": 403, "operator": 403, "manager": 403, "modeler": 202, "admin": 202}[
+        caller
+    ]
     assert response.status_code == expected, response.content
     if expected == 202:
         data = response.json()
@@ -37,10 +40,17 @@ def test_only_modelers_and_admins_may_start_runs(caller, project, api_client_for
     ("overrides", "message", "field"),
     [
         ({"split": {"kind": "random", "test_size": 0.2}}, "Random row splits are refused", "split.kind"),
-        ({"batches": ["batch_92", "batch_404"], "split": {"kind": "batches", "holdout": ["batch_404"]}},
-         "batch_404 not found in the store", "batches"),
+        (
+            {"batches": ["batch_92", "batch_404"], "split": {"kind": "batches", "holdout": ["batch_404"]}},
+            "batch_404 not found in the store",
+            "batches",
+        ),
         ({"learners": ["random_forest", "xgboost"]}, "unknown learner 'xgboost'", "learners"),
-        ({"learners": [{"key": "random_forest", "hyperparameters": {"trees": 5}}]}, "unknown trees", "learners.random_forest.hyperparameters"),
+        (
+            {"learners": [{"key": "random_forest", "hyperparameters": {"trees": 5}}]},
+            "unknown trees",
+            "learners.random_forest.hyperparameters",
+        ),
         ({"features": ["temperature", "penicillin_concentration"]}, "cannot be an input", "features"),
         ({"gates": {"r2_min": "high"}}, "gates.r2_min: must be a number", "gates.r2_min"),
         ({"model_id": "my model"}, "model_id: must look like", "model_id"),
@@ -55,11 +65,16 @@ def test_bad_requests_are_400_naming_the_field_and_write_nothing(project, api_cl
     assert TrainingRun.objects.count() == TrainingStep.objects.count() == Candidate.objects.count() == 0
 
 
-def test_progress_json_and_promote_on_request(project, api_client_for, role_users, eager_celery, django_capture_on_commit_callbacks):
+def test_progress_json_and_promote_on_request(
+    project, api_client_for, role_users, eager_celery, django_capture_on_commit_callbacks
+):
     client = api_client_for("modeler")
     with django_capture_on_commit_callbacks(execute=True):
-        started = client.post(reverse(START), body(
-            gates={"r2_min": 0.95, "beats_persistence": False}, alias="staging", require_approval=True), format="json")
+        started = client.post(
+            reverse(START),
+            body(gates={"r2_min": 0.95, "beats_persistence": False}, alias="staging", require_approval=True),
+            format="json",
+        )
     assert started.status_code == 202
     run_id = started.json()["id"]
     detail = client.get(reverse("api:training-run-detail", args=[run_id])).json()
@@ -72,9 +87,17 @@ def test_progress_json_and_promote_on_request(project, api_client_for, role_user
     listing = client.get(reverse("api:training-run-list")).json()["results"]
     assert [r["id"] for r in listing] == [run_id]
     # Operators cannot approve; a modeler moves production directly, with a reason recorded.
-    assert api_client_for("operator").post(reverse("api:training-run-approve", args=[run_id]), {}, format="json").status_code == 403
-    promoted = client.post(reverse("api:training-run-promote", args=[run_id]),
-                           {"alias": "production", "reason": "validated by the lab on batch 98"}, format="json")
+    assert (
+        api_client_for("operator")
+        .post(reverse("api:training-run-approve", args=[run_id]), {}, format="json")
+        .status_code
+        == 403
+    )
+    promoted = client.post(
+        reverse("api:training-run-promote", args=[run_id]),
+        {"alias": "production", "reason": "validated by the lab on batch 98"},
+        format="json",
+    )
     assert promoted.status_code == 200, promoted.content
     assert promoted.json()["status"] == RunStatus.PROMOTED
     from apps.registry.models import AliasMove

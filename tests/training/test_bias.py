@@ -1,4 +1,5 @@
 """Bias update on stored predictions of a deployment: versioned config, corrected_value beside the raw value."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -28,30 +29,53 @@ def deployed(project, role_users):
     from apps.orchestrator.services import deployment_create
     from apps.registry.serving import predict_matrix
 
-    run = services.training_run_create(user=role_users["modeler"], project=project, data=run_config(
-        gates={"r2_min": 0.9, "beats_persistence": False}, alias="production"))
+    run = services.training_run_create(
+        user=role_users["modeler"],
+        project=project,
+        data=run_config(gates={"r2_min": 0.9, "beats_persistence": False}, alias="production"),
+    )
     run = services.training_run_execute_inline(run_id=run.pk)
     version = run.promoted_version
-    deployment = deployment_create(user=role_users["modeler"], name="pen-rf", soft_sensor=version.soft_sensor,
-                                   alias="production", max_input_age_seconds=600)
+    deployment = deployment_create(
+        user=role_users["modeler"],
+        name="pen-rf",
+        soft_sensor=version.soft_sensor,
+        alias="production",
+        max_input_age_seconds=600,
+    )
     frame = pd.read_csv(INDPENSIM_DIR / "batch_98.csv")
     start = to_ns(T0 + timedelta(days=45))
     names = [f["name"] for f in version.descriptor["inputs"]["features"]]
-    columns = {"ph": "pH", "co2_percent_in_off_gas": "CO2_percent_in_off_gas", "oxygen_in_percent_in_off_gas":
-               "oxygen_in_percent_in_off_gas"}
-    X = np.column_stack([frame["time"] - 0.2 if n == "batch_age" else frame[columns.get(n, n)] for n in names]).astype(float)
+    columns = {
+        "ph": "pH",
+        "co2_percent_in_off_gas": "CO2_percent_in_off_gas",
+        "oxygen_in_percent_in_off_gas": "oxygen_in_percent_in_off_gas",
+    }
+    X = np.column_stack([frame["time"] - 0.2 if n == "batch_age" else frame[columns.get(n, n)] for n in names]).astype(
+        float
+    )
     predicted = predict_matrix(version, X).predictions.reshape(-1)
     times = start + np.round(frame["time"].to_numpy() * H).astype(np.int64)
-    key = SeriesKey(PROJECT, DEVICE, "batch_98", "soft_sensor", TARGET, version.soft_sensor.model_id.lower(), str(version.number))
-    points_ingest(batch=PointBatch(
-        collection=Collection.PREDICTIONS, series=[key], series_index=np.zeros(len(times), dtype=np.int32),
-        times_ns=times, values=predicted, fields={"validity": np.full(len(times), "ok", dtype=object)},
-    ))
+    key = SeriesKey(
+        PROJECT, DEVICE, "batch_98", "soft_sensor", TARGET, version.soft_sensor.model_id.lower(), str(version.number)
+    )
+    points_ingest(
+        batch=PointBatch(
+            collection=Collection.PREDICTIONS,
+            series=[key],
+            series_index=np.zeros(len(times), dtype=np.int32),
+            times_ns=times,
+            values=predicted,
+            fields={"validity": np.full(len(times), "ok", dtype=object)},
+        )
+    )
     return deployment, key, times, predicted, frame["penicillin_concentration"].to_numpy(float)
 
 
 def _stored(key, times):
-    data = tsdb.series_read(collection=Collection.PREDICTIONS, series=key, start=from_ns(times[0]), end=from_ns(times[-1]))
+    data = tsdb.series_read(
+        collection=Collection.PREDICTIONS, series=key, start=from_ns(times[0]), end=from_ns(times[-1])
+    )
     assert data.downsampled is None
     return data
 
@@ -60,8 +84,11 @@ def test_bias_correction_helps_on_batch_98_and_keeps_the_raw_output(deployed, ro
     deployment, key, times, predicted, truth = deployed
     with pytest.raises(Exception, match="no bias correction configured"):
         services.bias_correction_apply(deployment=deployment)
-    config = services.bias_correction_configure(deployment=deployment, user=role_users["modeler"], data={
-        "alpha": 0.5, "max_lab_age_seconds": 8 * 3600, "lab_min": 0, "lab_max": 60, "reason": "lab every 12 h"})
+    config = services.bias_correction_configure(
+        deployment=deployment,
+        user=role_users["modeler"],
+        data={"alpha": 0.5, "max_lab_age_seconds": 8 * 3600, "lab_min": 0, "lab_max": 60, "reason": "lab every 12 h"},
+    )
     assert config.number == 1 and config.lab_delay_seconds == 4 * 3600  # the project's lab delay
     result = services.bias_correction_apply(deployment=deployment)
     assert result["applied"] and result["points"] == len(times)

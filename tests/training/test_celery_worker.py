@@ -4,6 +4,7 @@ Everything runs in subprocesses sharing one SQLite file and one media folder (th
 temporary ``STAMM_VAR_DIR``): migrate, import four IndPenSim batches, start a two-process worker, then
 ``registry_train --queue`` sends the canvas and follows it until the run has finished.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,15 @@ def env(tmp_path):
 
 
 def manage(env, *args: str, timeout: int = 300) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -64,22 +72,80 @@ def manage(env, *args: str, timeout: int = 300) -> str:
 def test_training_chain_and_chord_on_a_real_worker(env):
     manage(env, "migrate", "-v", "0")
     paths = [str(INDPENSIM_DIR / f"batch_{n}.csv") for n in (92, 93, 96, 98)]
-    manage(env, "tsdb_import_csv", *paths, "--project", "penicillin", "--device", "R1", "--batch-from-filename",
-           "--start", "2026-01-05T00:00:00Z", "--no-progress")
+    manage(
+        env,
+        "tsdb_import_csv",
+        *paths,
+        "--project",
+        "penicillin",
+        "--device",
+        "R1",
+        "--batch-from-filename",
+        "--start",
+        "2026-01-05T00:00:00Z",
+        "--no-progress",
+    )
     manage(env, "shell", "-c", SETUP)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "stamm_site", "worker", "--pool", "prefork", "--concurrency", "2",
-         "--loglevel", "WARNING", "--hostname", f"training-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "stamm_site",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"training-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         out = manage(
-            env, "registry_train", "--project", "P0001", "--target", "penicillin_concentration",
-            "--batches", "batch_92", "batch_93", "batch_96", "batch_98", "--holdout", "batch_98",
-            "--features", "temperature", "sugar_feed_rate", "aeration_rate", "dissolved_oxygen_concentration", "ph",
-            "vessel_volume", "co2_percent_in_off_gas", "oxygen_in_percent_in_off_gas",
-            "--learner", "random_forest:n_estimators=30,max_depth=12", "--learner", "decision_tree:max_depth=8",
-            "--r2-min", "0.9", "--no-persistence-gate", "--alias", "staging", "--queue", "--no-progress",
+            env,
+            "registry_train",
+            "--project",
+            "P0001",
+            "--target",
+            "penicillin_concentration",
+            "--batches",
+            "batch_92",
+            "batch_93",
+            "batch_96",
+            "batch_98",
+            "--holdout",
+            "batch_98",
+            "--features",
+            "temperature",
+            "sugar_feed_rate",
+            "aeration_rate",
+            "dissolved_oxygen_concentration",
+            "ph",
+            "vessel_volume",
+            "co2_percent_in_off_gas",
+            "oxygen_in_percent_in_off_gas",
+            "--learner",
+            "random_forest:n_estimators=30,max_depth=12",
+            "--learner",
+            "decision_tree:max_depth=8",
+            "--r2-min",
+            "0.9",
+            "--no-persistence-gate",
+            "--alias",
+            "staging",
+            "--queue",
+            "--no-progress",
             timeout=400,
         )
         assert worker.poll() is None, "the worker died"
@@ -94,6 +160,8 @@ def test_training_chain_and_chord_on_a_real_worker(env):
     assert report["status"] == "promoted", (report, out, logs)
     assert report["task_id"]
     assert report["versions"] == [1, 2] and report["alias"] == "staging"
-    assert all(status == "succeeded" and attempts == 1 for status, attempts in report["steps"].values()), report["steps"]
+    assert all(status == "succeeded" and attempts == 1 for status, attempts in report["steps"].values()), report[
+        "steps"
+    ]
     assert set(report["steps"]) >= {"train:random_forest", "train:decision_tree", "evaluate", "promote"}
     assert "random_forest v" in out and "status: promoted" in out

@@ -1,4 +1,5 @@
 """``registry_train`` on IndPenSim, and the R learner (rpart through the registry's R runtime)."""
+
 from __future__ import annotations
 
 from io import StringIO
@@ -14,8 +15,23 @@ from tests.services import r_available, require
 from .conftest import EIGHT, PROJECT_ID
 
 pytestmark = pytest.mark.django_db
-BASE = ["--project", PROJECT_ID, "--target", "penicillin_concentration", "--device", "R1",
-        "--batches", "batch_92", "batch_93", "batch_96", "batch_98", "--holdout", "batch_98", "--features", *EIGHT]
+BASE = [
+    "--project",
+    PROJECT_ID,
+    "--target",
+    "penicillin_concentration",
+    "--device",
+    "R1",
+    "--batches",
+    "batch_92",
+    "batch_93",
+    "batch_96",
+    "batch_98",
+    "--holdout",
+    "batch_98",
+    "--features",
+    *EIGHT,
+]
 
 
 def run(*args: str) -> str:
@@ -25,8 +41,18 @@ def run(*args: str) -> str:
 
 
 def test_command_trains_reports_gates_and_promotes(project):
-    text = run(*BASE, "--learner", "random_forest:n_estimators=30,max_depth=12", "--learner", "decision_tree:max_depth=6",
-               "--r2-min", "0.9", "--no-persistence-gate", "--alias", "staging")
+    text = run(
+        *BASE,
+        "--learner",
+        "random_forest:n_estimators=30,max_depth=12",
+        "--learner",
+        "decision_tree:max_depth=6",
+        "--r2-min",
+        "0.9",
+        "--no-persistence-gate",
+        "--alias",
+        "staging",
+    )
     run_ = TrainingRun.objects.get()
     assert run_.status == RunStatus.PROMOTED
     assert "baseline persistence: R²" in text and "random_forest v" in text and "decision_tree v" in text

@@ -1,4 +1,5 @@
 """A promoted alias is picked up by an orchestrator deployment on its next run (registry over HTTP)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -39,20 +40,34 @@ def _ingest_98(indpensim_dir, rows: slice) -> None:
 
 
 @pytest.mark.slow
-def test_promoted_alias_is_used_by_the_deployment_on_its_next_run(transactional_db, registry_url, role_users, indpensim_dir):
+def test_promoted_alias_is_used_by_the_deployment_on_its_next_run(
+    transactional_db, registry_url, role_users, indpensim_dir
+):
     ingest_batches(indpensim_dir, (92, 93, 96))
     _ingest_98(indpensim_dir, slice(0, 600))
     project = project_create()
     # Deployments score what they can build from stored variables, so these models use the eight inputs only.
-    config = dict(run_config(batches=["batch_92", "batch_93", "batch_96"], split={"kind": "batches", "holdout": ["batch_96"]},
-                             add_batch_age=False, gates={"r2_min": 0.5, "beats_persistence": False}, alias="staging"))
+    config = dict(
+        run_config(
+            batches=["batch_92", "batch_93", "batch_96"],
+            split={"kind": "batches", "holdout": ["batch_96"]},
+            add_batch_age=False,
+            gates={"r2_min": 0.5, "beats_persistence": False},
+            alias="staging",
+        )
+    )
     first = services.training_run_execute_inline(
-        run_id=services.training_run_create(user=role_users["modeler"], project=project, data=config).pk)
+        run_id=services.training_run_create(user=role_users["modeler"], project=project, data=config).pk
+    )
     assert first.status == RunStatus.PROMOTED, first.error
     v1 = first.promoted_version
     deployment = orchestrator.deployment_create(
-        user=role_users["modeler"], name="pen-staging", soft_sensor=v1.soft_sensor, alias="staging",
-        batch_pattern="batch_98", max_input_age_seconds=600,
+        user=role_users["modeler"],
+        name="pen-staging",
+        soft_sensor=v1.soft_sensor,
+        alias="staging",
+        batch_pattern="batch_98",
+        max_input_age_seconds=600,
     )
     orchestrator.pipeline_groups_notify(groups=[GROUP], trigger=Trigger.MANUAL)
     watermark = Watermark.objects.get(deployment=deployment, batch_id="batch_98")
@@ -61,10 +76,13 @@ def test_promoted_alias_is_used_by_the_deployment_on_its_next_run(transactional_
     assert run.version_id == v1.pk and run.predictions == 600
 
     # A second run promotes a new version to staging; the deployment's next run uses it without any change.
-    config["learners"] = [{"key": "random_forest", "hyperparameters": {"n_estimators": 30, "max_depth": 10, "random_state": 7}}]
+    config["learners"] = [
+        {"key": "random_forest", "hyperparameters": {"n_estimators": 30, "max_depth": 10, "random_state": 7}}
+    ]
     config["gates"] = {"r2_min": 0.5, "beats_persistence": False, "not_worse_than_production": True}
     second = services.training_run_execute_inline(
-        run_id=services.training_run_create(user=role_users["modeler"], project=project, data=config).pk)
+        run_id=services.training_run_create(user=role_users["modeler"], project=project, data=config).pk
+    )
     assert second.status == RunStatus.PROMOTED, second.error
     v2 = second.promoted_version
     assert v2.number == v1.number + 1
@@ -76,7 +94,9 @@ def test_promoted_alias_is_used_by_the_deployment_on_its_next_run(transactional_
 
     versions = {
         info.series.version: info.point_count
-        for info in get_backend().list_series(collection=Collection.PREDICTIONS, where=SeriesFilter(batch_id="batch_98"))
+        for info in get_backend().list_series(
+            collection=Collection.PREDICTIONS, where=SeriesFilter(batch_id="batch_98")
+        )
     }
     assert versions == {str(v1.number): 600, str(v2.number): 550}
     assert EIGHT == [f["name"] for f in v2.descriptor["inputs"]["features"]]

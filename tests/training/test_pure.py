@@ -1,4 +1,5 @@
 """Framework-free parts: splits, metrics, baselines, gates and the filtered bias update."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,12 +38,16 @@ def test_batch_and_chronological_masks():
     batch = np.array([0] * 5 + [1] * 5, dtype=np.int32)
     train, test, described = splits.split_masks(
         splits.split_validate({"kind": "batches", "holdout": ["b2"]}, batches=["b1", "b2"]),
-        times_ns=times, batch_index=batch, batch_ids=["b1", "b2"],
+        times_ns=times,
+        batch_index=batch,
+        batch_ids=["b1", "b2"],
     )
     assert test.tolist() == [False] * 5 + [True] * 5 and described["train_batches"] == ["b1"]
     train, test, described = splits.split_masks(
         splits.split_validate({"kind": "chronological", "cut_fraction": 0.3}, batches=["b1", "b2"]),
-        times_ns=times, batch_index=batch, batch_ids=["b1", "b2"],
+        times_ns=times,
+        batch_index=batch,
+        batch_ids=["b1", "b2"],
     )
     assert described["holdout_rows"] == 3 and test[-3:].all() and not test[:-3].any()
     assert times[train].max() < times[test].min()  # nothing after the cut is trained on
@@ -72,8 +77,10 @@ def test_persistence_uses_only_lab_values_already_known():
 def test_phases_split_on_batch_age():
     masks = evaluation.phase_masks(np.array([0.0, 29.9, 30.0, 150.0, 250.0]), evaluation.INDPENSIM_PHASES)
     assert {k: v.tolist() for k, v in masks.items()} == {
-        "lag": [True, True, False, False, False], "log": [False, False, True, False, False],
-        "stationary": [False, False, False, True, False], "death": [False, False, False, False, True],
+        "lag": [True, True, False, False, False],
+        "log": [False, False, True, False, False],
+        "stationary": [False, False, False, True, False],
+        "death": [False, False, False, False, True],
     }
 
 
@@ -81,7 +88,9 @@ def test_gate_verdicts_say_which_gate_failed_by_how_much():
     candidate = {"overall": {"r2": 0.93, "rmse": 2.0}, "on_persistence_rows": {"rmse": 2.1}}
     baselines = {"persistence": {"overall": {"n": 100, "rmse": 1.8}}}
     verdicts = gates.gate_verdicts(
-        gates=gates.gates_validate({"r2_min": 0.95, "production_tolerance": 0.1}), candidate=candidate, baselines=baselines,
+        gates=gates.gates_validate({"r2_min": 0.95, "production_tolerance": 0.1}),
+        candidate=candidate,
+        baselines=baselines,
         production={"version": 3, "rmse": 1.5, "candidate_rmse": 2.0, "rows": 100},
     )
     by = {v["gate"]: v for v in verdicts}
@@ -92,8 +101,12 @@ def test_gate_verdicts_say_which_gate_failed_by_how_much():
     assert "production v3" in by["not_worse_than_production"]["message"]
     assert not gates.overall_pass(verdicts)
     # A gate that cannot be evaluated is reported and does not block.
-    unknown = gates.gate_verdicts(gates=gates.gates_validate({"r2_min": None}), candidate=candidate,
-                                  baselines={"persistence": {"overall": {"n": 0}}}, production={"version": 1, "error": "R missing"})
+    unknown = gates.gate_verdicts(
+        gates=gates.gates_validate({"r2_min": None}),
+        candidate=candidate,
+        baselines={"persistence": {"overall": {"n": 0}}},
+        production={"version": 1, "error": "R missing"},
+    )
     assert [v["passed"] for v in unknown] == [None, None] and gates.overall_pass(unknown)
     with pytest.raises(ValidationFailed, match="unknown gate"):
         gates.gates_validate({"r2_max": 1})
@@ -113,4 +126,6 @@ def test_bias_update_worked_example():
     assert trace.final_bias == 2.0
     # Too old when known: with a 3 h delay and a 2 h maximum age every sample is refused.
     stale = bias_trace(times, preds, lab_t, lab_v, BiasParams(alpha=0.5, lab_delay_ns=3 * H, max_age_ns=2 * H))
-    assert stale.used == 0 and stale.bias.tolist() == [0.0] * 8 and stale.rejected == {"older than max age when known": 3}
+    assert (
+        stale.used == 0 and stale.bias.tolist() == [0.0] * 8 and stale.rejected == {"older than max age when known": 3}
+    )

@@ -1,4 +1,5 @@
 """The training workflow on real IndPenSim batches: train on 92, 93, 96, hold out 98 (Celery eager)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,7 +54,15 @@ def test_random_forest_with_batch_age_on_batch_98_and_the_persistence_gate_hones
         assert not Alias.objects.filter(soft_sensor__model_id=run.model_id).exists()
     steps = {s.name: s for s in TrainingStep.objects.filter(run=run)}
     assert [s.name for s in TrainingStep.objects.filter(run=run).order_by("position")] == [
-        "load", "preprocess", "split", "train:random_forest", "evaluate", "register", "gate", "promote"]
+        "load",
+        "preprocess",
+        "split",
+        "train:random_forest",
+        "evaluate",
+        "register",
+        "gate",
+        "promote",
+    ]
     assert all(s.duration_ms is not None and s.attempts == 1 for s in steps.values())
 
 
@@ -88,11 +97,25 @@ def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_no
     assert version.training_data["batches"] == ["batch_92", "batch_93", "batch_96"]
     assert version.status == "online"
 
-    counts = lambda: (ModelVersion.objects.count(), AliasMove.objects.count(), Candidate.objects.count(),  # noqa: E731
-                      TrainingStep.objects.count(), Alias.objects.count())
+    def counts():
+        return (
+            ModelVersion.objects.count(),
+            AliasMove.objects.count(),
+            Candidate.objects.count(),
+            TrainingStep.objects.count(),
+            Alias.objects.count(),
+        )
+
     before = counts()
-    for step in (services.step_load, services.step_preprocess, services.step_split, services.step_evaluate,
-                 services.step_register, services.step_gate, services.step_promote):
+    for step in (
+        services.step_load,
+        services.step_preprocess,
+        services.step_split,
+        services.step_evaluate,
+        services.step_register,
+        services.step_gate,
+        services.step_promote,
+    ):
         step(run_id=run.pk)
     services.step_train(run_id=run.pk, learner="random_forest")
     assert counts() == before
@@ -104,8 +127,8 @@ def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_no
     assert set(attempts.values()) == {2}  # each step ran again, updating its own row
 
     # The generated descriptor validates, names the features in training order with real ranges, and re-imports.
-    from apps.registry.serving import predict_matrix
     from apps.registry.services import export_descriptor
+    from apps.registry.serving import predict_matrix
 
     text = export_descriptor(version)
     parsed = parse_descriptor_yaml(text)
@@ -133,8 +156,11 @@ def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_no
     from apps.registry.artifacts import read_verified
 
     again = model_version_register(
-        project=version.soft_sensor.project, descriptor=parsed,
-        files={"model": ArtifactInput(read_verified(data.path, data.sha256), data.original_name)}, user=None, source="import",
+        project=version.soft_sensor.project,
+        descriptor=parsed,
+        files={"model": ArtifactInput(read_verified(data.path, data.sha256), data.original_name)},
+        user=None,
+        source="import",
     )
     probe = np.array([[ranges[f]["min"] + 0.3 * (ranges[f]["max"] - ranges[f]["min"]) for f in parsed.feature_names]])
     assert predict_matrix(again, probe).predictions[0] == pytest.approx(predict_matrix(version, probe).predictions[0])
@@ -157,9 +183,14 @@ def test_production_gate_compares_on_the_same_holdout_and_approval_holds_the_ali
     assert weak.baselines["production"]["version"] == production.number
     assert Alias.objects.get(soft_sensor=production.soft_sensor, name="production").version_id == production.pk
     # With approval required, an equally good run waits; approving moves the alias.
-    held = start(gates={"r2_min": 0.95, "beats_persistence": False, "production_tolerance": 0.05},
-                 alias="production", require_approval=True,
-                 learners=[{"key": "random_forest", "hyperparameters": {"n_estimators": 30, "max_depth": 12, "random_state": 1}}])
+    held = start(
+        gates={"r2_min": 0.95, "beats_persistence": False, "production_tolerance": 0.05},
+        alias="production",
+        require_approval=True,
+        learners=[
+            {"key": "random_forest", "hyperparameters": {"n_estimators": 30, "max_depth": 12, "random_state": 1}}
+        ],
+    )
     assert held.status == RunStatus.AWAITING_APPROVAL, held.error
     assert TrainingStep.objects.get(run=held, name="promote").status == StepStatus.WAITING
     assert Alias.objects.get(soft_sensor=production.soft_sensor, name="production").version_id == production.pk
@@ -168,17 +199,21 @@ def test_production_gate_compares_on_the_same_holdout_and_approval_holds_the_ali
     new = Candidate.objects.get(run=held).version
     assert Alias.objects.get(soft_sensor=production.soft_sensor, name="production").version_id == new.pk
     move = AliasMove.objects.filter(alias_name="production").first()
-    assert move.from_version_id == production.pk and move.moved_by == role_users["admin"] and "Approved by" in move.reason
+    assert (
+        move.from_version_id == production.pk and move.moved_by == role_users["admin"] and "Approved by" in move.reason
+    )
 
 
 def test_several_learners_compete_and_one_failing_does_not_sink_the_run(start):
     run = start(
         learners=[
-            {"key": "linear"}, {"key": "pls", "hyperparameters": {"n_components": 4}},
+            {"key": "linear"},
+            {"key": "pls", "hyperparameters": {"n_components": 4}},
             {"key": "hist_gradient_boosting", "hyperparameters": {"max_iter": 30}},
             {"key": "svr", "hyperparameters": {"C": "not-a-number"}},
         ],
-        gates={"r2_min": 0.5, "beats_persistence": False}, alias="",
+        gates={"r2_min": 0.5, "beats_persistence": False},
+        alias="",
     )
     by = {c.learner: c for c in Candidate.objects.filter(run=run)}
     assert by["svr"].status == "failed" and "could not convert" in by["svr"].error

@@ -9,6 +9,7 @@ Example (IndPenSim: train on 92, 93, 96, hold out 98, random forest and gradient
 By default the steps run in this process with a progress bar; ``--queue`` sends the Celery workflow to
 the workers instead and follows it (``--no-wait`` returns at once).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,9 @@ class Command(BaseCommand):
         parser.add_argument("--batches", nargs="+", required=True, help="Batch ids to use (training and holdout)")
         parser.add_argument("--device", default="", help="device_id when a batch id exists on several devices")
         parser.add_argument("--holdout", nargs="+", default=[], help="Batches held out (split by batches)")
-        parser.add_argument("--cut-fraction", type=float, help="Chronological cut instead: hold out this last fraction of time")
+        parser.add_argument(
+            "--cut-fraction", type=float, help="Chronological cut instead: hold out this last fraction of time"
+        )
         parser.add_argument("--features", nargs="+", default=None, help="Inputs (default: every sensor and actuator)")
         parser.add_argument("--no-batch-age", action="store_true", help="Do not add batch age as an input")
         parser.add_argument("--gaps", choices=("drop", "ffill"), default="drop")
@@ -117,9 +120,12 @@ class Command(BaseCommand):
         total = TrainingStep.objects.filter(run=run).count()
         with tqdm(total=total, unit="step", disable=options["no_progress"] or None) as bar:
             if not options["queue"]:
+
                 def advance(name: str) -> None:
                     bar.set_description(name)
-                    done = TrainingStep.objects.filter(run=run, status__in=("succeeded", "failed", "waiting", "skipped")).count()
+                    done = TrainingStep.objects.filter(
+                        run=run, status__in=("succeeded", "failed", "waiting", "skipped")
+                    ).count()
                     bar.update(done - bar.n)
 
                 try:
@@ -130,7 +136,9 @@ class Command(BaseCommand):
             elif not options["no_wait"]:
                 while True:
                     run.refresh_from_db()
-                    done = TrainingStep.objects.filter(run=run, status__in=("succeeded", "failed", "waiting", "skipped")).count()
+                    done = TrainingStep.objects.filter(
+                        run=run, status__in=("succeeded", "failed", "waiting", "skipped")
+                    ).count()
                     bar.set_description(run.current_step or run.status)
                     bar.update(done - bar.n)
                     if run.finished or run.status == "awaiting_approval":
@@ -146,12 +154,16 @@ class Command(BaseCommand):
         for name in ("training_mean", "persistence"):
             overall = (baselines.get(name) or {}).get("overall") or {}
             if overall:
-                self.stdout.write(f"  baseline {name}: R² {overall.get('r2')} RMSE {overall.get('rmse')} (n={overall.get('n')})")
+                self.stdout.write(
+                    f"  baseline {name}: R² {overall.get('r2')} RMSE {overall.get('rmse')} (n={overall.get('n')})"
+                )
         for candidate in run.candidates.all():
             overall = (candidate.metrics or {}).get("overall") or {}
             verdict = "PASS" if candidate.passed else ("FAIL" if candidate.passed is False else candidate.status)
             version = f" v{candidate.version.number}" if candidate.version else ""
-            self.stdout.write(f"  {candidate.learner}{version}: R² {overall.get('r2')} RMSE {overall.get('rmse')} {verdict}")
+            self.stdout.write(
+                f"  {candidate.learner}{version}: R² {overall.get('r2')} RMSE {overall.get('rmse')} {verdict}"
+            )
             for gate in candidate.gates or []:
                 mark = {True: "ok ", False: "NO ", None: "-- "}[gate.get("passed")]
                 self.stdout.write(f"    {mark}{gate['gate']}: {gate['message']}")

@@ -7,6 +7,7 @@ table of RMSE against the true penicillin concentration. Nothing is written to t
 
     manage.py training_bias_study --data ../shared/data/indpensim
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,16 @@ from typing import Any
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-EIGHT = ["temperature", "sugar_feed_rate", "aeration_rate", "dissolved_oxygen_concentration", "pH", "vessel_volume",
-         "CO2_percent_in_off_gas", "oxygen_in_percent_in_off_gas"]
+EIGHT = [
+    "temperature",
+    "sugar_feed_rate",
+    "aeration_rate",
+    "dissolved_oxygen_concentration",
+    "pH",
+    "vessel_volume",
+    "CO2_percent_in_off_gas",
+    "oxygen_in_percent_in_off_gas",
+]
 NS_PER_HOUR = 3600 * 1_000_000_000
 
 
@@ -56,8 +65,11 @@ class Command(BaseCommand):
             train[features].to_numpy(float), train["penicillin_concentration"].to_numpy(float)
         )
         alphas = options["alphas"]
-        header = ("| batch | raw RMSE | " + " | ".join(f"α={a:g} RMSE" for a in alphas)
-                  + " | persistence RMSE (lab-known rows) | lab samples |")
+        header = (
+            "| batch | raw RMSE | "
+            + " | ".join(f"α={a:g} RMSE" for a in alphas)
+            + " | persistence RMSE (lab-known rows) | lab samples |"
+        )
         self.stdout.write(f"inputs: {', '.join(features)} (time = batch age); trained on {options['train']}")
         self.stdout.write(header)
         self.stdout.write("|" + "---|" * (4 + len(alphas)))
@@ -74,15 +86,27 @@ class Command(BaseCommand):
             row = [metrics(truth, raw)["rmse"]]
             totals["raw"].append(row[0])
             for alpha in alphas:
-                trace = bias_trace(times, raw, lab_t, lab_v, BiasParams(
-                    alpha=alpha, lab_delay_ns=int(options["lab_delay_hours"] * NS_PER_HOUR),
-                    max_age_ns=int(options["max_age_hours"] * NS_PER_HOUR), lab_min=0.0,
-                ))
+                trace = bias_trace(
+                    times,
+                    raw,
+                    lab_t,
+                    lab_v,
+                    BiasParams(
+                        alpha=alpha,
+                        lab_delay_ns=int(options["lab_delay_hours"] * NS_PER_HOUR),
+                        max_age_ns=int(options["max_age_hours"] * NS_PER_HOUR),
+                        lab_min=0.0,
+                    ),
+                )
                 value = metrics(truth, trace.corrected)["rmse"]
                 row.append(value)
                 totals[alpha].append(value)
-            persistence = persistence_predictions(times, np.zeros(times.shape[0], dtype=np.int32), [(lab_t, lab_v)], lab_delay_ns=delay_ns)
+            persistence = persistence_predictions(
+                times, np.zeros(times.shape[0], dtype=np.int32), [(lab_t, lab_v)], lab_delay_ns=delay_ns
+            )
             row.append(metrics(truth, persistence)["rmse"])
             totals["persistence"].append(row[-1])
             self.stdout.write(f"| {number} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {len(lab_v)} |")
-        self.stdout.write("| mean | " + " | ".join(f"{np.mean(totals[k]):.3f}" for k in ["raw", *alphas, "persistence"]) + " | |")
+        self.stdout.write(
+            "| mean | " + " | ".join(f"{np.mean(totals[k]):.3f}" for k in ["raw", *alphas, "persistence"]) + " | |"
+        )
