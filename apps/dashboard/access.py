@@ -5,6 +5,7 @@ each role reaches exactly the pages its capabilities allow (administrators reach
 capabilities guard the page's Dash callbacks: the callback endpoint is a plain URL anybody can POST to,
 so a page check alone would leave the data open.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,4 +1,5 @@
 """Admin of the dashboard app: flagged points, for curation by administrators."""
+
 from django.contrib import admin
 
 from .models import PointFlag
@@ -6,7 +7,17 @@ from .models import PointFlag
 
 @admin.register(PointFlag)
 class PointFlagAdmin(admin.ModelAdmin):
-    list_display = ("time", "level", "type", "project_name", "device_id", "batch_id", "observed_property", "value", "created_by")
+    list_display = (
+        "time",
+        "level",
+        "type",
+        "project_name",
+        "device_id",
+        "batch_id",
+        "observed_property",
+        "value",
+        "created_by",
+    )
     list_filter = ("level", "type", "project_name", "device_id")
     search_fields = ("batch_id", "observed_property", "description")
     date_hierarchy = "time"

@@ -2,6 +2,7 @@
 and drift analysis. They compose the registry (versions, in-process prediction), the time-series store
 (as-of snapshots, lab samples) and the drift catalogue; nothing here writes.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,52 +78,67 @@ def soft_sensor_overview(*, project_id: str) -> list[dict[str, Any]]:
         description = config.get("model_description") or {}
         identification = config.get("model_identification") or {}
         training = config.get("training_information") or {}
-        result.append({
-            "soft_sensor": soft_sensor,
-            "model_id": soft_sensor.model_id,
-            "name": soft_sensor.name or identification.get("name", ""),
-            "learner": description.get("learner", ""),
-            "model_type": description.get("model_type", ""),
-            "description": description.get("description", ""),
-            "author": identification.get("author", ""),
-            "language": soft_sensor.language,
-            "training": {
-                "instances": training.get("number_of_instances"),
-                "experiments": training.get("experiments_ID"),
-                "validation": training.get("validation"),
-            },
-            "features": [
-                {
-                    "name": f.get("name"), "type": f.get("type", ""), "units": f.get("units", ""),
-                    "min": (f.get("expected_range") or {}).get("min"), "max": (f.get("expected_range") or {}).get("max"),
-                }
-                for f in (config.get("inputs") or {}).get("features") or []
-            ],
-            "outputs": [
-                {"name": o.get("name"), "units": o.get("units", ""),
-                 "min": (o.get("expected_range") or {}).get("min"), "max": (o.get("expected_range") or {}).get("max")}
-                for o in (config.get("outputs") or {}).get("information") or []
-            ],
-            "versions": [
-                {
-                    "number": v.number, "label": v.version_label, "status": v.status, "flavor": v.flavor,
-                    "created_at": v.created_at, "created_by": v.created_by.get_username() if v.created_by else "",
-                    "source": v.source, "archived": v.archived_at is not None,
-                    "aliases": ", ".join(a.name for a in soft_sensor.aliases.all() if a.version_id == v.pk),
-                }
-                for v in versions
-            ],
-            "alias_history": [
-                {
-                    "alias": move.alias_name,
-                    "from": move.from_version.number if move.from_version else None,
-                    "to": move.to_version.number if move.to_version else None,
-                    "by": move.moved_by.get_username() if move.moved_by else "",
-                    "at": move.moved_at, "reason": move.reason,
-                }
-                for move in alias_history(soft_sensor=soft_sensor)[:50]
-            ],
-        })
+        result.append(
+            {
+                "soft_sensor": soft_sensor,
+                "model_id": soft_sensor.model_id,
+                "name": soft_sensor.name or identification.get("name", ""),
+                "learner": description.get("learner", ""),
+                "model_type": description.get("model_type", ""),
+                "description": description.get("description", ""),
+                "author": identification.get("author", ""),
+                "language": soft_sensor.language,
+                "training": {
+                    "instances": training.get("number_of_instances"),
+                    "experiments": training.get("experiments_ID"),
+                    "validation": training.get("validation"),
+                },
+                "features": [
+                    {
+                        "name": f.get("name"),
+                        "type": f.get("type", ""),
+                        "units": f.get("units", ""),
+                        "min": (f.get("expected_range") or {}).get("min"),
+                        "max": (f.get("expected_range") or {}).get("max"),
+                    }
+                    for f in (config.get("inputs") or {}).get("features") or []
+                ],
+                "outputs": [
+                    {
+                        "name": o.get("name"),
+                        "units": o.get("units", ""),
+                        "min": (o.get("expected_range") or {}).get("min"),
+                        "max": (o.get("expected_range") or {}).get("max"),
+                    }
+                    for o in (config.get("outputs") or {}).get("information") or []
+                ],
+                "versions": [
+                    {
+                        "number": v.number,
+                        "label": v.version_label,
+                        "status": v.status,
+                        "flavor": v.flavor,
+                        "created_at": v.created_at,
+                        "created_by": v.created_by.get_username() if v.created_by else "",
+                        "source": v.source,
+                        "archived": v.archived_at is not None,
+                        "aliases": ", ".join(a.name for a in soft_sensor.aliases.all() if a.version_id == v.pk),
+                    }
+                    for v in versions
+                ],
+                "alias_history": [
+                    {
+                        "alias": move.alias_name,
+                        "from": move.from_version.number if move.from_version else None,
+                        "to": move.to_version.number if move.to_version else None,
+                        "by": move.moved_by.get_username() if move.moved_by else "",
+                        "at": move.moved_at,
+                        "reason": move.reason,
+                    }
+                    for move in alias_history(soft_sensor=soft_sensor)[:50]
+                ],
+            }
+        )
     return result
 
 
@@ -213,7 +229,11 @@ class Simulation:
                 value = self.predictions[i, j]
                 if (low is not None and value < low) or (high is not None and value > high):
                     flags.append(f"{name} outside its declared range")
-                if np.isfinite(residuals[i, j]) and np.isfinite(sd[j]) and abs(residuals[i, j]) > RESIDUAL_FLAG_SD * sd[j]:
+                if (
+                    np.isfinite(residuals[i, j])
+                    and np.isfinite(sd[j])
+                    and abs(residuals[i, j]) > RESIDUAL_FLAG_SD * sd[j]
+                ):
                     flags.append(f"{name} lab residual beyond {RESIDUAL_FLAG_SD:g} SD")
             if flag_times.size and np.any(np.abs(flag_times - self.times_ns[i]) <= tolerance):
                 flags.append("flagged by a person")
@@ -283,16 +303,20 @@ def simulation_run(*, version: Any, group: GroupKey, max_age: timedelta = SIMULA
     predictions = np.asarray(result.predictions, dtype=float).reshape(inputs.shape[0], -1)
     outputs = list(result.outputs)
     lab = np.full(predictions.shape, np.nan)
-    lab_infos = {
-        i.series.observed_property: i for i in contents.raw if i.series.source == LAB_SOURCE
-    }
+    lab_infos = {i.series.observed_property: i for i in contents.raw if i.series.source == LAB_SOURCE}
     tolerance_ns = int(LAB_MATCH_TOLERANCE.total_seconds() * 1e9)
     for j, name in enumerate(outputs):
         info = lab_infos.get(name)
         if info is None:
             continue
-        data = series_read(collection=Collection.RAW, series=info.series, start=info.first_time, end=info.last_time,
-                           max_points=MAX_SIMULATION_ROWS, method=Downsample.LTTB)
+        data = series_read(
+            collection=Collection.RAW,
+            series=info.series,
+            start=info.first_time,
+            end=info.last_time,
+            max_points=MAX_SIMULATION_ROWS,
+            method=Downsample.LTTB,
+        )
         if not len(data):
             continue
         # Each lab sample goes to its nearest simulated row (within the tolerance).
@@ -302,16 +326,31 @@ def simulation_run(*, version: Any, group: GroupKey, max_age: timedelta = SIMULA
         nearest = np.where(np.abs(times[left] - data.times_ns) <= np.abs(times[pos] - data.times_ns), left, pos)
         ok = np.abs(times[nearest] - data.times_ns) <= tolerance_ns
         lab[nearest[ok], j] = data.values[ok]
-    flags = list(PointFlag.objects.filter(
-        project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id,
-        time__gte=from_ns(int(times[0])) - LAB_MATCH_TOLERANCE, time__lte=from_ns(int(times[-1])) + LAB_MATCH_TOLERANCE,
-    ).select_related("created_by"))
+    flags = list(
+        PointFlag.objects.filter(
+            project_name=group.project_name,
+            device_id=group.device_id,
+            batch_id=group.batch_id,
+            time__gte=from_ns(int(times[0])) - LAB_MATCH_TOLERANCE,
+            time__lte=from_ns(int(times[-1])) + LAB_MATCH_TOLERANCE,
+        ).select_related("created_by")
+    )
     return Simulation(
-        version=version, group=group, features=list(result.features), variables=variables, outputs=outputs,
+        version=version,
+        group=group,
+        features=list(result.features),
+        variables=variables,
+        outputs=outputs,
         units=variable_units(project_name=group.project_name, device_id=group.device_id),
-        times_ns=times, inputs=inputs, predictions=predictions, validity=list(result.validity), lab=lab,
-        skipped=int((~complete).sum()), skipped_reasons=skipped_reasons,
-        truncated=len(snapshots) >= MAX_SIMULATION_ROWS, flags=flags,
+        times_ns=times,
+        inputs=inputs,
+        predictions=predictions,
+        validity=list(result.validity),
+        lab=lab,
+        skipped=int((~complete).sum()),
+        skipped_reasons=skipped_reasons,
+        truncated=len(snapshots) >= MAX_SIMULATION_ROWS,
+        flags=flags,
     )
 
 
@@ -343,7 +382,10 @@ def simulation_workbook(*, simulation: Simulation, user: Any = None) -> bytes:
         ("Skipped reasons", "; ".join(f"{k}: {v}" for k, v in sim.skipped_reasons.items())),
         ("Truncated at", MAX_SIMULATION_ROWS if sim.truncated else ""),
         ("Maximum input age (s)", int(SIMULATION_MAX_AGE.total_seconds())),
-        ("Features (descriptor order)", ", ".join(f"{f} ← {v}" for f, v in zip(sim.features, sim.variables, strict=True))),
+        (
+            "Features (descriptor order)",
+            ", ".join(f"{f} ← {v}" for f, v in zip(sim.features, sim.variables, strict=True)),
+        ),
         ("Outputs", ", ".join(f"{o} [{sim.units.get(o, '')}]" for o in sim.outputs)),
     ]
     for name, stats in summary.items():
@@ -372,18 +414,26 @@ def simulation_workbook(*, simulation: Simulation, user: Any = None) -> bytes:
     flagged.append(["row", "time", "flags"] + [h for h in header if h.startswith(("pred:", "lab:", "res:"))])
     for row in table:
         if row["flagged"] == "yes":
-            flagged.append([row["row"], row["time"], row["flags"]]
-                           + [row[h] for h in header if h.startswith(("pred:", "lab:", "res:"))])
+            flagged.append(
+                [row["row"], row["time"], row["flags"]]
+                + [row[h] for h in header if h.startswith(("pred:", "lab:", "res:"))]
+            )
     if sim.flags:
         flagged.append([])
         flagged.append(["Flags recorded by people in this batch"])
         flagged.append(["time", "series", "value", "level", "type", "description", "by"])
         for flag in sim.flags:
-            flagged.append([
-                flag.time.strftime("%Y-%m-%d %H:%M:%S"), flag.observed_property, flag.value,
-                flag.get_level_display(), flag.get_type_display(), flag.description,
-                flag.created_by.get_username() if flag.created_by else "",
-            ])
+            flagged.append(
+                [
+                    flag.time.strftime("%Y-%m-%d %H:%M:%S"),
+                    flag.observed_property,
+                    flag.value,
+                    flag.get_level_display(),
+                    flag.get_type_display(),
+                    flag.description,
+                    flag.created_by.get_username() if flag.created_by else "",
+                ]
+            )
     for cell in flagged[1]:
         cell.font = Font(bold=True)
     buffer = io.BytesIO()
@@ -465,8 +515,9 @@ class DriftAnalysis:
 
 
 def _window_rows(group: GroupKey, variables: tuple[str, ...], window_h: tuple[float, float]) -> np.ndarray:
-    snapshots = snapshots_get(group=group, variables=variables, after=None, max_age=SIMULATION_MAX_AGE,
-                              limit=MAX_SIMULATION_ROWS)
+    snapshots = snapshots_get(
+        group=group, variables=variables, after=None, max_age=SIMULATION_MAX_AGE, limit=MAX_SIMULATION_ROWS
+    )
     complete = np.asarray(snapshots.complete, dtype=bool)
     if not complete.any():
         return np.empty((0, len(variables)))
@@ -485,7 +536,9 @@ def _density(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return stats.gaussian_kde(values)(grid)
 
 
-def densities(reference: np.ndarray, test: np.ndarray, variables: Sequence[str], points: int = 160) -> list[dict[str, Any]]:
+def densities(
+    reference: np.ndarray, test: np.ndarray, variables: Sequence[str], points: int = 160
+) -> list[dict[str, Any]]:
     """Reference and test densities per variable on a shared grid (Gaussian KDE, histogram if constant)."""
     out = []
     for j, name in enumerate(variables):
@@ -493,16 +546,25 @@ def densities(reference: np.ndarray, test: np.ndarray, variables: Sequence[str],
         low, high = float(both.min()), float(both.max())
         pad = (high - low) * 0.1 or max(abs(low) * 0.05, 1e-6)
         grid = np.linspace(low - pad, high + pad, points)
-        out.append({
-            "variable": name, "grid": grid.tolist(),
-            "reference": _density(reference[:, j], grid).tolist(), "test": _density(test[:, j], grid).tolist(),
-        })
+        out.append(
+            {
+                "variable": name,
+                "grid": grid.tolist(),
+                "reference": _density(reference[:, j], grid).tolist(),
+                "test": _density(test[:, j], grid).tolist(),
+            }
+        )
     return out
 
 
 def drift_analyse(
-    *, detector_key: str, params: Mapping[str, Any], variables: Sequence[str], reference: Sequence[GroupKey],
-    test: GroupKey, window_h: tuple[float, float],
+    *,
+    detector_key: str,
+    params: Mapping[str, Any],
+    variables: Sequence[str],
+    reference: Sequence[GroupKey],
+    test: GroupKey,
+    window_h: tuple[float, float],
 ) -> DriftAnalysis:
     """Compare the test batch's window with the same window of the reference batches.
 
@@ -532,7 +594,8 @@ def drift_analyse(
     for label, rows in windows.items():
         if rows.shape[0] < max(detector.min_rows, 2):
             raise ValidationFailed(
-                f"{label}: {rows.shape[0]} complete rows in {low:g}–{high:g} h; {detector.label} needs {detector.min_rows}",
+                f"{label}: {rows.shape[0]} complete rows in {low:g}–{high:g} h;"
+                f" {detector.label} needs {detector.min_rows}",
                 details={"batch": label, "rows": int(rows.shape[0])},
             )
     reference_labels = [labels[g] for g in reference]
@@ -540,8 +603,11 @@ def drift_analyse(
     test_rows = windows[labels[test]]
     try:
         if len(reference_labels) >= 2:
-            calibration = calibrate(detector, {b: windows[b] for b in reference_labels},
-                                    components=list(names) if detector.per_variable else ["all variables"])
+            calibration = calibrate(
+                detector,
+                {b: windows[b] for b in reference_labels},
+                components=list(names) if detector.per_variable else ["all variables"],
+            )
             result = calibrated_detect(detector, calibration, reference_rows, test_rows, variables=names)
             calibrated = True
         else:
@@ -550,10 +616,16 @@ def drift_analyse(
     except DriftError as exc:
         raise ValidationFailed(str(exc), details={"detector": detector_key}) from exc
     return DriftAnalysis(
-        result=result, calibrated=calibrated, reference_batches=reference_labels, test_batch=labels[test],
-        window_h=(low, high), variables=list(names),
+        result=result,
+        calibrated=calibrated,
+        reference_batches=reference_labels,
+        test_batch=labels[test],
+        window_h=(low, high),
+        variables=list(names),
         units=variable_units(project_name=test.project_name, device_id=test.device_id),
-        reference=reference_rows, test=test_rows, densities=densities(reference_rows, test_rows, names),
+        reference=reference_rows,
+        test=test_rows,
+        densities=densities(reference_rows, test_rows, names),
     )
 
 
@@ -563,8 +635,10 @@ def _label(group: GroupKey) -> str:
 
 def batch_hours(*, group: GroupKey) -> float:
     """Length of a batch in hours (for the window slider), from the series index."""
-    infos = series_list(collection=Collection.RAW, where=SeriesFilter(
-        project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id))
+    infos = series_list(
+        collection=Collection.RAW,
+        where=SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id),
+    )
     if not infos:
         return 0.0
     first = min(i.first_time for i in infos)

@@ -1,4 +1,5 @@
 """Dashboard state: points that people flag on a chart, kept in the database for review and export."""
+
 from __future__ import annotations
 
 from django.conf import settings

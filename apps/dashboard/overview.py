@@ -6,6 +6,7 @@ The status rule (``deployment_status``):
   the latest estimate is outside the training envelope, or the latest run was stale;
 - **ok** otherwise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,8 +50,9 @@ class DeploymentRow:
     lab_trend: list[LabError] = field(default_factory=list)
 
 
-def deployment_status(*, enabled: bool, online: bool, last_run: Any, lag_seconds: float | None,
-                      latest_validity: str, max_lag: int) -> tuple[str, list[str]]:
+def deployment_status(
+    *, enabled: bool, online: bool, last_run: Any, lag_seconds: float | None, latest_validity: str, max_lag: int
+) -> tuple[str, list[str]]:
     """The light and the reasons for it (see the module docstring)."""
     failing, warning = [], []
     if enabled and not online:
@@ -74,32 +76,68 @@ def deployment_status(*, enabled: bool, online: bool, last_run: Any, lag_seconds
     return "ok", ["running normally"]
 
 
-def lab_error_trend(*, project_name: str, model_tag: str, version_tag: str, output: str,
-                    groups: list[GroupKey]) -> list[LabError]:
+def lab_error_trend(
+    *, project_name: str, model_tag: str, version_tag: str, output: str, groups: list[GroupKey]
+) -> list[LabError]:
     """Mean absolute lab residual (lab − nearest estimate) per batch, oldest first."""
     trend = []
     tolerance_ns = int(LAB_MATCH_TOLERANCE.total_seconds() * 1e9)
     for group in groups:
         where = SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id)
-        labs = [i for i in series_list(collection=Collection.RAW, where=SeriesFilter(
-            project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id,
-            source=LAB_SOURCE, observed_property=output))]
-        preds = [i for i in series_list(collection=Collection.PREDICTIONS, where=SeriesFilter(
-            project_name=where.project_name, device_id=where.device_id, batch_id=where.batch_id,
-            source=PREDICTION_SOURCE, observed_property=output, model_id=model_tag, version=version_tag))]
+        labs = [
+            i
+            for i in series_list(
+                collection=Collection.RAW,
+                where=SeriesFilter(
+                    project_name=group.project_name,
+                    device_id=group.device_id,
+                    batch_id=group.batch_id,
+                    source=LAB_SOURCE,
+                    observed_property=output,
+                ),
+            )
+        ]
+        preds = [
+            i
+            for i in series_list(
+                collection=Collection.PREDICTIONS,
+                where=SeriesFilter(
+                    project_name=where.project_name,
+                    device_id=where.device_id,
+                    batch_id=where.batch_id,
+                    source=PREDICTION_SOURCE,
+                    observed_property=output,
+                    model_id=model_tag,
+                    version=version_tag,
+                ),
+            )
+        ]
         if not labs or not preds:
             continue
-        lab = series_read(collection=Collection.RAW, series=labs[0].series, start=labs[0].first_time,
-                          end=labs[0].last_time, max_points=MAX_TRACE_POINTS, method=Downsample.LTTB)
-        pred = series_read(collection=Collection.PREDICTIONS, series=preds[0].series,
-                           start=labs[0].first_time - LAB_MATCH_TOLERANCE, end=labs[0].last_time + LAB_MATCH_TOLERANCE,
-                           max_points=MAX_TRACE_POINTS, method=Downsample.LTTB)
+        lab = series_read(
+            collection=Collection.RAW,
+            series=labs[0].series,
+            start=labs[0].first_time,
+            end=labs[0].last_time,
+            max_points=MAX_TRACE_POINTS,
+            method=Downsample.LTTB,
+        )
+        pred = series_read(
+            collection=Collection.PREDICTIONS,
+            series=preds[0].series,
+            start=labs[0].first_time - LAB_MATCH_TOLERANCE,
+            end=labs[0].last_time + LAB_MATCH_TOLERANCE,
+            max_points=MAX_TRACE_POINTS,
+            method=Downsample.LTTB,
+        )
         if not len(lab) or not len(pred):
             continue
         pos = np.clip(np.searchsorted(pred.times_ns, lab.times_ns), 1, max(1, len(pred) - 1))
         left = np.maximum(pos - 1, 0)
         pos = np.minimum(pos, len(pred) - 1)
-        nearest = np.where(np.abs(pred.times_ns[left] - lab.times_ns) <= np.abs(pred.times_ns[pos] - lab.times_ns), left, pos)
+        nearest = np.where(
+            np.abs(pred.times_ns[left] - lab.times_ns) <= np.abs(pred.times_ns[pos] - lab.times_ns), left, pos
+        )
         ok = np.abs(pred.times_ns[nearest] - lab.times_ns) <= tolerance_ns
         if ok.any():
             residuals = lab.values[ok] - pred.values[nearest[ok]]
@@ -122,15 +160,25 @@ def deployment_overview(*, now: datetime | None = None, with_trend: bool = True)
         last_run = recent_runs.get(deployment.pk) or run_list(deployment=str(deployment.pk)).first()
         lag_entry = lag_by_id.get(deployment.pk, {})
         lag = lag_entry.get("lag_seconds")
-        row = DeploymentRow(deployment=deployment, plan=plan, status="ok", reasons=[], last_run=last_run, lag_seconds=lag)
+        row = DeploymentRow(
+            deployment=deployment, plan=plan, status="ok", reasons=[], last_run=last_run, lag_seconds=lag
+        )
         project_name = deployment.soft_sensor.project.name.lower()
         if plan is not None and plan.outputs:
             row.output = plan.outputs[0]
             row.unit = variable_units(project_name=project_name).get(row.output, "")
             points = [
-                p for p in latest_points(collection=Collection.PREDICTIONS, where=SeriesFilter(
-                    project_name=project_name, source=PREDICTION_SOURCE, observed_property=row.output,
-                    model_id=plan.model_tag, version=plan.version_tag))
+                p
+                for p in latest_points(
+                    collection=Collection.PREDICTIONS,
+                    where=SeriesFilter(
+                        project_name=project_name,
+                        source=PREDICTION_SOURCE,
+                        observed_property=row.output,
+                        model_id=plan.model_tag,
+                        version=plan.version_tag,
+                    ),
+                )
                 if deployment.in_scope(device_id=p.series.device_id, batch_id=p.series.batch_id)
             ]
             if points:
@@ -139,13 +187,24 @@ def deployment_overview(*, now: datetime | None = None, with_trend: bool = True)
                 row.latest_validity = str(newest.fields.get("validity") or "")
                 row.latest_batch = f"{newest.series.device_id}/{newest.series.batch_id}"
                 if with_trend:
-                    groups = sorted({p.series.group for p in points}, key=lambda g: max(
-                        p.time for p in points if p.series.group == g))[-TREND_BATCHES:]
-                    row.lab_trend = lab_error_trend(project_name=project_name, model_tag=plan.model_tag,
-                                                    version_tag=plan.version_tag, output=row.output, groups=groups)
+                    groups = sorted(
+                        {p.series.group for p in points},
+                        key=lambda g: max(p.time for p in points if p.series.group == g),
+                    )[-TREND_BATCHES:]
+                    row.lab_trend = lab_error_trend(
+                        project_name=project_name,
+                        model_tag=plan.model_tag,
+                        version_tag=plan.version_tag,
+                        output=row.output,
+                        groups=groups,
+                    )
         row.status, row.reasons = deployment_status(
-            enabled=deployment.enabled, online=bool(plan and plan.online), last_run=last_run, lag_seconds=lag,
-            latest_validity=row.latest_validity, max_lag=settings.STAMM_PIPELINE_MAX_LAG,
+            enabled=deployment.enabled,
+            online=bool(plan and plan.online),
+            last_run=last_run,
+            lag_seconds=lag,
+            latest_validity=row.latest_validity,
+            max_lag=settings.STAMM_PIPELINE_MAX_LAG,
         )
         rows.append(row)
     return rows

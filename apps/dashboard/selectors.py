@@ -4,6 +4,7 @@ Every chart read names a time range and goes through ``apps.tsdb.selectors.serie
 ``max_points`` (≤ ``MAX_TRACE_POINTS``), so the store reduces the data before it reaches Python and the
 browser never receives more than it can draw.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,7 +59,7 @@ LAB_MATCH_TOLERANCE = timedelta(minutes=30)
 
 
 def ago(moment: datetime | None, *, now: datetime | None = None) -> str:
-    """"5 minutes ago", "3 hours ago", "2 days ago" (for pickers and status lines)."""
+    """ "5 minutes ago", "3 hours ago", "2 days ago" (for pickers and status lines)."""
     if moment is None:
         return "never"
     seconds = max(0.0, ((now or timezone.now()) - moment).total_seconds())
@@ -107,7 +108,9 @@ def group_infos(*, project_name: str | None = None, device_id: str | None = None
     return groups_list(collection=Collection.RAW, project_name=project_name or None, device_id=device_id or None)
 
 
-def batch_options(*, project_name: str, device_id: str | None = None, now: datetime | None = None) -> list[dict[str, str]]:
+def batch_options(
+    *, project_name: str, device_id: str | None = None, now: datetime | None = None
+) -> list[dict[str, str]]:
     """Picker options: "batch_91 — last data 4 minutes ago" (most recent first)."""
     now = now or timezone.now()
     return [
@@ -214,10 +217,15 @@ def group_series(*, group: GroupKey) -> GroupSeries:
     return GroupSeries(
         group=group,
         raw=series_list(collection=Collection.RAW, where=where),
-        predictions=series_list(collection=Collection.PREDICTIONS, where=SeriesFilter(
-            project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id,
-            source=PREDICTION_SOURCE,
-        )),
+        predictions=series_list(
+            collection=Collection.PREDICTIONS,
+            where=SeriesFilter(
+                project_name=group.project_name,
+                device_id=group.device_id,
+                batch_id=group.batch_id,
+                source=PREDICTION_SOURCE,
+            ),
+        ),
     )
 
 
@@ -226,8 +234,15 @@ def estimate_label(series: SeriesKey) -> str:
 
 
 def _trace(
-    *, collection: Collection, info: SeriesInfo, start: datetime, end: datetime, kind: str, name: str,
-    units: dict[str, str], method: Downsample,
+    *,
+    collection: Collection,
+    info: SeriesInfo,
+    start: datetime,
+    end: datetime,
+    kind: str,
+    name: str,
+    units: dict[str, str],
+    method: Downsample,
 ) -> Trace:
     data = series_read(
         collection=collection, series=info.series, start=start, end=end, max_points=MAX_TRACE_POINTS, method=method
@@ -235,9 +250,15 @@ def _trace(
     times = [from_ns(t) for t in data.times_ns.tolist()]
     validity = [str(v or "") for v in data.fields["validity"].tolist()] if "validity" in data.fields else []
     return Trace(
-        name=name, kind=kind, series=info.series, times=times, values=data.values.tolist(),
-        unit=units.get(info.series.observed_property, ""), validity=validity,
-        downsampled=data.downsampled, total_points=data.total_points,
+        name=name,
+        kind=kind,
+        series=info.series,
+        times=times,
+        values=data.values.tolist(),
+        unit=units.get(info.series.observed_property, ""),
+        validity=validity,
+        downsampled=data.downsampled,
+        total_points=data.total_points,
     )
 
 
@@ -266,22 +287,43 @@ def window_for(contents: GroupSeries, range_key: str) -> tuple[datetime, datetim
     return start, end
 
 
-def live_chart(*, group: GroupKey, range_key: str = "24h", variables: Sequence[str] = ()) -> LiveChart:
-    """Estimates (every model/version predicting in the group), their lab samples and chosen process
-    variables over the window of ``range_key``; each trace read with ``max_points``."""
+def live_chart(
+    *, group: GroupKey, range_key: str = "24h", variables: Sequence[str] = (), model: tuple[str, str] | None = None
+) -> LiveChart:
+    """Estimates (every model/version predicting in the group, or only ``model`` = (model tag, version
+    tag)), their lab samples and chosen process variables over the window of ``range_key``; each trace
+    read with ``max_points``."""
     contents = group_series(group=group)
     start, end = window_for(contents, range_key)
     units = variable_units(project_name=group.project_name, device_id=group.device_id)
     estimates = [
-        _trace(collection=Collection.PREDICTIONS, info=info, start=start, end=end, kind="estimate",
-               name=estimate_label(info.series), units=units, method=Downsample.LTTB)
+        _trace(
+            collection=Collection.PREDICTIONS,
+            info=info,
+            start=start,
+            end=end,
+            kind="estimate",
+            name=estimate_label(info.series),
+            units=units,
+            method=Downsample.LTTB,
+        )
         for info in contents.predictions
-        if info.last_time >= start and info.first_time <= end
+        if info.last_time >= start
+        and info.first_time <= end
+        and (model is None or (info.series.model_id, info.series.version) == model)
     ]
     predicted = {info.series.observed_property for info in contents.predictions}
     lab = [
-        _trace(collection=Collection.RAW, info=info, start=start, end=end, kind="lab",
-               name=f"lab {info.series.observed_property}", units=units, method=Downsample.LTTB)
+        _trace(
+            collection=Collection.RAW,
+            info=info,
+            start=start,
+            end=end,
+            kind="lab",
+            name=f"lab {info.series.observed_property}",
+            units=units,
+            method=Downsample.LTTB,
+        )
         for info in contents.raw
         if info.series.source == LAB_SOURCE and info.series.observed_property in predicted
     ]
@@ -293,8 +335,16 @@ def live_chart(*, group: GroupKey, range_key: str = "24h", variables: Sequence[s
             f"variables not in {group.batch_id}: {', '.join(unknown)}", details={"variables": unknown}
         )
     process = [
-        _trace(collection=Collection.RAW, info=by_name[v], start=start, end=end, kind="process",
-               name=v, units=units, method=Downsample.MEAN)
+        _trace(
+            collection=Collection.RAW,
+            info=by_name[v],
+            start=start,
+            end=end,
+            kind="process",
+            name=v,
+            units=units,
+            method=Downsample.MEAN,
+        )
         for v in wanted
     ]
     return LiveChart(group, start, end, estimates, lab, process, contents.last_time)
@@ -337,8 +387,12 @@ def _nearest(times_ns: np.ndarray, values: np.ndarray, at_ns: int, tolerance_ns:
 def latest_lab_residual(*, series: SeriesKey, lab: SeriesKey, lab_time: datetime, lab_value: float) -> float | None:
     """Lab value minus the estimate nearest the lab sample's time (within ``LAB_MATCH_TOLERANCE``)."""
     data = series_read(
-        collection=Collection.PREDICTIONS, series=series, start=lab_time - LAB_MATCH_TOLERANCE,
-        end=lab_time + LAB_MATCH_TOLERANCE, max_points=MAX_TRACE_POINTS, method=Downsample.LTTB,
+        collection=Collection.PREDICTIONS,
+        series=series,
+        start=lab_time - LAB_MATCH_TOLERANCE,
+        end=lab_time + LAB_MATCH_TOLERANCE,
+        max_points=MAX_TRACE_POINTS,
+        method=Downsample.LTTB,
     )
     estimate = _nearest(data.times_ns, data.values, to_ns(lab_time), int(LAB_MATCH_TOLERANCE.total_seconds() * 1e9))
     return None if estimate is None else lab_value - estimate
@@ -363,21 +417,33 @@ def group_lag(*, group: GroupKey) -> tuple[float | None, list[str]]:
 def trust_panel(*, group: GroupKey) -> TrustPanel:
     """Validity of the latest estimate(s), the latest lab residual, data age and pipeline lag."""
     where = SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id)
-    predictions = latest_points(collection=Collection.PREDICTIONS, where=SeriesFilter(
-        project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id, source=PREDICTION_SOURCE))
+    predictions = latest_points(
+        collection=Collection.PREDICTIONS,
+        where=SeriesFilter(
+            project_name=group.project_name,
+            device_id=group.device_id,
+            batch_id=group.batch_id,
+            source=PREDICTION_SOURCE,
+        ),
+    )
     raw_latest = latest_points(collection=Collection.RAW, where=where)
     labs = {p.series.observed_property: p for p in raw_latest if p.series.source == LAB_SOURCE}
     units = variable_units(project_name=group.project_name, device_id=group.device_id)
     estimates = []
     for point in sorted(predictions, key=lambda p: (p.series.observed_property, p.series.model_id, p.series.version)):
         status = EstimateStatus(
-            label=estimate_label(point.series), value=point.value, unit=units.get(point.series.observed_property, ""),
-            time=point.time, validity=str(point.fields.get("validity") or "unknown"),
+            label=estimate_label(point.series),
+            value=point.value,
+            unit=units.get(point.series.observed_property, ""),
+            time=point.time,
+            validity=str(point.fields.get("validity") or "unknown"),
         )
         lab = labs.get(point.series.observed_property)
         if lab is not None:
             status.lab_value, status.lab_time = lab.value, lab.time
-            status.residual = latest_lab_residual(series=point.series, lab=lab.series, lab_time=lab.time, lab_value=lab.value)
+            status.residual = latest_lab_residual(
+                series=point.series, lab=lab.series, lab_time=lab.time, lab_value=lab.value
+            )
         estimates.append(status)
     last_data = max((p.time for p in raw_latest if p.series.source != LAB_SOURCE), default=None)
     lag, names = group_lag(group=group)
@@ -387,8 +453,9 @@ def trust_panel(*, group: GroupKey) -> TrustPanel:
 # ------------------------------------------------------------------------------------------------ flags
 
 
-def point_flag_list(*, group: GroupKey, start: datetime | None = None, end: datetime | None = None,
-                    limit: int = 200) -> QuerySet[PointFlag]:
+def point_flag_list(
+    *, group: GroupKey, start: datetime | None = None, end: datetime | None = None, limit: int = 200
+) -> QuerySet[PointFlag]:
     queryset = PointFlag.objects.filter(
         project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id
     ).select_related("created_by")
@@ -466,8 +533,12 @@ def batch_summary(*, group: GroupKey, bins: int = 120) -> BatchSummary:
     rows = []
     for info in contents.raw:
         data = series_read(
-            collection=Collection.RAW, series=info.series, start=start, end=end,
-            max_points=MAX_TRACE_POINTS, method=Downsample.MEAN,
+            collection=Collection.RAW,
+            series=info.series,
+            start=start,
+            end=end,
+            max_points=MAX_TRACE_POINTS,
+            method=Downsample.MEAN,
         )
         if not len(data):
             continue
@@ -481,15 +552,27 @@ def batch_summary(*, group: GroupKey, bins: int = 120) -> BatchSummary:
             total = len(data)
             mean, low, high = float(data.values.mean()), float(data.values.min()), float(data.values.max())
         counts += np.histogram(data.times_ns, bins=edges, weights=weights)[0].astype(np.int64)
-        rows.append(VariableSummary(
-            source=info.series.source, variable=info.series.observed_property,
-            unit=units.get(info.series.observed_property, ""), mean=mean, minimum=low, maximum=high,
-            points=total, first=info.first_time, last=info.last_time,
-        ))
+        rows.append(
+            VariableSummary(
+                source=info.series.source,
+                variable=info.series.observed_property,
+                unit=units.get(info.series.observed_property, ""),
+                mean=mean,
+                minimum=low,
+                maximum=high,
+                points=total,
+                first=info.first_time,
+                last=info.last_time,
+            )
+        )
     rows.sort(key=lambda r: (r.source, r.variable))
     centres = ((edges[:-1] + edges[1:]) / 2).astype(np.int64)
     return BatchSummary(
-        group=group, start=start, end=end, variables=rows,
-        count_times=[from_ns(t) for t in centres.tolist()], counts=counts.tolist(),
+        group=group,
+        start=start,
+        end=end,
+        variables=rows,
+        count_times=[from_ns(t) for t in centres.tolist()],
+        counts=counts.tolist(),
         bin_seconds=float((edges[1] - edges[0]) / 1e9),
     )

@@ -1,4 +1,5 @@
 """Writes of the dashboard app: flagging points."""
+
 from __future__ import annotations
 
 import math
@@ -50,12 +51,23 @@ def point_flag_create(
     if collection not in ("raw", "predictions"):
         problems["collection"] = "must be raw or predictions"
     if problems:
-        raise ValidationFailed("The flag was not saved: " + "; ".join(f"{k} {v}" for k, v in problems.items()),
-                               details=problems)
+        raise ValidationFailed(
+            "The flag was not saved: " + "; ".join(f"{k} {v}" for k, v in problems.items()), details=problems
+        )
     with transaction.atomic():
         return PointFlag.objects.create(
-            project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id,
-            collection=collection, source=source, observed_property=observed_property, model_id=model_id,
-            version=version, time=time, value=value, level=level, type=type, description=description,
+            project_name=group.project_name,
+            device_id=group.device_id,
+            batch_id=group.batch_id,
+            collection=collection,
+            source=source,
+            observed_property=observed_property,
+            model_id=model_id,
+            version=version,
+            time=time,
+            value=value,
+            level=level,
+            type=type,
+            description=description,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )

@@ -1,4 +1,5 @@
 """Dashboard pages: role homes, and the Dash pages each role reaches (checked on the server)."""
+
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
@@ -28,8 +29,9 @@ def home(request: HttpRequest, *, role: str) -> HttpResponse:
     )
 
 
-def _dash_page(request: HttpRequest, *, app_name: str, title: str, intro: str, role: str,
-               extra: dict | None = None) -> HttpResponse:
+def _dash_page(
+    request: HttpRequest, *, app_name: str, title: str, intro: str, role: str, extra: dict | None = None
+) -> HttpResponse:
     from . import dash_apps  # noqa: F401  (registers every app in this process)
 
     context = {"dash_name": app_name, "page_title": title, "intro": intro, "role": role, **(extra or {})}
@@ -39,39 +41,67 @@ def _dash_page(request: HttpRequest, *, app_name: str, title: str, intro: str, r
 @capability_required(*OPERATOR_PAGE, role="operator")
 def operator_live(request: HttpRequest) -> HttpResponse:
     return _dash_page(
-        request, app_name="operator_live", title="Live process", role="operator",
+        request,
+        app_name="operator_live",
+        title="Live process",
+        role="operator",
         intro="Soft-sensor estimates with lab samples, the process variables you choose, and whether to trust them.",
     )
 
 
 @capability_required(*MODELER_PAGE, role="modeler")
 def modeler_data(request: HttpRequest) -> HttpResponse:
-    return _dash_page(request, app_name="modeler_data", title="Data sources", role="modeler",
-                      intro="Per-batch statistics of every stored variable, with units, and how data arrived over time.")
+    return _dash_page(
+        request,
+        app_name="modeler_data",
+        title="Data sources",
+        role="modeler",
+        intro="Per-batch statistics of every stored variable, with units, and how data arrived over time.",
+    )
 
 
 @capability_required(*MODELER_PAGE, role="modeler")
 def modeler_sensors(request: HttpRequest) -> HttpResponse:
-    return _dash_page(request, app_name="modeler_sensors", title="Soft sensors", role="modeler",
-                      intro="Descriptors, versions and alias history of every soft sensor in the registry.")
+    return _dash_page(
+        request,
+        app_name="modeler_sensors",
+        title="Soft sensors",
+        role="modeler",
+        intro="Descriptors, versions and alias history of every soft sensor in the registry.",
+    )
 
 
 @capability_required(*MODELER_PAGE, role="modeler")
 def modeler_drift(request: HttpRequest) -> HttpResponse:
-    return _dash_page(request, app_name="modeler_drift", title="Drift analysis", role="modeler",
-                      intro="Compare a batch window with the same window of reference batches, with any detector of the catalogue.")
+    return _dash_page(
+        request,
+        app_name="modeler_drift",
+        title="Drift analysis",
+        role="modeler",
+        intro="Compare a batch window with the same window of reference batches, with any detector of the catalogue.",
+    )
 
 
 @capability_required(*MODELER_PAGE, role="modeler")
 def modeler_divergence(request: HttpRequest) -> HttpResponse:
-    return _dash_page(request, app_name="modeler_divergence", title="Model divergence", role="modeler",
-                      intro="Several versions scored on one batch, overlaid, and every pair compared with seven estimators.")
+    return _dash_page(
+        request,
+        app_name="modeler_divergence",
+        title="Model divergence",
+        role="modeler",
+        intro="Several versions scored on one batch, overlaid, and every pair compared with seven estimators.",
+    )
 
 
 @capability_required(*MODELER_PAGE, role="modeler")
 def modeler_simulation(request: HttpRequest) -> HttpResponse:
-    return _dash_page(request, app_name="modeler_simulation", title="Simulation assessment", role="modeler",
-                      intro="Run a version over a stored batch, inspect every row against lab samples, export to Excel.")
+    return _dash_page(
+        request,
+        app_name="modeler_simulation",
+        title="Simulation assessment",
+        role="modeler",
+        intro="Run a version over a stored batch, inspect every row against lab samples, export to Excel.",
+    )
 
 
 @capability_required(*MODELER_PAGE, role="modeler")
@@ -85,20 +115,24 @@ def simulation_export(request: HttpRequest) -> HttpResponse:
         group = parse_group(request.GET.get("batch"))
         content = simulation_workbook(simulation=simulation_run(version=version, group=group), user=request.user)
     except ApplicationError as exc:
-        return render(request, "dashboard/error.html", {"message": exc.message, "role": "modeler"},
-                      status=exc.status_code)
+        return render(
+            request, "dashboard/error.html", {"message": exc.message, "role": "modeler"}, status=exc.status_code
+        )
     name = slugify(f"simulation-{version.soft_sensor.model_id}-v{version.number}-{group.batch_id}") + ".xlsx"
-    response = HttpResponse(
-        content, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
+    response = HttpResponse(content, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 
 @capability_required(*MANAGER_PAGE, role="manager")
 def manager_overview(request: HttpRequest) -> HttpResponse:
-    return _dash_page(request, app_name="manager_overview", title="Soft-sensor overview", role="manager",
-                      intro="Every deployment: status, latest estimate, last pipeline run, lag and lab error.")
+    return _dash_page(
+        request,
+        app_name="manager_overview",
+        title="Soft-sensor overview",
+        role="manager",
+        intro="Every deployment: status, latest estimate, last pipeline run, lag and lab error.",
+    )
 
 
 @capability_required(*MANAGER_PAGE, role="manager")
@@ -109,6 +143,11 @@ def manager_deployment(request: HttpRequest, deployment_id: int) -> HttpResponse
         deployment = deployment_get(deployment_id=deployment_id)
     except ApplicationError as exc:
         return render(request, "dashboard/error.html", {"message": exc.message, "role": "manager"}, status=404)
-    return _dash_page(request, app_name="manager_deployment", title=f"Deployment {deployment.name}", role="manager",
-                      intro=deployment.description or f"{deployment.soft_sensor.model_id} {deployment.target_label}",
-                      extra={"back_url": "dashboard:manager-overview"})
+    return _dash_page(
+        request,
+        app_name="manager_deployment",
+        title=f"Deployment {deployment.name}",
+        role="manager",
+        intro=deployment.description or f"{deployment.soft_sensor.model_id} {deployment.target_label}",
+        extra={"back_url": "dashboard:manager-overview"},
+    )

@@ -1,5 +1,6 @@
 """Manager — overview of every deployment (status light, latest estimate, last run, lag, lab-error
 trend) and one deployment's details (its runs, the groups it scores, estimates against lab samples)."""
+
 from __future__ import annotations
 
 import re
@@ -23,34 +24,57 @@ detail_app = DjangoDash("manager_deployment", serve_locally=True)
 
 STATUS_TEXT = {"ok": "OK", "warning": "Warning", "failing": "Failing"}
 
-overview_app.layout = html.Div(className="dash-page", children=[
-    dcc.Interval(id="tick", interval=60_000),
-    html.Div(id="overview", className="panel", **{"data-testid": "overview"}),
-])
+overview_app.layout = html.Div(
+    className="dash-page",
+    children=[
+        dcc.Interval(id="tick", interval=60_000),
+        html.Div(id="overview", className="panel", **{"data-testid": "overview"}),
+    ],
+)
 
-detail_app.layout = html.Div(className="dash-page", children=[
-    dcc.Location(id="url", refresh=False),
-    dcc.Interval(id="tick", interval=60_000),
-    html.Div(id="detail", **{"data-testid": "deployment-detail"}),
-])
+detail_app.layout = html.Div(
+    className="dash-page",
+    children=[
+        dcc.Location(id="url", refresh=False),
+        dcc.Interval(id="tick", interval=60_000),
+        html.Div(id="detail", **{"data-testid": "deployment-detail"}),
+    ],
+)
 
 
 def light(status: str) -> html.Span:
-    return html.Span([html.Span(className=f"light {status}"), STATUS_TEXT.get(status, status)],
-                     style={"color": STATUS_COLOURS.get(status), "fontWeight": 800, "fontSize": "1.15rem"},
-                     **{"data-testid": f"status-{status}"})
+    return html.Span(
+        [html.Span(className=f"light {status}"), STATUS_TEXT.get(status, status)],
+        style={"color": STATUS_COLOURS.get(status), "fontWeight": 800, "fontSize": "1.15rem"},
+        **{"data-testid": f"status-{status}"},
+    )
 
 
 def trend_figure(row: DeploymentRow, height: int = 70) -> dict[str, Any]:
     return {
-        "data": [{"type": "scatter", "mode": "lines+markers", "x": [t.batch_id for t in row.lab_trend],
-                  "y": [t.mae for t in row.lab_trend], "line": {"color": PALETTE[0], "width": 3},
-                  "marker": {"size": 8},
-                  "hovertemplate": f"%{{x}}: MAE %{{y:.3f}} {row.unit}<extra></extra>"}],
-        "layout": base_layout(height=height, margin={"l": 40, "r": 10, "t": 5, "b": 20}, showlegend=False,
-                              xaxis={"showticklabels": height > 100, "showgrid": False},
-                              yaxis={"title": {"text": f"MAE [{row.unit}]" if height > 100 else ""}, "gridcolor": "#e5e8eb",
-                                     "rangemode": "tozero"}, hovermode="closest"),
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": [t.batch_id for t in row.lab_trend],
+                "y": [t.mae for t in row.lab_trend],
+                "line": {"color": PALETTE[0], "width": 3},
+                "marker": {"size": 8},
+                "hovertemplate": f"%{{x}}: MAE %{{y:.3f}} {row.unit}<extra></extra>",
+            }
+        ],
+        "layout": base_layout(
+            height=height,
+            margin={"l": 40, "r": 10, "t": 5, "b": 20},
+            showlegend=False,
+            xaxis={"showticklabels": height > 100, "showgrid": False},
+            yaxis={
+                "title": {"text": f"MAE [{row.unit}]" if height > 100 else ""},
+                "gridcolor": "#e5e8eb",
+                "rangemode": "tozero",
+            },
+            hovermode="closest",
+        ),
     }
 
 
@@ -68,29 +92,64 @@ def show_overview(_tick: Any, *, user: Any) -> Any:
         return error_box(exc)
     if not rows:
         return html.P("No deployment yet: a modeler creates one to put a soft sensor to work.", className="muted")
-    header = html.Tr([html.Th(h) for h in ("Status", "Deployment", "Latest estimate", "Last run", "Pipeline lag",
-                                           "Lab error trend (MAE per batch)")])
+    header = html.Tr(
+        [
+            html.Th(h)
+            for h in (
+                "Status",
+                "Deployment",
+                "Latest estimate",
+                "Last run",
+                "Pipeline lag",
+                "Lab error trend (MAE per batch)",
+            )
+        ]
+    )
     body = []
     for row in rows:
         deployment = row.deployment
         latest = (
-            html.Div([html.Div(fmt(row.latest_value, 2, row.unit), className="stat-value"),
-                      html.Div(f"{row.output} · {row.latest_batch} · {sel.ago(row.latest_time)}", className="stat-detail")])
-            if row.latest_value is not None else html.Span("no estimate yet", className="muted")
+            html.Div(
+                [
+                    html.Div(fmt(row.latest_value, 2, row.unit), className="stat-value"),
+                    html.Div(
+                        f"{row.output} · {row.latest_batch} · {sel.ago(row.latest_time)}", className="stat-detail"
+                    ),
+                ]
+            )
+            if row.latest_value is not None
+            else html.Span("no estimate yet", className="muted")
         )
         lag = "—" if row.lag_seconds is None else sel.duration_text(row.lag_seconds)
-        trend = (dcc.Graph(figure=trend_figure(row), config={"staticPlot": True}, style={"height": "70px", "width": "260px"})
-                 if row.lab_trend else html.Span("no lab samples matched yet", className="muted"))
-        body.append(html.Tr([
-            html.Td([light(row.status), html.Div("; ".join(row.reasons), className="stat-detail")]),
-            html.Td([html.A(deployment.name, href=reverse("dashboard:manager-deployment", args=[deployment.pk]),
-                            style={"fontSize": "1.15rem", "fontWeight": 700}),
-                     html.Div(f"{deployment.soft_sensor.model_id} {deployment.target_label}", className="stat-detail")]),
-            html.Td(latest),
-            html.Td(last_run_text(row.last_run)),
-            html.Td(lag, className="big"),
-            html.Td(trend),
-        ], **{"data-testid": f"deployment-{deployment.name}"}))
+        trend = (
+            dcc.Graph(figure=trend_figure(row), config={"staticPlot": True}, style={"height": "70px", "width": "260px"})
+            if row.lab_trend
+            else html.Span("no lab samples matched yet", className="muted")
+        )
+        body.append(
+            html.Tr(
+                [
+                    html.Td([light(row.status), html.Div("; ".join(row.reasons), className="stat-detail")]),
+                    html.Td(
+                        [
+                            html.A(
+                                deployment.name,
+                                href=reverse("dashboard:manager-deployment", args=[deployment.pk]),
+                                style={"fontSize": "1.15rem", "fontWeight": 700},
+                            ),
+                            html.Div(
+                                f"{deployment.soft_sensor.model_id} {deployment.target_label}", className="stat-detail"
+                            ),
+                        ]
+                    ),
+                    html.Td(latest),
+                    html.Td(last_run_text(row.last_run)),
+                    html.Td(lag, className="big"),
+                    html.Td(trend),
+                ],
+                **{"data-testid": f"deployment-{deployment.name}"},
+            )
+        )
     return html.Table([html.Thead(header), html.Tbody(body)], className="overview")
 
 
@@ -101,7 +160,9 @@ def deployment_id_from(pathname: str | None) -> int:
     return int(match.group(1))
 
 
-@guarded_callback(detail_app, MANAGER_PAGE, Output("detail", "children"), [Input("url", "pathname"), Input("tick", "n_intervals")])
+@guarded_callback(
+    detail_app, MANAGER_PAGE, Output("detail", "children"), [Input("url", "pathname"), Input("tick", "n_intervals")]
+)
 def show_detail(pathname: str | None, _tick: Any, *, user: Any) -> Any:
     try:
         detail = deployment_detail(deployment_id=deployment_id_from(pathname))
@@ -110,10 +171,19 @@ def show_detail(pathname: str | None, _tick: Any, *, user: Any) -> Any:
     row: DeploymentRow = detail["row"]
     deployment = detail["deployment"]
     cards = [
-        html.Div([html.Div("Status", className="stat-label"), light(row.status),
-                  html.Div("; ".join(row.reasons), className="stat-detail")], className=f"stat-card tone-{row.status}"),
-        stat_card("Latest estimate", fmt(row.latest_value, 2, row.unit),
-                  detail=f"{row.output} · {row.latest_batch} · {sel.ago(row.latest_time)}" if row.latest_time else ""),
+        html.Div(
+            [
+                html.Div("Status", className="stat-label"),
+                light(row.status),
+                html.Div("; ".join(row.reasons), className="stat-detail"),
+            ],
+            className=f"stat-card tone-{row.status}",
+        ),
+        stat_card(
+            "Latest estimate",
+            fmt(row.latest_value, 2, row.unit),
+            detail=f"{row.output} · {row.latest_batch} · {sel.ago(row.latest_time)}" if row.latest_time else "",
+        ),
         stat_card("Pipeline lag", "—" if row.lag_seconds is None else sel.duration_text(row.lag_seconds)),
         stat_card("Last run", last_run_text(row.last_run)),
     ]
@@ -122,35 +192,109 @@ def show_detail(pathname: str | None, _tick: Any, *, user: Any) -> Any:
         device, batch = row.latest_batch.split("/", 1)
         group = sel.GroupKey(deployment.soft_sensor.project.name.lower(), device, batch)
         try:
-            chart = sel.live_chart(group=group, range_key="batch")
-            children.append(html.Div(className="panel", children=[
-                html.H2(f"Estimates and lab samples, {batch}"),
-                dcc.Graph(figure=chart_figure(chart), config={"displaylogo": False}, style={"height": "420px"}),
-            ]))
+            model = (row.plan.model_tag, row.plan.version_tag) if row.plan else None
+            chart = sel.live_chart(group=group, range_key="batch", model=model)
+            children.append(
+                html.Div(
+                    className="panel",
+                    children=[
+                        html.H2(f"Estimates and lab samples, {batch}"),
+                        dcc.Graph(figure=chart_figure(chart), config={"displaylogo": False}, style={"height": "420px"}),
+                    ],
+                )
+            )
         except ApplicationError as exc:
             children.append(error_box(exc))
     if row.lab_trend:
-        children.append(html.Div(className="panel", children=[
-            html.H2("Lab error per batch (mean |lab − estimate|)"),
-            dcc.Graph(figure=trend_figure(row, height=260), config={"displaylogo": False}, style={"height": "260px"}),
-        ]))
-    children.append(html.Div(className="panel", children=[
-        html.H2("Batches scored"),
-        html.Table([html.Thead(html.Tr([html.Th(h) for h in ("Batch", "Newest data", "Newest estimate", "Waiting")])),
-                    html.Tbody([html.Tr([html.Td(g["group"]), html.Td(g["newest_raw"][:19].replace("T", " ")),
-                                         html.Td((g["newest_prediction"] or "—")[:19].replace("T", " ")),
-                                         html.Td(sel.duration_text(g["waiting_seconds"]))]) for g in detail["groups"]])],
-                   className="overview") if detail["groups"] else html.P("No batch in scope has data.", className="muted"),
-        html.H2("Recent pipeline runs"),
-        html.Table([html.Thead(html.Tr([html.Th(h) for h in ("Started (UTC)", "Batch", "Trigger", "Status", "Predictions",
-                                                            "Skipped", "Duration", "Error")])),
-                    html.Tbody([html.Tr([
-                        html.Td(f"{r.started_at:%Y-%m-%d %H:%M:%S}"), html.Td(r.batch_id), html.Td(r.trigger),
-                        html.Td(r.status, style={"color": STATUS_COLOURS["failing"] if r.status == "failed" else None,
-                                                 "fontWeight": 700}),
-                        html.Td(f"{r.predictions:,}"), html.Td(f"{r.skipped:,}"),
-                        html.Td("—" if r.duration_ms is None else f"{r.duration_ms:,.0f} ms"), html.Td(r.error[:200] or "—"),
-                    ]) for r in detail["runs"]])], className="overview", **{"data-testid": "runs"})
-        if detail["runs"] else html.P("No pipeline run yet.", className="muted"),
-    ]))
+        children.append(
+            html.Div(
+                className="panel",
+                children=[
+                    html.H2("Lab error per batch (mean |lab − estimate|)"),
+                    dcc.Graph(
+                        figure=trend_figure(row, height=260), config={"displaylogo": False}, style={"height": "260px"}
+                    ),
+                ],
+            )
+        )
+    children.append(
+        html.Div(
+            className="panel",
+            children=[
+                html.H2("Batches scored"),
+                html.Table(
+                    [
+                        html.Thead(
+                            html.Tr([html.Th(h) for h in ("Batch", "Newest data", "Newest estimate", "Waiting")])
+                        ),
+                        html.Tbody(
+                            [
+                                html.Tr(
+                                    [
+                                        html.Td(g["group"]),
+                                        html.Td(g["newest_raw"][:19].replace("T", " ")),
+                                        html.Td((g["newest_prediction"] or "—")[:19].replace("T", " ")),
+                                        html.Td(sel.duration_text(g["waiting_seconds"])),
+                                    ]
+                                )
+                                for g in detail["groups"]
+                            ]
+                        ),
+                    ],
+                    className="overview",
+                )
+                if detail["groups"]
+                else html.P("No batch in scope has data.", className="muted"),
+                html.H2("Recent pipeline runs"),
+                html.Table(
+                    [
+                        html.Thead(
+                            html.Tr(
+                                [
+                                    html.Th(h)
+                                    for h in (
+                                        "Started (UTC)",
+                                        "Batch",
+                                        "Trigger",
+                                        "Status",
+                                        "Predictions",
+                                        "Skipped",
+                                        "Duration",
+                                        "Error",
+                                    )
+                                ]
+                            )
+                        ),
+                        html.Tbody(
+                            [
+                                html.Tr(
+                                    [
+                                        html.Td(f"{r.started_at:%Y-%m-%d %H:%M:%S}"),
+                                        html.Td(r.batch_id),
+                                        html.Td(r.trigger),
+                                        html.Td(
+                                            r.status,
+                                            style={
+                                                "color": STATUS_COLOURS["failing"] if r.status == "failed" else None,
+                                                "fontWeight": 700,
+                                            },
+                                        ),
+                                        html.Td(f"{r.predictions:,}"),
+                                        html.Td(f"{r.skipped:,}"),
+                                        html.Td("—" if r.duration_ms is None else f"{r.duration_ms:,.0f} ms"),
+                                        html.Td(r.error[:200] or "—"),
+                                    ]
+                                )
+                                for r in detail["runs"]
+                            ]
+                        ),
+                    ],
+                    className="overview",
+                    **{"data-testid": "runs"},
+                )
+                if detail["runs"]
+                else html.P("No pipeline run yet.", className="muted"),
+            ],
+        )
+    )
     return children

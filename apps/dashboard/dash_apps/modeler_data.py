@@ -1,4 +1,5 @@
 """Modeler — data source explorer: per-batch statistics with units, duration, points over time."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,33 +18,63 @@ NAME = "modeler_data"
 app = DjangoDash(NAME, serve_locally=True)
 
 COLUMNS = [
-    {"name": "Source", "id": "source"}, {"name": "Variable", "id": "variable"}, {"name": "Unit", "id": "unit"},
-    {"name": "Mean", "id": "mean", "type": "numeric"}, {"name": "Min", "id": "min", "type": "numeric"},
-    {"name": "Max", "id": "max", "type": "numeric"}, {"name": "Points", "id": "points", "type": "numeric"},
-    {"name": "First (UTC)", "id": "first"}, {"name": "Last (UTC)", "id": "last"},
+    {"name": "Source", "id": "source"},
+    {"name": "Variable", "id": "variable"},
+    {"name": "Unit", "id": "unit"},
+    {"name": "Mean", "id": "mean", "type": "numeric"},
+    {"name": "Min", "id": "min", "type": "numeric"},
+    {"name": "Max", "id": "max", "type": "numeric"},
+    {"name": "Points", "id": "points", "type": "numeric"},
+    {"name": "First (UTC)", "id": "first"},
+    {"name": "Last (UTC)", "id": "last"},
 ]
 
-app.layout = html.Div(className="dash-page", children=[
-    dcc.Store(id="boot", data=0),
-    html.Div(className="controls", children=[
-        html.Div([html.Label("Project", htmlFor="project"), dcc.Dropdown(id="project", clearable=False)], className="control"),
-        html.Div([html.Label("Batch", htmlFor="batch"), dcc.Dropdown(id="batch", clearable=False)], className="control wide"),
-    ]),
-    html.Div(id="cards", className="controls", **{"data-testid": "batch-cards"}),
-    html.Div(className="panel", children=[
-        html.H2("Data points over time"),
-        dcc.Graph(id="counts", config={"displaylogo": False}, style={"height": "260px"}),
-    ]),
-    html.Div(className="panel", children=[
-        html.H2("Per-variable summary"),
-        dash_table.DataTable(
-            id="summary", columns=COLUMNS, data=[], sort_action="native", filter_action="native", page_size=40,
-            style_cell={"fontSize": 15, "textAlign": "left", "padding": "4px 8px"},
-            style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "right"} for c in ("mean", "min", "max", "points")],
-            style_header={"fontWeight": "bold", "backgroundColor": "#eef2f5"},
+app.layout = html.Div(
+    className="dash-page",
+    children=[
+        dcc.Store(id="boot", data=0),
+        html.Div(
+            className="controls",
+            children=[
+                html.Div(
+                    [html.Label("Project", htmlFor="project"), dcc.Dropdown(id="project", clearable=False)],
+                    className="control",
+                ),
+                html.Div(
+                    [html.Label("Batch", htmlFor="batch"), dcc.Dropdown(id="batch", clearable=False)],
+                    className="control wide",
+                ),
+            ],
         ),
-    ]),
-])
+        html.Div(id="cards", className="controls", **{"data-testid": "batch-cards"}),
+        html.Div(
+            className="panel",
+            children=[
+                html.H2("Data points over time"),
+                dcc.Graph(id="counts", config={"displaylogo": False}, style={"height": "260px"}),
+            ],
+        ),
+        html.Div(
+            className="panel",
+            children=[
+                html.H2("Per-variable summary"),
+                dash_table.DataTable(
+                    id="summary",
+                    columns=COLUMNS,
+                    data=[],
+                    sort_action="native",
+                    filter_action="native",
+                    page_size=40,
+                    style_cell={"fontSize": 15, "textAlign": "left", "padding": "4px 8px"},
+                    style_cell_conditional=[
+                        {"if": {"column_id": c}, "textAlign": "right"} for c in ("mean", "min", "max", "points")
+                    ],
+                    style_header={"fontWeight": "bold", "backgroundColor": "#eef2f5"},
+                ),
+            ],
+        ),
+    ],
+)
 
 
 def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
@@ -75,26 +106,50 @@ def show_batch(batch: str | None, *, user: Any) -> tuple:
         return [], empty_figure(exc.message), [error_box(exc)]
     rows = [
         {
-            "source": v.source, "variable": v.variable, "unit": v.unit or "—",
-            "mean": round(v.mean, 4), "min": round(v.minimum, 4), "max": round(v.maximum, 4), "points": v.points,
-            "first": f"{v.first:%Y-%m-%d %H:%M}", "last": f"{v.last:%Y-%m-%d %H:%M}",
+            "source": v.source,
+            "variable": v.variable,
+            "unit": v.unit or "—",
+            "mean": round(v.mean, 4),
+            "min": round(v.minimum, 4),
+            "max": round(v.maximum, 4),
+            "points": v.points,
+            "first": f"{v.first:%Y-%m-%d %H:%M}",
+            "last": f"{v.last:%Y-%m-%d %H:%M}",
         }
         for v in summary.variables
     ]
     figure = {
-        "data": [{"type": "bar", "x": summary.count_times, "y": summary.counts, "marker": {"color": "#0072B2"},
-                  "name": "points", "hovertemplate": "%{y:,} points<extra></extra>"}],
+        "data": [
+            {
+                "type": "bar",
+                "x": summary.count_times,
+                "y": summary.counts,
+                "marker": {"color": "#0072B2"},
+                "name": "points",
+                "hovertemplate": "%{y:,} points<extra></extra>",
+            }
+        ],
         "layout": base_layout(
             xaxis={"title": {"text": "time (UTC)"}},
             yaxis={"title": {"text": f"points per {sel.duration_text(summary.bin_seconds)}"}},
-            bargap=0.05, hovermode="closest",
+            bargap=0.05,
+            hovermode="closest",
         ),
     }
     cards = [
-        stat_card("Duration", sel.duration_text(summary.duration_seconds),
-                  detail=f"{summary.start:%Y-%m-%d %H:%M} → {summary.end:%Y-%m-%d %H:%M} UTC", testid="duration"),
-        stat_card("Data points", f"{summary.total_points:,}", detail=f"{len(summary.variables)} series", testid="total-points"),
-        stat_card("Lab samples", f"{sum(v.points for v in summary.variables if v.source == 'lab'):,}",
-                  detail="offline measurements"),
+        stat_card(
+            "Duration",
+            sel.duration_text(summary.duration_seconds),
+            detail=f"{summary.start:%Y-%m-%d %H:%M} → {summary.end:%Y-%m-%d %H:%M} UTC",
+            testid="duration",
+        ),
+        stat_card(
+            "Data points", f"{summary.total_points:,}", detail=f"{len(summary.variables)} series", testid="total-points"
+        ),
+        stat_card(
+            "Lab samples",
+            f"{sum(v.points for v in summary.variables if v.source == 'lab'):,}",
+            detail="offline measurements",
+        ),
     ]
     return rows, figure, cards

@@ -1,5 +1,6 @@
 """Modeler — model divergence: several versions scored on one batch, overlaid, and every pair compared
 with the seven estimators of ``apps.drift.detectors.disagreement``, each cell coloured by its band."""
+
 from __future__ import annotations
 
 import math
@@ -21,46 +22,82 @@ NAME = "modeler_divergence"
 app = DjangoDash(NAME, serve_locally=True)
 
 ESTIMATORS = [
-    ("mae", "MAE / SD"), ("rmse", "RMSE / SD"), ("mse", "MSE / SD²"), ("pearson_r", "Pearson r"),
-    ("variance_of_differences", "Var(diff) / SD²"), ("coefficient_of_variation", "Coeff. of variation"),
+    ("mae", "MAE / SD"),
+    ("rmse", "RMSE / SD"),
+    ("mse", "MSE / SD²"),
+    ("pearson_r", "Pearson r"),
+    ("variance_of_differences", "Var(diff) / SD²"),
+    ("coefficient_of_variation", "Coeff. of variation"),
     ("cosine_similarity", "Cosine similarity"),
 ]
 
-app.layout = html.Div(className="dash-page", children=[
-    dcc.Store(id="boot", data=0),
-    html.Div(className="panel", children=[
-        html.Div(className="controls", children=[
-            html.Div([html.Label("Versions to compare (two or more)", htmlFor="versions"),
-                      dcc.Dropdown(id="versions", multi=True)], className="control wide"),
-            html.Div([html.Label("Batch", htmlFor="batch"), dcc.Dropdown(id="batch", clearable=False)], className="control wide"),
-        ]),
-        html.Button("Compare", id="run", n_clicks=0, className="primary"),
-    ]),
-    dcc.Loading(html.Div(id="result", **{"data-testid": "divergence-result"})),
-])
+app.layout = html.Div(
+    className="dash-page",
+    children=[
+        dcc.Store(id="boot", data=0),
+        html.Div(
+            className="panel",
+            children=[
+                html.Div(
+                    className="controls",
+                    children=[
+                        html.Div(
+                            [
+                                html.Label("Versions to compare (two or more)", htmlFor="versions"),
+                                dcc.Dropdown(id="versions", multi=True),
+                            ],
+                            className="control wide",
+                        ),
+                        html.Div(
+                            [html.Label("Batch", htmlFor="batch"), dcc.Dropdown(id="batch", clearable=False)],
+                            className="control wide",
+                        ),
+                    ],
+                ),
+                html.Button("Compare", id="run", n_clicks=0, className="primary"),
+            ],
+        ),
+        dcc.Loading(html.Div(id="result", **{"data-testid": "divergence-result"})),
+    ],
+)
 
 
 def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
     return guarded_callback(app, MODELER_PAGE, outputs, inputs, state, **kwargs)
 
 
-@_guard([Output("versions", "options"), Output("versions", "value"), Output("batch", "options"), Output("batch", "value")],
-        [Input("boot", "data")])
+@_guard(
+    [Output("versions", "options"), Output("versions", "value"), Output("batch", "options"), Output("batch", "value")],
+    [Input("boot", "data")],
+)
 def load_choices(_boot: Any, *, user: Any) -> tuple:
     versions = version_options()
     groups = sel.group_infos()
-    batches = [{"label": f"{g.group.project_name} / {g.group.device_id} / {g.group.batch_id}", "value": sel.group_value(g.group)}
-               for g in groups]
+    batches = [
+        {
+            "label": f"{g.group.project_name} / {g.group.device_id} / {g.group.batch_id}",
+            "value": sel.group_value(g.group),
+        }
+        for g in groups
+    ]
     return (versions, [v["value"] for v in versions[:2]], batches, batches[0]["value"] if batches else None)
 
 
 def level_cell(value: float, level: str) -> html.Td:
-    return html.Td(f"{value:.4g}", title=level, className=f"level-{level}",
-                   style={"backgroundColor": LEVEL_COLOURS.get(level, "#ffffff"), "fontWeight": 700 if level == "high" else 400})
+    return html.Td(
+        f"{value:.4g}",
+        title=level,
+        className=f"level-{level}",
+        style={"backgroundColor": LEVEL_COLOURS.get(level, "#ffffff"), "fontWeight": 700 if level == "high" else 400},
+    )
 
 
-@_guard(Output("result", "children"), [Input("run", "n_clicks")], [State("versions", "value"), State("batch", "value")],
-        prevent_initial_call=True)
+@_guard(
+    Output("result", "children"),
+    [Input("run", "n_clicks")],
+    [State("versions", "value"), State("batch", "value")],
+    prevent_initial_call=True,
+)
 def compare(_clicks: int, versions: list[str] | None, batch: str | None, *, user: Any) -> Any:
     try:
         if not batch:
@@ -73,33 +110,59 @@ def compare(_clicks: int, versions: list[str] | None, batch: str | None, *, user
     step = max(1, math.ceil(len(times) / sel.MAX_TRACE_POINTS))  # at most MAX_TRACE_POINTS per trace
     figure = {
         "data": [
-            {"type": "scattergl", "mode": "lines", "name": label, "x": times[::step],
-             "y": result.predictions[::step, i].tolist(), "line": {"width": 3, "color": PALETTE[i % len(PALETTE)]}}
+            {
+                "type": "scattergl",
+                "mode": "lines",
+                "name": label,
+                "x": times[::step],
+                "y": result.predictions[::step, i].tolist(),
+                "line": {"width": 3, "color": PALETTE[i % len(PALETTE)]},
+            }
             for i, label in enumerate(result.labels)
         ],
-        "layout": base_layout(xaxis={"title": {"text": "time (UTC)"}},
-                              yaxis={"title": {"text": f"{result.output} [{result.unit}]" if result.unit else result.output}}),
+        "layout": base_layout(
+            xaxis={"title": {"text": "time (UTC)"}},
+            yaxis={"title": {"text": f"{result.output} [{result.unit}]" if result.unit else result.output}},
+        ),
     }
     header = html.Tr([html.Th("Pair"), *[html.Th(label) for _, label in ESTIMATORS], html.Th("Verdict")])
     rows = []
     for pair in result.pairs:
-        rows.append(html.Tr([
-            html.Td(f"{pair['a']} vs {pair['b']}"),
-            *[level_cell(pair["values"][key], pair["levels"][key]) for key, _ in ESTIMATORS],
-            html.Td(pair["verdict"].upper(), style={"backgroundColor": LEVEL_COLOURS[pair["verdict"]], "fontWeight": 800}),
-        ]))
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(f"{pair['a']} vs {pair['b']}"),
+                    *[level_cell(pair["values"][key], pair["levels"][key]) for key, _ in ESTIMATORS],
+                    html.Td(
+                        pair["verdict"].upper(),
+                        style={"backgroundColor": LEVEL_COLOURS[pair["verdict"]], "fontWeight": 800},
+                    ),
+                ]
+            )
+        )
     bands = pairs_bands(result.pairs[0]["bands"]) if result.pairs else []
-    return html.Div(className="panel", children=[
-        html.H2(f"{result.output} on {result.group.batch_id} ({len(times):,} common rows)"),
-        dcc.Graph(figure=figure, config={"displaylogo": False}, style={"height": "420px"}),
-        html.H2("Pairwise disagreement (seven estimators)"),
-        html.Table([html.Thead(header), html.Tbody(rows)], className="overview", **{"data-testid": "pair-matrix"}),
-        html.P(["Colours: ", html.Span(" low ", style={"backgroundColor": LEVEL_COLOURS["low"]}), " ",
-                html.Span(" moderate ", style={"backgroundColor": LEVEL_COLOURS["moderate"]}), " ",
-                html.Span(" high ", style={"backgroundColor": LEVEL_COLOURS["high"]}),
-                ". Scale-dependent estimators are divided by the SD of all predictions shown. Bands: ", *bands],
-               className="muted"),
-    ])
+    return html.Div(
+        className="panel",
+        children=[
+            html.H2(f"{result.output} on {result.group.batch_id} ({len(times):,} common rows)"),
+            dcc.Graph(figure=figure, config={"displaylogo": False}, style={"height": "420px"}),
+            html.H2("Pairwise disagreement (seven estimators)"),
+            html.Table([html.Thead(header), html.Tbody(rows)], className="overview", **{"data-testid": "pair-matrix"}),
+            html.P(
+                [
+                    "Colours: ",
+                    html.Span(" low ", style={"backgroundColor": LEVEL_COLOURS["low"]}),
+                    " ",
+                    html.Span(" moderate ", style={"backgroundColor": LEVEL_COLOURS["moderate"]}),
+                    " ",
+                    html.Span(" high ", style={"backgroundColor": LEVEL_COLOURS["high"]}),
+                    ". Scale-dependent estimators are divided by the SD of all predictions shown. Bands: ",
+                    *bands,
+                ],
+                className="muted",
+            ),
+        ],
+    )
 
 
 def pairs_bands(bands: dict[str, dict[str, Any]]) -> list:

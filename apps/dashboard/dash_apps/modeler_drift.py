@@ -1,5 +1,6 @@
 """Modeler — drift analysis: model, detector, variables, window; a parameter form generated from the
 detector catalogue (tooltips from the detectors' docstrings); verdict, explanation, densities."""
+
 from __future__ import annotations
 
 import math
@@ -27,40 +28,87 @@ from .common import PALETTE, base_layout, error_box, guarded_callback
 NAME = "modeler_drift"
 app = DjangoDash(NAME, serve_locally=True)
 
-app.layout = html.Div(className="dash-page", children=[
-    dcc.Store(id="boot", data=0),
-    html.Div(className="panel", children=[
-        html.Div(className="controls", children=[
-            html.Div([html.Label("Model (soft-sensor version)", htmlFor="version"), dcc.Dropdown(id="version", clearable=False)],
-                     className="control wide"),
-            html.Div([html.Label("Detector", htmlFor="detector"), dcc.Dropdown(id="detector", clearable=False)], className="control"),
-        ]),
-        html.Div(className="controls", children=[
-            html.Div([html.Label("Variables", htmlFor="variables"), dcc.Dropdown(id="variables", multi=True)], className="control wide"),
-        ]),
-        html.Div(className="controls", children=[
-            html.Div([html.Label("Reference batches", htmlFor="reference"), dcc.Dropdown(id="reference", multi=True)],
-                     className="control wide"),
-            html.Div([html.Label("Test batch", htmlFor="test"), dcc.Dropdown(id="test", clearable=False)], className="control wide"),
-        ]),
-        html.Label("Window (hours since batch start, same window in every batch)"),
-        dcc.RangeSlider(id="window", min=0, max=100, value=[0, 100], allowCross=False,
-                        tooltip={"placement": "bottom", "always_visible": True}),
-        html.Div(id="detector-about", className="muted"),
-        html.H2("Parameters"),
-        html.Div(id="params", className="param-grid", **{"data-testid": "params"}),
-        html.Button("Run drift analysis", id="run", n_clicks=0, className="primary"),
-    ]),
-    dcc.Loading(html.Div(id="result", **{"data-testid": "drift-result"})),
-])
+app.layout = html.Div(
+    className="dash-page",
+    children=[
+        dcc.Store(id="boot", data=0),
+        html.Div(
+            className="panel",
+            children=[
+                html.Div(
+                    className="controls",
+                    children=[
+                        html.Div(
+                            [
+                                html.Label("Model (soft-sensor version)", htmlFor="version"),
+                                dcc.Dropdown(id="version", clearable=False),
+                            ],
+                            className="control wide",
+                        ),
+                        html.Div(
+                            [html.Label("Detector", htmlFor="detector"), dcc.Dropdown(id="detector", clearable=False)],
+                            className="control",
+                        ),
+                    ],
+                ),
+                html.Div(
+                    className="controls",
+                    children=[
+                        html.Div(
+                            [html.Label("Variables", htmlFor="variables"), dcc.Dropdown(id="variables", multi=True)],
+                            className="control wide",
+                        ),
+                    ],
+                ),
+                html.Div(
+                    className="controls",
+                    children=[
+                        html.Div(
+                            [
+                                html.Label("Reference batches", htmlFor="reference"),
+                                dcc.Dropdown(id="reference", multi=True),
+                            ],
+                            className="control wide",
+                        ),
+                        html.Div(
+                            [html.Label("Test batch", htmlFor="test"), dcc.Dropdown(id="test", clearable=False)],
+                            className="control wide",
+                        ),
+                    ],
+                ),
+                html.Label("Window (hours since batch start, same window in every batch)"),
+                dcc.RangeSlider(
+                    id="window",
+                    min=0,
+                    max=100,
+                    value=[0, 100],
+                    allowCross=False,
+                    tooltip={"placement": "bottom", "always_visible": True},
+                ),
+                html.Div(id="detector-about", className="muted"),
+                html.H2("Parameters"),
+                html.Div(id="params", className="param-grid", **{"data-testid": "params"}),
+                html.Button("Run drift analysis", id="run", n_clicks=0, className="primary"),
+            ],
+        ),
+        dcc.Loading(html.Div(id="result", **{"data-testid": "drift-result"})),
+    ],
+)
 
 
 def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
     return guarded_callback(app, MODELER_PAGE, outputs, inputs, state, **kwargs)
 
 
-@_guard([Output("version", "options"), Output("version", "value"), Output("detector", "options"),
-         Output("detector", "value")], [Input("boot", "data")])
+@_guard(
+    [
+        Output("version", "options"),
+        Output("version", "value"),
+        Output("detector", "options"),
+        Output("detector", "value"),
+    ],
+    [Input("boot", "data")],
+)
 def load_choices(_boot: Any, *, user: Any) -> tuple:
     versions = version_options()
     detectors = [{"label": f"{d['label']} ({d['mode']})", "value": d["key"]} for d in feature_detectors()]
@@ -68,15 +116,26 @@ def load_choices(_boot: Any, *, user: Any) -> tuple:
     return versions, (versions[0]["value"] if versions else None), detectors, default
 
 
-@_guard([Output("variables", "options"), Output("variables", "value"), Output("reference", "options"),
-         Output("reference", "value"), Output("test", "options"), Output("test", "value")], [Input("version", "value")])
+@_guard(
+    [
+        Output("variables", "options"),
+        Output("variables", "value"),
+        Output("reference", "options"),
+        Output("reference", "value"),
+        Output("test", "options"),
+        Output("test", "value"),
+    ],
+    [Input("version", "value")],
+)
 def load_version(value: str | None, *, user: Any) -> tuple:
     if not value:
         return [], [], [], [], [], None
     version = version_resolve(value)
     project_name = version.soft_sensor.project.name.lower()
     groups = sel.group_infos(project_name=project_name)
-    options = [{"label": f"{g.group.batch_id} ({g.group.device_id})", "value": sel.group_value(g.group)} for g in groups]
+    options = [
+        {"label": f"{g.group.batch_id} ({g.group.device_id})", "value": sel.group_value(g.group)} for g in groups
+    ]
     variables = sorted({v for g in groups for v in g.variables})
     try:
         chosen = feature_variables(version=version, available=variables)
@@ -102,23 +161,42 @@ def param_input(spec: dict[str, Any]) -> html.Div:
     pid = {"type": "param", "name": spec["name"]}
     bounds = spec.get("bounds") or {}
     if spec["type"] == "boolean":
-        widget = dcc.RadioItems(id=pid, options=[{"label": "yes", "value": True}, {"label": "no", "value": False}],
-                                value=spec["default"], inline=True)
+        widget = dcc.RadioItems(
+            id=pid,
+            options=[{"label": "yes", "value": True}, {"label": "no", "value": False}],
+            value=spec["default"],
+            inline=True,
+        )
     elif spec["type"] == "choice":
-        widget = dcc.Dropdown(id=pid, options=[{"label": str(c), "value": c} for c in spec["choices"]],
-                              value=spec["default"], clearable=False)
+        widget = dcc.Dropdown(
+            id=pid,
+            options=[{"label": str(c), "value": c} for c in spec["choices"]],
+            value=spec["default"],
+            clearable=False,
+        )
     elif spec["type"] in ("number", "integer"):
-        widget = dcc.Input(id=pid, type="number", value=spec["default"], step=1 if spec["type"] == "integer" else "any",
-                           min=bounds.get("minimum"), max=bounds.get("maximum"), debounce=True)
+        widget = dcc.Input(
+            id=pid,
+            type="number",
+            value=spec["default"],
+            step=1 if spec["type"] == "integer" else "any",
+            min=bounds.get("minimum"),
+            max=bounds.get("maximum"),
+            debounce=True,
+        )
     else:  # mixed, e.g. "number | choice" (MMD's gamma: a number or "median")
         hint = " or ".join([*(str(c) for c in spec["choices"]), "a number"])
         widget = dcc.Input(id=pid, type="text", value=str(spec["default"]), placeholder=hint, debounce=True)
     tooltip = spec["description"] or spec["label"]
-    return html.Div(className="param", children=[
-        html.Label([spec["label"], html.Span(" ⓘ", className="muted")], title=tooltip),
-        widget,
-        html.Div(f"default {spec['default']}", className="help"),
-    ], title=tooltip)
+    return html.Div(
+        className="param",
+        children=[
+            html.Label([spec["label"], html.Span("?", className="tip")], title=tooltip),
+            widget,
+            html.Div(f"default {spec['default']}", className="help"),
+        ],
+        title=tooltip,
+    )
 
 
 @_guard([Output("params", "children"), Output("detector-about", "children")], [Input("detector", "value")])
@@ -148,23 +226,64 @@ def density_figure(item: dict[str, Any], unit: str) -> dict[str, Any]:
     title = f"{item['variable']} [{unit}]" if unit else item["variable"]
     return {
         "data": [
-            {"type": "scatter", "mode": "lines", "name": "reference", "x": item["grid"], "y": item["reference"],
-             "fill": "tozeroy", "line": {"color": PALETTE[0], "width": 3}},
-            {"type": "scatter", "mode": "lines", "name": "test", "x": item["grid"], "y": item["test"],
-             "fill": "tozeroy", "line": {"color": PALETTE[1], "width": 3}},
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "reference",
+                "x": item["grid"],
+                "y": item["reference"],
+                "fill": "tozeroy",
+                "line": {"color": PALETTE[0], "width": 3},
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "test",
+                "x": item["grid"],
+                "y": item["test"],
+                "fill": "tozeroy",
+                "line": {"color": PALETTE[1], "width": 3},
+            },
         ],
-        "layout": base_layout(title={"text": title, "font": {"size": 16}}, xaxis={"title": {"text": title}},
-                              yaxis={"title": {"text": "density"}}, hovermode="closest",
-                              margin={"l": 60, "r": 20, "t": 40, "b": 50}, legend={"orientation": "h", "y": -0.3}),
+        "layout": base_layout(
+            title={"text": title, "font": {"size": 16}, "x": 0.02},
+            xaxis={"title": {"text": ""}},
+            yaxis={"title": {"text": "density"}},
+            hovermode="closest",
+            margin={"l": 60, "r": 20, "t": 40, "b": 40},
+            legend={"orientation": "h", "y": 1.0, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+        ),
     }
 
 
-@_guard(Output("result", "children"), [Input("run", "n_clicks")],
-        [State("version", "value"), State("detector", "value"), State("variables", "value"), State("reference", "value"),
-         State("test", "value"), State("window", "value"), State({"type": "param", "name": ALL}, "value"),
-         State({"type": "param", "name": ALL}, "id")], prevent_initial_call=True)
-def run(_clicks: int, version: str | None, key: str | None, variables: list[str] | None, reference: list[str] | None,
-        test: str | None, window: list[float] | None, values: list[Any], ids: list[dict], *, user: Any) -> Any:
+@_guard(
+    Output("result", "children"),
+    [Input("run", "n_clicks")],
+    [
+        State("version", "value"),
+        State("detector", "value"),
+        State("variables", "value"),
+        State("reference", "value"),
+        State("test", "value"),
+        State("window", "value"),
+        State({"type": "param", "name": ALL}, "value"),
+        State({"type": "param", "name": ALL}, "id"),
+    ],
+    prevent_initial_call=True,
+)
+def run(
+    _clicks: int,
+    version: str | None,
+    key: str | None,
+    variables: list[str] | None,
+    reference: list[str] | None,
+    test: str | None,
+    window: list[float] | None,
+    values: list[Any],
+    ids: list[dict],
+    *,
+    user: Any,
+) -> Any:
     try:
         if not key:
             raise ValidationFailed("choose a detector", details={"detector": None})
@@ -174,32 +293,74 @@ def run(_clicks: int, version: str | None, key: str | None, variables: list[str]
         if entry is None:
             raise ValidationFailed(f"unknown detector {key}", details={"detector": key})
         specs = {p["name"]: p for p in entry["parameters"]}
-        params = {i["name"]: coerce(specs[i["name"]], v) for i, v in zip(ids, values, strict=True) if i["name"] in specs}
+        params = {
+            i["name"]: coerce(specs[i["name"]], v) for i, v in zip(ids, values, strict=True) if i["name"] in specs
+        }
         analysis = drift_analyse(
-            detector_key=key, params=params, variables=variables or [],
-            reference=[sel.parse_group(r) for r in reference or []], test=sel.parse_group(test),
+            detector_key=key,
+            params=params,
+            variables=variables or [],
+            reference=[sel.parse_group(r) for r in reference or []],
+            test=sel.parse_group(test),
             window_h=tuple(window or (0, 0)),
         )
     except ApplicationError as exc:
         return error_box(exc)
     result = analysis.result
     verdict = "DRIFT" if result.drift else "NO DRIFT"
-    rule = ("calibrated on the reference batches (leave one batch out)" if analysis.calibrated
-            else "nominal threshold (one reference batch: no calibration)")
-    graphs = [dcc.Graph(figure=density_figure(item, analysis.units.get(item["variable"], "")),
-                        config={"displaylogo": False}, style={"height": "300px"}) for item in analysis.densities]
-    return html.Div(className="panel", children=[
-        html.Div(verdict, className=f"verdict {'drift' if result.drift else 'nodrift'}", **{"data-testid": "verdict"}),
-        html.P(result.explanation, **{"data-testid": "explanation"}),
-        html.Table(className="kv", children=[html.Tbody([
-            html.Tr([html.Th("Score"), html.Td(f"{result.score:.4g}")]),
-            html.Tr([html.Th("Threshold"), html.Td(f"{result.threshold:.4g}")]),
-            html.Tr([html.Th("p-value"), html.Td("—" if result.p_value is None else f"{result.p_value:.3g}")]),
-            html.Tr([html.Th("Verdict rule"), html.Td(rule)]),
-            html.Tr([html.Th("Reference"), html.Td(f"{', '.join(analysis.reference_batches)} ({analysis.reference.shape[0]} rows)")]),
-            html.Tr([html.Th("Test"), html.Td(f"{analysis.test_batch} ({analysis.test.shape[0]} rows)")]),
-            html.Tr([html.Th("Window"), html.Td(f"{analysis.window_h[0]:g}–{analysis.window_h[1]:g} h")]),
-        ])]),
-        html.H2("Reference vs test densities"),
-        html.Div(graphs, className="two-col"),
-    ])
+    rule = (
+        "calibrated on the reference batches (leave one batch out)"
+        if analysis.calibrated
+        else "nominal threshold (one reference batch: no calibration)"
+    )
+    graphs = [
+        dcc.Graph(
+            figure=density_figure(item, analysis.units.get(item["variable"], "")),
+            config={"displaylogo": False},
+            style={"height": "300px"},
+        )
+        for item in analysis.densities
+    ]
+    return html.Div(
+        className="panel",
+        children=[
+            html.Div(
+                verdict, className=f"verdict {'drift' if result.drift else 'nodrift'}", **{"data-testid": "verdict"}
+            ),
+            html.P(result.explanation, **{"data-testid": "explanation"}),
+            html.Table(
+                className="kv",
+                children=[
+                    html.Tbody(
+                        [
+                            html.Tr([html.Th("Score"), html.Td(f"{result.score:.4g}")]),
+                            html.Tr([html.Th("Threshold"), html.Td(f"{result.threshold:.4g}")]),
+                            html.Tr(
+                                [
+                                    html.Th("p-value"),
+                                    html.Td("—" if result.p_value is None else f"{result.p_value:.3g}"),
+                                ]
+                            ),
+                            html.Tr([html.Th("Verdict rule"), html.Td(rule)]),
+                            html.Tr(
+                                [
+                                    html.Th("Reference"),
+                                    html.Td(
+                                        f"{', '.join(analysis.reference_batches)} ({analysis.reference.shape[0]} rows)"
+                                    ),
+                                ]
+                            ),
+                            html.Tr(
+                                [html.Th("Test"), html.Td(f"{analysis.test_batch} ({analysis.test.shape[0]} rows)")]
+                            ),
+                            html.Tr(
+                                [html.Th("Window"), html.Td(f"{analysis.window_h[0]:g}–{analysis.window_h[1]:g} h")]
+                            ),
+                        ]
+                    )
+                ],
+            ),
+            html.H2("Reference vs test densities"),
+            html.Div(graphs, className="two-col"),
+        ],
+    )

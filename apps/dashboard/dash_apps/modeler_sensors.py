@@ -1,4 +1,5 @@
 """Modeler — soft sensors: descriptor details, versions, alias history, links to the registry."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,13 +18,22 @@ from .common import error_box, guarded_callback
 NAME = "modeler_sensors"
 app = DjangoDash(NAME, serve_locally=True)
 
-app.layout = html.Div(className="dash-page", children=[
-    dcc.Store(id="boot", data=0),
-    html.Div(className="controls", children=[
-        html.Div([html.Label("Project", htmlFor="project"), dcc.Dropdown(id="project", clearable=False)], className="control"),
-    ]),
-    html.Div(id="sensors", **{"data-testid": "sensors"}),
-])
+app.layout = html.Div(
+    className="dash-page",
+    children=[
+        dcc.Store(id="boot", data=0),
+        html.Div(
+            className="controls",
+            children=[
+                html.Div(
+                    [html.Label("Project", htmlFor="project"), dcc.Dropdown(id="project", clearable=False)],
+                    className="control",
+                ),
+            ],
+        ),
+        html.Div(id="sensors", **{"data-testid": "sensors"}),
+    ],
+)
 
 
 def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
@@ -41,51 +51,115 @@ def load_projects(_boot: Any, *, user: Any) -> tuple:
 
 def _table(header: list[str], rows: list[list[Any]], testid: str = "") -> html.Table:
     props = {"data-testid": testid} if testid else {}
-    return html.Table(className="overview", children=[
-        html.Thead(html.Tr([html.Th(h) for h in header])),
-        html.Tbody([html.Tr([html.Td("—" if c in (None, "") else c) for c in row]) for row in rows]),
-    ], **props)
+    return html.Table(
+        className="overview",
+        children=[
+            html.Thead(html.Tr([html.Th(h) for h in header])),
+            html.Tbody([html.Tr([html.Td("—" if c in (None, "") else c) for c in row]) for row in rows]),
+        ],
+        **props,
+    )
 
 
 def sensor_panel(item: dict[str, Any], *, project_id: str, staff: bool) -> html.Div:
     soft_sensor = item["soft_sensor"]
-    links = [html.A("Registry record (API)", href=reverse("api:registry-softsensor-detail", kwargs={
-        "project_id": project_id, "model_id": soft_sensor.model_id}), className="button")]
+    links = [
+        html.A(
+            "Registry record (API)",
+            href=reverse(
+                "api:registry-softsensor-detail", kwargs={"project_id": project_id, "model_id": soft_sensor.model_id}
+            ),
+            className="button",
+        )
+    ]
     if staff:
-        links.append(html.A("Edit in the admin", href=reverse("admin:registry_softsensor_change", args=[soft_sensor.pk]),
-                            className="button", style={"marginLeft": "0.6rem"}))
+        links.append(
+            html.A(
+                "Edit in the admin",
+                href=reverse("admin:registry_softsensor_change", args=[soft_sensor.pk]),
+                className="button",
+                style={"marginLeft": "0.6rem"},
+            )
+        )
     training = item["training"]
-    details = html.Table(className="kv", children=[html.Tbody([
-        html.Tr([html.Th("Name"), html.Td(item["name"] or "—")]),
-        html.Tr([html.Th("Learner"), html.Td(f"{item['learner']} ({item['model_type']})")]),
-        html.Tr([html.Th("Language"), html.Td(item["language"] or "—")]),
-        html.Tr([html.Th("Author"), html.Td(item["author"] or "—")]),
-        html.Tr([html.Th("Description"), html.Td(item["description"] or "—")]),
-        html.Tr([html.Th("Training"), html.Td(
-            f"{training['instances'] or '?'} instances · experiments {training['experiments'] or '—'}"
-            + (f" · {training['validation']}" if training["validation"] else ""))]),
-    ])])
-    return html.Div(className="panel", children=[
-        html.H2(soft_sensor.model_id, **{"data-testid": "sensor-title"}),
-        details,
-        html.Div(links),
-        html.H3("Inputs (descriptor order)"),
-        _table(["Feature", "Type", "Unit", "Expected min", "Expected max"],
-               [[f["name"], f["type"], f["units"], f["min"], f["max"]] for f in item["features"]]),
-        html.H3("Outputs"),
-        _table(["Output", "Unit", "Expected min", "Expected max"],
-               [[o["name"], o["units"], o["min"], o["max"]] for o in item["outputs"]]),
-        html.H3("Versions"),
-        _table(["Version", "Label", "Status", "Aliases", "Flavor", "Source", "Created", "By"],
-               [[f"v{v['number']}" + (" (archived)" if v["archived"] else ""), v["label"], v["status"], v["aliases"],
-                 v["flavor"], v["source"], datetime_label(v["created_at"]), v["created_by"]] for v in item["versions"]],
-               testid="versions"),
-        html.H3("Alias history"),
-        _table(["When (UTC)", "Alias", "From", "To", "By", "Reason"],
-               [[datetime_label(m["at"]), m["alias"], f"v{m['from']}" if m["from"] else None,
-                 f"v{m['to']}" if m["to"] else None, m["by"], m["reason"]] for m in item["alias_history"]],
-               testid="alias-history") if item["alias_history"] else html.P("No alias moves yet.", className="muted"),
-    ])
+    details = html.Table(
+        className="kv",
+        children=[
+            html.Tbody(
+                [
+                    html.Tr([html.Th("Name"), html.Td(item["name"] or "—")]),
+                    html.Tr([html.Th("Learner"), html.Td(f"{item['learner']} ({item['model_type']})")]),
+                    html.Tr([html.Th("Language"), html.Td(item["language"] or "—")]),
+                    html.Tr([html.Th("Author"), html.Td(item["author"] or "—")]),
+                    html.Tr([html.Th("Description"), html.Td(item["description"] or "—")]),
+                    html.Tr(
+                        [
+                            html.Th("Training"),
+                            html.Td(
+                                f"{training['instances'] or '?'} instances"
+                                + f" · experiments {training['experiments'] or '—'}"
+                                + (f" · {training['validation']}" if training["validation"] else "")
+                            ),
+                        ]
+                    ),
+                ]
+            )
+        ],
+    )
+    return html.Div(
+        className="panel",
+        children=[
+            html.H2(soft_sensor.model_id, **{"data-testid": "sensor-title"}),
+            details,
+            html.Div(links),
+            html.H3("Inputs (descriptor order)"),
+            _table(
+                ["Feature", "Type", "Unit", "Expected min", "Expected max"],
+                [[f["name"], f["type"], f["units"], f["min"], f["max"]] for f in item["features"]],
+            ),
+            html.H3("Outputs"),
+            _table(
+                ["Output", "Unit", "Expected min", "Expected max"],
+                [[o["name"], o["units"], o["min"], o["max"]] for o in item["outputs"]],
+            ),
+            html.H3("Versions"),
+            _table(
+                ["Version", "Label", "Status", "Aliases", "Flavor", "Source", "Created", "By"],
+                [
+                    [
+                        f"v{v['number']}" + (" (archived)" if v["archived"] else ""),
+                        v["label"],
+                        v["status"],
+                        v["aliases"],
+                        v["flavor"],
+                        v["source"],
+                        datetime_label(v["created_at"]),
+                        v["created_by"],
+                    ]
+                    for v in item["versions"]
+                ],
+                testid="versions",
+            ),
+            html.H3("Alias history"),
+            _table(
+                ["When (UTC)", "Alias", "From", "To", "By", "Reason"],
+                [
+                    [
+                        datetime_label(m["at"]),
+                        m["alias"],
+                        f"v{m['from']}" if m["from"] else None,
+                        f"v{m['to']}" if m["to"] else None,
+                        m["by"],
+                        m["reason"],
+                    ]
+                    for m in item["alias_history"]
+                ],
+                testid="alias-history",
+            )
+            if item["alias_history"]
+            else html.P("No alias moves yet.", className="muted"),
+        ],
+    )
 
 
 @_guard(Output("sensors", "children"), [Input("project", "value")])

@@ -1,5 +1,6 @@
 """Modeler — simulation assessment: a version run over a stored batch, a filterable table with per-row
 flags (computed, and flags people add here), and the Excel export."""
+
 from __future__ import annotations
 
 import math
@@ -31,80 +32,179 @@ SHOW_CHOICES = [
     {"label": "Rows with a lab sample", "value": "lab"},
 ]
 
-app.layout = html.Div(className="dash-page", children=[
-    dcc.Store(id="boot", data=0),
-    dcc.Store(id="rows", data=[]),
-    html.Div(className="panel", children=[
-        html.Div(className="controls", children=[
-            html.Div([html.Label("Version", htmlFor="version"), dcc.Dropdown(id="version", clearable=False)], className="control wide"),
-            html.Div([html.Label("Historical batch", htmlFor="batch"), dcc.Dropdown(id="batch", clearable=False)], className="control wide"),
-        ]),
-        html.Button("Run simulation", id="run", n_clicks=0, className="primary"),
-    ]),
-    dcc.Loading(html.Div(id="summary", **{"data-testid": "simulation-summary"})),
-    html.Div(className="panel", children=[
-        html.Div(className="controls", children=[
-            html.Div([html.Label("Show"), dcc.RadioItems(id="show", options=SHOW_CHOICES, value="all", inline=True,
-                                                          className="segmented")], className="control wide"),
-            html.Div(id="export", className="control"),
-        ]),
-        dash_table.DataTable(
-            id="table", data=[], columns=[], page_size=15, sort_action="native", filter_action="native",
-            row_selectable="single", selected_rows=[],
-            style_table={"overflowX": "auto"},
-            style_cell={"fontSize": 14, "textAlign": "right", "padding": "3px 6px", "minWidth": "80px"},
-            style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "left"} for c in ("time", "validity", "flags", "flagged")],
-            style_data_conditional=[
-                {"if": {"filter_query": '{flagged} = "yes"'}, "backgroundColor": "#fdebd0"},
-                {"if": {"filter_query": '{validity} = "out_of_range"', "column_id": "validity"}, "color": "#b03a2e", "fontWeight": 700},
+app.layout = html.Div(
+    className="dash-page",
+    children=[
+        dcc.Store(id="boot", data=0),
+        dcc.Store(id="rows", data=[]),
+        html.Div(
+            className="panel",
+            children=[
+                html.Div(
+                    className="controls",
+                    children=[
+                        html.Div(
+                            [html.Label("Version", htmlFor="version"), dcc.Dropdown(id="version", clearable=False)],
+                            className="control wide",
+                        ),
+                        html.Div(
+                            [
+                                html.Label("Historical batch", htmlFor="batch"),
+                                dcc.Dropdown(id="batch", clearable=False),
+                            ],
+                            className="control wide",
+                        ),
+                    ],
+                ),
+                html.Button("Run simulation", id="run", n_clicks=0, className="primary"),
             ],
-            style_header={"fontWeight": "bold", "backgroundColor": "#eef2f5", "textAlign": "left"},
         ),
-        html.H2("Flag the selected row"),
-        html.Div(className="controls", children=[
-            html.Div([html.Label("Level", htmlFor="flag-level"), dcc.Dropdown(
-                id="flag-level", options=[{"label": label, "value": value} for value, label in FlagLevel.choices],
-                value=FlagLevel.WARNING, clearable=False)], className="control narrow"),
-            html.Div([html.Label("Type", htmlFor="flag-type"), dcc.Dropdown(
-                id="flag-type", options=[{"label": label, "value": value} for value, label in FlagType.choices],
-                value=FlagType.MODEL_ERROR, clearable=False)], className="control"),
-            html.Div([html.Label("Description", htmlFor="flag-description"), dcc.Input(id="flag-description", type="text",
-                                                                                    style={"width": "100%"})], className="control wide"),
-        ]),
-        html.Button("Flag row", id="flag-save", n_clicks=0, className="primary"),
-        html.Div(id="flag-message", **{"data-testid": "flag-message"}),
-    ]),
-])
+        dcc.Loading(html.Div(id="summary", **{"data-testid": "simulation-summary"})),
+        html.Div(
+            className="panel",
+            children=[
+                html.Div(
+                    className="controls",
+                    children=[
+                        html.Div(
+                            [
+                                html.Label("Show"),
+                                dcc.RadioItems(
+                                    id="show", options=SHOW_CHOICES, value="all", inline=True, className="segmented"
+                                ),
+                            ],
+                            className="control wide",
+                        ),
+                        html.Div(id="export", className="control"),
+                    ],
+                ),
+                dash_table.DataTable(
+                    id="table",
+                    data=[],
+                    columns=[],
+                    page_size=15,
+                    sort_action="native",
+                    filter_action="native",
+                    row_selectable="single",
+                    selected_rows=[],
+                    style_table={"overflowX": "auto"},
+                    style_cell={"fontSize": 14, "textAlign": "right", "padding": "3px 6px", "minWidth": "80px"},
+                    style_cell_conditional=[
+                        {"if": {"column_id": c}, "textAlign": "left"} for c in ("time", "validity", "flags", "flagged")
+                    ],
+                    style_data_conditional=[
+                        {"if": {"filter_query": '{flagged} = "yes"'}, "backgroundColor": "#fdebd0"},
+                        {
+                            "if": {"filter_query": '{validity} = "out_of_range"', "column_id": "validity"},
+                            "color": "#b03a2e",
+                            "fontWeight": 700,
+                        },
+                    ],
+                    style_header={"fontWeight": "bold", "backgroundColor": "#eef2f5", "textAlign": "left"},
+                ),
+                html.H2("Flag the selected row"),
+                html.Div(
+                    className="controls",
+                    children=[
+                        html.Div(
+                            [
+                                html.Label("Level", htmlFor="flag-level"),
+                                dcc.Dropdown(
+                                    id="flag-level",
+                                    options=[{"label": label, "value": value} for value, label in FlagLevel.choices],
+                                    value=FlagLevel.WARNING,
+                                    clearable=False,
+                                ),
+                            ],
+                            className="control narrow",
+                        ),
+                        html.Div(
+                            [
+                                html.Label("Type", htmlFor="flag-type"),
+                                dcc.Dropdown(
+                                    id="flag-type",
+                                    options=[{"label": label, "value": value} for value, label in FlagType.choices],
+                                    value=FlagType.MODEL_ERROR,
+                                    clearable=False,
+                                ),
+                            ],
+                            className="control",
+                        ),
+                        html.Div(
+                            [
+                                html.Label("Description", htmlFor="flag-description"),
+                                dcc.Input(id="flag-description", type="text", style={"width": "100%"}),
+                            ],
+                            className="control wide",
+                        ),
+                    ],
+                ),
+                html.Button("Flag row", id="flag-save", n_clicks=0, className="primary"),
+                html.Div(id="flag-message", **{"data-testid": "flag-message"}),
+            ],
+        ),
+    ],
+)
 
 
 def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
     return guarded_callback(app, MODELER_PAGE, outputs, inputs, state, **kwargs)
 
 
-@_guard([Output("version", "options"), Output("version", "value"), Output("batch", "options"), Output("batch", "value")],
-        [Input("boot", "data")])
+@_guard(
+    [Output("version", "options"), Output("version", "value"), Output("batch", "options"), Output("batch", "value")],
+    [Input("boot", "data")],
+)
 def load_choices(_boot: Any, *, user: Any) -> tuple:
     versions = version_options()
     groups = sel.group_infos()
-    batches = [{"label": f"{g.group.project_name} / {g.group.device_id} / {g.group.batch_id}", "value": sel.group_value(g.group)}
-               for g in groups]
+    batches = [
+        {
+            "label": f"{g.group.project_name} / {g.group.device_id} / {g.group.batch_id}",
+            "value": sel.group_value(g.group),
+        }
+        for g in groups
+    ]
     return versions, (versions[0]["value"] if versions else None), batches, (batches[-1]["value"] if batches else None)
 
 
 def summary_children(sim: Any, rows: list[dict[str, Any]], figure: dict[str, Any]) -> list:
     stats = sim.summary()
-    cards = [stat_card("Rows scored", f"{sim.rows:,}", detail=f"{sim.skipped:,} snapshots skipped", testid="rows-scored"),
-             stat_card("Flagged rows", f"{sum(1 for r in rows if r['flagged'] == 'yes'):,}", tone="warning")]
+    cards = [
+        stat_card("Rows scored", f"{sim.rows:,}", detail=f"{sim.skipped:,} snapshots skipped", testid="rows-scored"),
+        stat_card("Flagged rows", f"{sum(1 for r in rows if r['flagged'] == 'yes'):,}", tone="warning"),
+    ]
     for name, item in stats.items():
         unit = sim.units.get(name, "")
-        cards.append(stat_card(f"{name}: MAE vs lab", fmt(item["mae"], 3, unit),
-                               detail=f"{item['lab_samples']} lab samples · RMSE {fmt(item['rmse'], 3, unit)} · bias {fmt(item['bias'], 3, unit)}",
-                               testid="lab-mae"))
-    note = [html.P(f"Stopped at {sim.rows:,} rows (the read limit); the rest of the batch is not shown.", className="dash-error")] if sim.truncated else []
-    return [html.Div(className="panel", children=[
-        html.Div(cards, className="controls"), *note,
-        dcc.Graph(figure=figure, config={"displaylogo": False}, style={"height": "360px"}),
-    ])]
+        cards.append(
+            stat_card(
+                f"{name}: MAE vs lab",
+                fmt(item["mae"], 3, unit),
+                detail=f"{item['lab_samples']} lab samples · RMSE {fmt(item['rmse'], 3, unit)}"
+                f" · bias {fmt(item['bias'], 3, unit)}",
+                testid="lab-mae",
+            )
+        )
+    note = (
+        [
+            html.P(
+                f"Stopped at {sim.rows:,} rows (the read limit); the rest of the batch is not shown.",
+                className="dash-error",
+            )
+        ]
+        if sim.truncated
+        else []
+    )
+    return [
+        html.Div(
+            className="panel",
+            children=[
+                html.Div(cards, className="controls"),
+                *note,
+                dcc.Graph(figure=figure, config={"displaylogo": False}, style={"height": "360px"}),
+            ],
+        )
+    ]
 
 
 def simulation_figure(sim: Any) -> dict[str, Any]:
@@ -112,16 +212,37 @@ def simulation_figure(sim: Any) -> dict[str, Any]:
     step = max(1, math.ceil(len(times) / sel.MAX_TRACE_POINTS))  # at most MAX_TRACE_POINTS per trace
     data = []
     for j, name in enumerate(sim.outputs):
-        data.append({"type": "scattergl", "mode": "lines", "name": f"{name} (simulated)", "x": times[::step],
-                     "y": sim.predictions[::step, j].tolist(), "line": {"width": 3, "color": PALETTE[j]}})
+        data.append(
+            {
+                "type": "scattergl",
+                "mode": "lines",
+                "name": f"{name} (simulated)",
+                "x": times[::step],
+                "y": sim.predictions[::step, j].tolist(),
+                "line": {"width": 3, "color": PALETTE[j]},
+            }
+        )
         lab_rows = [i for i in range(sim.rows) if math.isfinite(sim.lab[i, j])]
-        data.append({"type": "scatter", "mode": "markers", "name": f"lab {name}", "x": [times[i] for i in lab_rows],
-                     "y": [float(sim.lab[i, j]) for i in lab_rows],
-                     "marker": {"symbol": "diamond", "size": 12, "color": "#000000"}})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"lab {name}",
+                "x": [times[i] for i in lab_rows],
+                "y": [float(sim.lab[i, j]) for i in lab_rows],
+                "marker": {"symbol": "diamond", "size": 12, "color": "#000000"},
+            }
+        )
     unit = sim.units.get(sim.outputs[0], "") if sim.outputs else ""
-    return {"data": data, "layout": base_layout(
-        xaxis={"title": {"text": "time (UTC)"}},
-        yaxis={"title": {"text": f"{sim.outputs[0]} [{unit}]" if unit else (sim.outputs[0] if sim.outputs else "")}})}
+    return {
+        "data": data,
+        "layout": base_layout(
+            xaxis={"title": {"text": "time (UTC)"}},
+            yaxis={
+                "title": {"text": f"{sim.outputs[0]} [{unit}]" if unit else (sim.outputs[0] if sim.outputs else "")}
+            },
+        ),
+    }
 
 
 def columns_for(rows: list[dict[str, Any]], units: dict[str, str]) -> list[dict[str, Any]]:
@@ -135,22 +256,53 @@ def columns_for(rows: list[dict[str, Any]], units: dict[str, str]) -> list[dict[
             unit = units.get(name, "")
             title = f"{label} {name}".strip() + (f" [{unit}]" if unit else "")
         else:
-            title = {"row": "#", "time": "Time (UTC)", "elapsed_h": "Elapsed [h]", "validity": "Validity",
-                     "flags": "Flags", "flagged": "Flagged"}.get(key, key)
+            title = {
+                "row": "#",
+                "time": "Time (UTC)",
+                "elapsed_h": "Elapsed [h]",
+                "validity": "Validity",
+                "flags": "Flags",
+                "flagged": "Flagged",
+            }.get(key, key)
         numeric = kind in ("pred", "lab", "res", "in") or key in ("row", "elapsed_h")
         columns.append({"name": title, "id": key, "type": "numeric" if numeric else "text"})
     return columns
 
 
-@_guard([Output("rows", "data"), Output("summary", "children"), Output("table", "columns"), Output("export", "children"),
-         Output("flag-message", "children")],
-        [Input("run", "n_clicks"), Input("flag-save", "n_clicks")],
-        [State("version", "value"), State("batch", "value"),
-         State("table", "selected_rows"), State("table", "data"), State("flag-level", "value"), State("flag-type", "value"),
-         State("flag-description", "value")], prevent_initial_call=True)
-def simulate(_run: int, _flag: int, version_value: str | None, batch: str | None, selected: list[int] | None,
-             shown: list[dict] | None, level: str, kind: str, description: str | None, *, user: Any,
-             triggered: set[str]) -> tuple:
+@_guard(
+    [
+        Output("rows", "data"),
+        Output("summary", "children"),
+        Output("table", "columns"),
+        Output("export", "children"),
+        Output("flag-message", "children"),
+    ],
+    [Input("run", "n_clicks"), Input("flag-save", "n_clicks")],
+    [
+        State("version", "value"),
+        State("batch", "value"),
+        State("table", "selected_rows"),
+        State("table", "data"),
+        State("flag-level", "value"),
+        State("flag-type", "value"),
+        State("flag-description", "value"),
+    ],
+    prevent_initial_call=True,
+)
+def simulate(
+    _run: int,
+    _flag: int,
+    version_value: str | None,
+    batch: str | None,
+    selected: list[int] | None,
+    shown: list[dict] | None,
+    level: str,
+    kind: str,
+    description: str | None,
+    *,
+    user: Any,
+    triggered: set[str],
+) -> tuple:
     message: Any = ""
     try:
         if not version_value or not batch:
@@ -163,14 +315,27 @@ def simulate(_run: int, _flag: int, version_value: str | None, batch: str | None
     except ApplicationError as exc:
         return [], [error_box(exc)], [], "", message or ""
     rows = sim.table_rows()
-    link = html.A("Download Excel (Metadata, Simulation, Flagged measurements)",
-                  href=reverse("dashboard:modeler-simulation-export") + "?" + urlencode({"version": version_value, "batch": batch}),
-                  className="button", **{"data-testid": "export-link"})
+    link = html.A(
+        "Download Excel (Metadata, Simulation, Flagged measurements)",
+        href=reverse("dashboard:modeler-simulation-export")
+        + "?"
+        + urlencode({"version": version_value, "batch": batch}),
+        className="button",
+        **{"data-testid": "export-link"},
+    )
     return rows, summary_children(sim, rows, simulation_figure(sim)), columns_for(rows, sim.units), link, message
 
 
-def _flag_row(version: Any, group: Any, selected: list[int] | None, shown: list[dict] | None, level: str, kind: str,
-              description: str | None, user: Any) -> Any:
+def _flag_row(
+    version: Any,
+    group: Any,
+    selected: list[int] | None,
+    shown: list[dict] | None,
+    level: str,
+    kind: str,
+    description: str | None,
+    user: Any,
+) -> Any:
     if not has_capabilities(user, ("flag_points",)):
         raise ValidationFailed("Your role cannot flag points.")
     if not selected or not shown or selected[0] >= len(shown):
@@ -178,12 +343,24 @@ def _flag_row(version: Any, group: Any, selected: list[int] | None, shown: list[
     row = shown[selected[0]]
     output = next((k.split(":", 1)[1] for k in row if k.startswith("pred:")), "")
     flag = point_flag_create(
-        group=group, observed_property=output, time=parse_time(row["time"]), level=level, type=kind,
-        description=description or "", user=user, value=row.get(f"pred:{output}"), collection="predictions",
-        source="soft_sensor", model_id=version.soft_sensor.model_id.lower(), version=str(version.number),
+        group=group,
+        observed_property=output,
+        time=parse_time(row["time"]),
+        level=level,
+        type=kind,
+        description=description or "",
+        user=user,
+        value=row.get(f"pred:{output}"),
+        collection="predictions",
+        source="soft_sensor",
+        model_id=version.soft_sensor.model_id.lower(),
+        version=str(version.number),
     )
-    return html.Div(f"Row {row['row']} flagged ({flag.get_level_display()}, {flag.get_type_display()}).",
-                    className="dash-ok", role="status")
+    return html.Div(
+        f"Row {row['row']} flagged ({flag.get_level_display()}, {flag.get_type_display()}).",
+        className="dash-ok",
+        role="status",
+    )
 
 
 @_guard(Output("table", "data"), [Input("rows", "data"), Input("show", "value")])

@@ -1,0 +1,213 @@
+"""Every dashboard page in Debian's Chromium (Playwright) on real IndPenSim data: charts draw, a drift run
+shows a verdict, a flag is saved and listed, the Excel export opens with its three sheets, and no request
+leaves the server. One browser for the whole module; screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.browser import browser_page, screenshot
+
+from .seed import seed_demo
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="module")
+def shared_page():
+    with browser_page() as page:
+        page.set_default_timeout(30_000)
+        yield page
+
+
+@pytest.fixture
+def page(shared_page, live_server):
+    """The module's page, signed out, recording every request it makes."""
+    shared_page.context.clear_cookies()
+    requests: list[str] = []
+
+    def record(request) -> None:
+        requests.append(request.url)
+
+    shared_page.on("request", record)
+    yield shared_page
+    shared_page.remove_listener("request", record)
+    host = urlparse(live_server.url).netloc
+    outside = [url for url in requests if urlparse(url).scheme in ("http", "https") and urlparse(url).netloc != host]
+    assert not outside, f"requests left the server: {outside[:5]}"
+
+
+@pytest.fixture
+def demo(role_users, indpensim_dir):
+    return seed_demo()
+
+
+def login(page, live_server, role: str) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", f"test-{role}")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/home/{role}/")
+
+
+def wait_for_plot(page, selector: str = "#chart") -> None:
+    """Wait until Plotly has drawn at least one trace with data in ``selector`` (not "Loading…")."""
+    page.wait_for_function(
+        """sel => { const el = document.querySelector(sel + ' .js-plotly-plot') || document.querySelector(sel);
+                    return el && el.data && el.data.some(t => (t.x || []).length > 0); }""",
+        arg=selector,
+    )
+
+
+def test_operator_live_page(page, live_server, demo):
+    login(page, live_server, "operator")
+    assert page.locator("[data-testid=link-operator-live]").count() == 1
+    page.click("[data-testid=link-operator-live]")
+    page.wait_for_url(f"{live_server.url}/operator/live/")
+    wait_for_plot(page)
+    screenshot(page, "dashboard-operator-initial")
+    drawn = page.evaluate("() => document.querySelector('#chart .js-plotly-plot').data.map(t => [t.name, t.x.length])")
+    names = [name for name, _ in drawn]
+    assert any("penicillin_rf" in name for name in names), names
+    assert any(name.startswith("lab ") for name in names), names
+    assert all(length <= 2000 for _, length in drawn)
+    assert "Loading" not in page.inner_text("[data-testid=dash-host]")
+    trust = page.locator("[data-testid=trust-panel]")
+    trust.locator("[data-testid=latest-estimate]").first.wait_for()
+    assert "g/L" in trust.inner_text()
+    assert "Pipeline lag" in trust.inner_text()
+    # Whole batch, with a process variable on an extra axis.
+    page.click("text=Whole batch")
+    page.click("#variables")
+    page.keyboard.type("temperature")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#chart .js-plotly-plot').data.some(t => t.yaxis === 'y2')")
+    screenshot(page, "dashboard-operator-live")
+    # Flag a point: pick the lab series, type a time, describe it, save; it appears in the table.
+    page.click("#flag-series")
+    page.keyboard.type("lab penicillin")
+    page.keyboard.press("Enter")
+    page.fill("#flag-time", demo_time(demo))
+    page.fill("#flag-description", "Lab value looks transposed")
+    page.click("#flag-save")
+    page.locator("[data-testid=flag-message] .dash-ok").wait_for()
+    page.locator("#flags").get_by_text("Lab value looks transposed").wait_for()
+    screenshot(page, "dashboard-operator-flagged")
+    from apps.dashboard.models import PointFlag
+
+    flag = PointFlag.objects.get()
+    assert flag.description == "Lab value looks transposed" and flag.created_by.username == "test-operator"
+    # A manager is refused the page.
+    page.context.clear_cookies()
+    login(page, live_server, "manager")
+    response = page.goto(f"{live_server.url}/operator/live/")
+    assert response.status == 403
+
+
+def demo_time(demo) -> str:
+    from apps.tsdb.selectors import latest_points
+    from apps.tsdb.types import Collection, SeriesFilter
+
+    lab = [
+        p for p in latest_points(collection=Collection.RAW, where=SeriesFilter(batch_id=demo.live_batch, source="lab"))
+    ]
+    return lab[0].time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_modeler_pages(page, live_server, demo, tmp_path):
+    login(page, live_server, "modeler")
+    # Data sources: the summary table and the counts chart.
+    page.click("[data-testid=link-modeler-data]")
+    page.locator("#summary").get_by_text("aeration_rate").first.wait_for()
+    wait_for_plot(page, "#counts")
+    assert "m3/min" in page.inner_text("#summary")
+    screenshot(page, "dashboard-modeler-data")
+    # Soft sensors: both registered, with their version table.
+    page.goto(f"{live_server.url}/modeler/soft-sensors/")
+    page.get_by_text("0002_[python]_penicillin_ridge").first.wait_for()
+    assert "production" in page.inner_text("[data-testid=sensors]")
+    screenshot(page, "dashboard-modeler-sensors")
+    # Drift analysis: defaults (training batches as reference, KS), a parameter tooltip, run → verdict.
+    page.goto(f"{live_server.url}/modeler/drift/")
+    page.locator("[data-testid=params] .param").first.wait_for()
+    tooltip = page.locator("[data-testid=params] .param").first.get_attribute("title")
+    assert tooltip and len(tooltip) > 10
+    page.wait_for_function("() => document.querySelector('#reference')?.innerText.includes('batch_92')")
+    page.click("#run")
+    verdict = page.locator("[data-testid=verdict]")
+    verdict.wait_for(timeout=60_000)
+    assert verdict.inner_text() in ("DRIFT", "NO DRIFT")
+    assert "reference" in page.inner_text("[data-testid=explanation]").lower() or "score" in page.inner_text(
+        "[data-testid=explanation]"
+    )
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=drift-result] .js-plotly-plot').length > 0")
+    screenshot(page, "dashboard-modeler-drift")
+    # Model divergence: two versions on the live batch, the pair matrix coloured.
+    page.goto(f"{live_server.url}/modeler/divergence/")
+    page.wait_for_function("() => document.querySelector('#versions')?.innerText.includes('ridge')")
+    page.click("#run")
+    page.locator("[data-testid=pair-matrix]").wait_for(timeout=60_000)
+    assert "vs" in page.inner_text("[data-testid=pair-matrix]")
+    wait_for_plot(page, "[data-testid=divergence-result]")
+    screenshot(page, "dashboard-modeler-divergence")
+    # Simulation: run, flag a row, export to Excel.
+    page.goto(f"{live_server.url}/modeler/simulation/")
+    page.wait_for_function("() => document.querySelector('#version')?.innerText.includes('penicillin')")
+    page.click("#run")
+    page.locator("[data-testid=rows-scored]").wait_for(timeout=60_000)
+    page.locator("#table input[type=radio]").first.click()
+    page.fill("#flag-description", "Estimate lags the lab sample")
+    page.click("#flag-save")
+    page.locator("[data-testid=flag-message] .dash-ok").wait_for(timeout=60_000)
+    page.click("text=Flagged rows")
+    page.locator("#table").get_by_text("flagged by a person").first.wait_for()
+    screenshot(page, "dashboard-modeler-simulation")
+    with page.expect_download() as info:
+        page.click("[data-testid=export-link]")
+    target = tmp_path / "simulation.xlsx"
+    info.value.save_as(target)
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(target.read_bytes()))
+    assert book.sheetnames == ["Metadata", "Simulation", "Flagged measurements"]
+    assert book["Simulation"].max_row > 100
+    flagged_text = " ".join(str(c.value) for row in book["Flagged measurements"].iter_rows() for c in row if c.value)
+    assert "Estimate lags the lab sample" in flagged_text
+    # An operator is refused the modeler pages.
+    page.context.clear_cookies()
+    login(page, live_server, "operator")
+    assert page.goto(f"{live_server.url}/modeler/drift/").status == 403
+
+
+def test_manager_overview_and_details(page, live_server, demo):
+    login(page, live_server, "manager")
+    page.click("[data-testid=link-manager-overview]")
+    row = page.locator(f"[data-testid=deployment-{demo.deployment.name}]")
+    row.wait_for()
+    assert "g/L" in row.inner_text()
+    assert row.locator("[data-testid^=status-]").count() == 1
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=overview] .js-plotly-plot').length > 0")
+    screenshot(page, "dashboard-manager-overview")
+    row.get_by_role("link", name=demo.deployment.name).click()
+    page.wait_for_url(f"{live_server.url}/manager/deployments/{demo.deployment.pk}/")
+    page.locator("[data-testid=runs]").wait_for()
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=deployment-detail] .js-plotly-plot').length > 0"
+    )
+    screenshot(page, "dashboard-manager-deployment")
+    page.context.clear_cookies()
+    login(page, live_server, "operator")
+    assert page.goto(f"{live_server.url}/manager/overview/").status == 403
+
+
+def test_admin_home_links(page, live_server, role_users):
+    login(page, live_server, "admin")
+    for key in ("admin-site", "admin-users", "admin-groups", "admin-beat", "admin-pipeline-runs", "admin-deployments"):
+        assert page.locator(f"[data-testid=link-{key}]").count() == 1, key
+    screenshot(page, "dashboard-admin-home")
+    page.click("[data-testid=link-admin-pipeline-runs]")
+    page.wait_for_url(f"{live_server.url}/admin/orchestrator/pipelinerun/")
