@@ -442,6 +442,8 @@ class LineProtocolParser:
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
+        if self._parse_plain(text, lines):
+            return
         times: list[int] = []
         values: list[float] = []
         index: list[int] = []
@@ -511,26 +513,78 @@ class LineProtocolParser:
             values.append(value)
             index.append(series)
         self._line = lineno
-        self.points_seen += len(times)
-        if times and not self.overflowed:
-            self._buffered += len(times)
-            if self._max_buffered is not None and self._buffered > self._max_buffered:
-                self.overflowed = True
-                self._chunks = []
-                self._buffered = 0
-                return
-            extra_arrays = {
-                name: np.asarray(column, dtype=np.float64 if self._extra[name] == "float" else object)
-                for name, column in extras.items()
-            }
-            self._chunks.append(
-                (
-                    np.asarray(times, dtype=np.int64),
-                    np.asarray(values, dtype=np.float64),
-                    np.asarray(index, dtype=np.int32),
-                    extra_arrays,
-                )
+        if times:
+            self._store(
+                np.asarray(times, dtype=np.int64),
+                np.asarray(values, dtype=np.float64),
+                np.asarray(index, dtype=np.int32),
+                {
+                    name: np.asarray(column, dtype=np.float64 if self._extra[name] == "float" else object)
+                    for name, column in extras.items()
+                },
             )
+
+    def _store(self, times: np.ndarray, values: np.ndarray, index: np.ndarray, extra: dict[str, np.ndarray]) -> None:
+        self.points_seen += times.shape[0]
+        if self.overflowed:
+            return
+        self._buffered += times.shape[0]
+        if self._max_buffered is not None and self._buffered > self._max_buffered:
+            self.overflowed = True
+            self._chunks = []
+            self._buffered = 0
+            return
+        self._chunks.append((times, values, index, extra))
+
+    def _parse_plain(self, text: str, lines: list[str]) -> bool:
+        """Vectorised path for a block of plain ``key value=<float> <timestamp>`` lines.
+
+        Returns False, having stored nothing, as soon as anything is unusual (escapes, quotes, comments,
+        blank lines, other fields, integers, missing timestamps, a bad value or time, a new bad series):
+        the line-by-line path then parses the block and reports the first bad line with its number.
+        """
+        n = len(lines)
+        if not n or "\\" in text or '"' in text or "\r" in text or "\t" in text or "\n\n" in text:
+            return False
+        if text[0] in "# " or "\n#" in text or "\n " in text:
+            return False
+        # Exactly two spaces on every line; then one flat split (no list per line: a million small lists
+        # kept alive at once would wake the cyclic garbage collector over and over).
+        if set(map(str.count, lines, [" "] * n)) != {2}:
+            return False
+        tokens = " ".join(lines).split(" ")
+        keys, fields, stamps = tokens[0::3], tokens[1::3], tokens[2::3]
+        joined = "\n" + "\n".join(fields)
+        if joined.count("\nvalue=") != n or joined.count("=") != n or "," in joined or "_" in joined:
+            return False
+        if not joined.isascii():
+            return False
+        digits = "".join(stamps)
+        if not (digits.isdigit() and digits.isascii()):
+            return False
+        try:
+            values = np.array([f[6:] for f in fields], dtype=np.float64)
+            stamps_arr = np.array(stamps, dtype=np.int64)
+        except (ValueError, OverflowError):
+            return False
+        if not np.isfinite(values).all():
+            return False
+        if stamps_arr.max() > MAX_TIME_NS // self._scale:
+            return False
+        times = stamps_arr * self._scale if self._scale != 1 else stamps_arr
+        if times.min() < self._earliest:
+            return False
+        cache = self._key_cache
+        for key in dict.fromkeys(keys):  # first-appearance order, like the line-by-line path
+            if key not in cache:
+                try:
+                    cache[key] = self._series_of(key)
+                except ValueError:
+                    return False
+        index = np.fromiter(map(cache.__getitem__, keys), dtype=np.int32, count=n)
+        self._line += n
+        self._store(times, values, index, {})
+        return True
 
     def _extras_append(self, extras: dict[str, list], extra: dict[str, object], position: int) -> None:
         """Append point ``position``'s extra fields; columns hold a placeholder where a point has none."""

@@ -197,11 +197,34 @@ GOOD = f"device_obs,{TAGS} value=1 {T0}"
         (f'device_obs,{TAGS} value=1,note="unterminated {T0}', "unterminated string"),
     ],
 )
-def test_bad_lines_are_refused_with_line_number(bad_line, fragment):
-    exc = error(f"{GOOD}\n# comment\n{bad_line}\n{GOOD}\n")
+@pytest.mark.parametrize("second", ["# comment", GOOD.replace("value=1", "value=2")])
+def test_bad_lines_are_refused_with_line_number(bad_line, fragment, second):
+    # Without the comment the block first tries the vectorised path, which must fall back and agree.
+    exc = error(f"{GOOD}\n{second}\n{bad_line}\n{GOOD}\n")
     assert exc.line == 3
     assert fragment in exc.problem
     assert str(exc).startswith("line 3: ")
+
+
+def test_vectorised_and_line_by_line_paths_agree(monkeypatch):
+    body = "".join(
+        f"device_obs,{TAGS.replace('temperature', f'v{i % 7}')} value={(i * 7919) % 1000 / 7!r} "
+        f"{T0 + (i % 300) * 10**6}\n"
+        for i in range(2000)
+    )
+    used = []
+    plain = LineProtocolParser._parse_plain
+    monkeypatch.setattr(
+        LineProtocolParser, "_parse_plain", lambda self, text, lines: used.append(plain(self, text, lines)) or used[-1]
+    )
+    fast = raw(body, precision="ns")
+    assert used == [True]
+    monkeypatch.setattr(LineProtocolParser, "_parse_plain", lambda self, text, lines: False)
+    slow = raw(body, precision="ns")
+    assert fast.series == slow.series
+    np.testing.assert_array_equal(fast.series_index, slow.series_index)
+    np.testing.assert_array_equal(fast.times_ns, slow.times_ns)
+    np.testing.assert_array_equal(fast.values, slow.values)
 
 
 def test_seconds_timestamp_with_second_precision_is_fine_but_ns_stamp_with_s_precision_overflows():
