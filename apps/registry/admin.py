@@ -86,7 +86,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ModelVersion, form, change: bool) -> None:
         original = ModelVersion.objects.get(pk=obj.pk)
         try:
-            model_version_update_descriptor(version=original, patch=form.cleaned_data["descriptor"], user=request.user, source="admin")
+            model_version_update_descriptor(version=original, patch=form.cleaned_data["descriptor"], user=request.user, source="admin", replace=True)
         except ApplicationError as exc:
             messages.error(request, f"Descriptor not saved: {exc.message}")
 

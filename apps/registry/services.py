@@ -391,9 +391,12 @@ def model_version_set_status(*, version: ModelVersion, status: str, description:
     return version
 
 
-def model_version_update_descriptor(*, version: ModelVersion, patch: Mapping[str, Any], user: Any, source: str = "api") -> ModelVersion:
+def model_version_update_descriptor(
+    *, version: ModelVersion, patch: Mapping[str, Any], user: Any, source: str = "api", replace: bool = False
+) -> ModelVersion:
     """Deep-merge ``patch`` (upstream ``PUT update``) into the descriptor, keeping the history.
 
+    With ``replace`` the patch is the whole new descriptor (the raw-YAML editor and the admin).
     Documentation, ranges, hyper-parameter notes and status may change; anything that changes what the
     version computes (ID, language, files, features or their order, outputs, scalers) needs a new version.
     """
@@ -403,7 +406,7 @@ def model_version_update_descriptor(*, version: ModelVersion, patch: Mapping[str
         patch = patch["ml_model_configuration"]
     if version.archived_at is not None:
         raise Conflict(f"{version} is archived; its descriptor cannot change.")
-    merged = deep_merge(version.descriptor, patch)
+    merged = dict(patch) if replace else deep_merge(version.descriptor, patch)
     try:
         old = validate_config(version.descriptor)
         new = validate_config(merged)
@@ -417,12 +420,15 @@ def model_version_update_descriptor(*, version: ModelVersion, patch: Mapping[str
             details={"immutable": changed}, code="immutable",
         )
     requested_status = (patch.get("model_identification") or {}).get("status") if isinstance(patch.get("model_identification"), Mapping) else None
+    if requested_status is not None and str(requested_status).lower() == _descriptor_status(version.status):
+        requested_status = None  # unchanged: nothing to (re)check
     with transaction.atomic():
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
         before = locked.descriptor
         after = new.config
         if requested_status is None:  # the status stays the version's own
-            after = with_status(after, status=_descriptor_status(locked.status), description=locked.status_description)
+            description = (after.get("model_identification") or {}).get("status_description") if replace else None
+            after = with_status(after, status=_descriptor_status(locked.status), description=description or locked.status_description)
         ModelVersion.objects.filter(pk=version.pk).update(descriptor=after, version_label=new.version)
         SoftSensor.objects.filter(pk=locked.soft_sensor_id).update(name=new.name)
         _record_revision(version=locked, patch=patch, before=before, after=after, user=user, source=source)

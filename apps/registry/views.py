@@ -1,0 +1,298 @@
+"""Modeler pages of the registry: projects, model grid, upload, model detail, edit, status, aliases.
+
+Operators (``view_process``) see the read-only pages; every page or action that writes needs
+``manage_models``. The pages call the same services and selectors as the REST API.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.common.errors import ApplicationError, NotFound, ValidationFailed
+
+from . import selectors, services
+from .apis import version_download
+from .descriptors import DescriptorError, dump_yaml, load_yaml, validate_config
+from .models import AliasMove, ModelVersion, SoftSensor
+
+SECTIONS = (
+    ("model_identification", "Identification"),
+    ("model_description", "Description"),
+    ("model_architecture", "Architecture"),
+    ("training_information", "Training"),
+    ("inputs", "Inputs"),
+    ("outputs", "Outputs"),
+)
+
+
+def capability_required(codename: str) -> Callable:
+    """Refuse (403 page) a signed-in user without the capability."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.has_perm(f"accounts.{codename}"):
+                return render(request, "registry/forbidden.html", {"capability": codename}, status=403)
+            try:
+                return view(request, *args, **kwargs)
+            except NotFound as exc:
+                raise Http404(exc.message) from exc
+
+        return login_required(wrapper)
+
+    return decorator
+
+
+def _can_manage(request: HttpRequest) -> bool:
+    return request.user.has_perm("accounts.manage_models")
+
+
+def _model_url(soft_sensor: SoftSensor, version: int | None = None) -> str:
+    url = reverse("registry:model", kwargs={"project_id": soft_sensor.project.project_id, "model_id": soft_sensor.model_id})
+    return f"{url}?version={version}" if version else url
+
+
+# ------------------------------------------------------------------------------------------------ forms
+
+
+class UploadForm(forms.Form):
+    descriptor_file = forms.FileField(required=False, label="Descriptor (YAML file)")
+    descriptor_text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 10}), label="…or paste the descriptor YAML")
+    model_file = forms.FileField(required=False, label="Model artefact", help_text="skops (.skops) is recommended: it loads without running code. "
+                                 "Pickle/joblib (.pkl, .joblib) are accepted and recorded as trusted by you. R: .rds")
+    input_scaler = forms.FileField(required=False, label="Input scaler (if inputs.scaler names one)")
+    output_scaler = forms.FileField(required=False, label="Output scaler (if outputs.scaler names one)")
+    status = forms.ChoiceField(choices=[("", "as the descriptor says"), ("online", "online"), ("offline", "offline")], required=False)
+    alias = forms.SlugField(required=False, help_text="Point this alias (e.g. staging) at the new version.")
+    reason = forms.CharField(required=False, help_text="Why (recorded with the alias move).")
+
+
+class BundleForm(forms.Form):
+    bundle = forms.FileField(label="Zip of a STAMM project folder", help_text="project_info.yaml, configs/*.yaml, models/*")
+
+
+class AliasForm(forms.Form):
+    alias = forms.SlugField(initial="production")
+    version = forms.IntegerField(min_value=1)
+    reason = forms.CharField(max_length=500)
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=[("online", "online"), ("offline", "offline")])
+    description = forms.CharField(required=False, max_length=500)
+
+
+class YamlForm(forms.Form):
+    descriptor = forms.CharField(widget=forms.Textarea(attrs={"rows": 32, "spellcheck": "false"}))
+
+
+# ------------------------------------------------------------------------------------------------ pages
+
+
+@capability_required("view_process")
+def project_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "registry/project_list.html", {
+        "projects": selectors.project_list(), "can_manage": _can_manage(request), "bundle_form": BundleForm(),
+    })
+
+
+@capability_required("manage_models")
+@require_POST
+def project_import(request: HttpRequest, project_id: str | None = None) -> HttpResponse:
+    """Import a zipped STAMM project folder (all or nothing) and report per model."""
+    form = BundleForm(request.POST, request.FILES)
+    project = selectors.project_get(project_id=project_id) if project_id else None
+    back = reverse("registry:project", args=[project_id]) if project_id else reverse("registry:projects")
+    if not form.is_valid():
+        messages.error(request, "Choose a zip file to import.")
+        return redirect(back)
+    try:
+        report = services.project_zip_import(upload=form.cleaned_data["bundle"], user=request.user, project=project)
+    except ApplicationError as exc:
+        details = exc.details if isinstance(exc.details, dict) else {}
+        return render(request, "registry/import_result.html", {"error": exc.message, "report": details, "back": back}, status=400)
+    return render(request, "registry/import_result.html", {"report": report.as_dict(), "back": reverse("registry:project", args=[report.project.project_id])})
+
+
+@capability_required("view_process")
+def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = selectors.project_get(project_id=project_id)
+    rows = []
+    for soft_sensor in selectors.soft_sensor_list(project=project):
+        current = selectors.current_version(soft_sensor)
+        versions = list(soft_sensor.versions.all())
+        rows.append({
+            "soft_sensor": soft_sensor,
+            "current": current,
+            "latest": versions[0] if versions else None,
+            "author": (current.descriptor.get("model_identification", {}).get("author") if current else "") or "",
+            "aliases": sorted((a.name, a.version.number) for a in soft_sensor.aliases.all()),
+        })
+    return render(request, "registry/project_detail.html", {
+        "project": project,
+        "variables": selectors.variable_list(project=project),
+        "rows": rows,
+        "can_manage": _can_manage(request),
+        "bundle_form": BundleForm(),
+    })
+
+
+@capability_required("manage_models")
+@require_http_methods(["GET", "POST"])
+def upload(request: HttpRequest, project_id: str) -> HttpResponse:
+    """New version: descriptor YAML + artefact (+ scalers). Errors are shown next to the form."""
+    project = selectors.project_get(project_id=project_id)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    errors: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        text = data["descriptor_file"].read().decode("utf-8", errors="replace") if data["descriptor_file"] else data["descriptor_text"]
+        files = {
+            role: services.ArtifactInput(data[field], data[field].name)
+            for role, field in (("model", "model_file"), ("input_scaler", "input_scaler"), ("output_scaler", "output_scaler"))
+            if data[field]
+        }
+        try:
+            if not (text or "").strip():
+                raise ValidationFailed("descriptor: give the descriptor YAML (file or text).", details={"descriptor": ["required"]})
+            descriptor = services.parse_descriptor_or_400(text)
+            version = services.model_version_register(
+                project=project, descriptor=descriptor, files=files, user=request.user, source="upload",
+                status=data["status"] or None, alias=data["alias"] or None, alias_reason=data["reason"],
+            )
+        except ApplicationError as exc:
+            details = exc.details.get("descriptor") if isinstance(exc.details, dict) else None
+            errors = list(details) if isinstance(details, list) and details != ["required"] else [exc.message]
+        else:
+            level = messages.success if version.status == "online" else messages.warning
+            level(request, f"Registered {version} ({version.get_status_display()}: {version.status_description}).")
+            return redirect(_model_url(version.soft_sensor, version.number))
+    return render(request, "registry/upload.html", {"project": project, "form": form, "errors": errors, "bundle_form": BundleForm()})
+
+
+@capability_required("view_process")
+def model_detail(request: HttpRequest, project_id: str, model_id: str) -> HttpResponse:
+    soft_sensor = selectors.soft_sensor_get(project_id=project_id, model_id=model_id)
+    versions = list(soft_sensor.versions.all())
+    number = request.GET.get("version")
+    shown = None
+    if number and number.isdigit():
+        shown = selectors.version_get(soft_sensor=soft_sensor, number=int(number))
+    shown = shown or selectors.current_version(soft_sensor) or (versions[0] if versions else None)
+    sections = []
+    if shown is not None:
+        for key, title in SECTIONS:
+            if key in shown.descriptor:
+                sections.append({"key": key, "title": title, "value": shown.descriptor[key]})
+    return render(request, "registry/model_detail.html", {
+        "soft_sensor": soft_sensor,
+        "project": soft_sensor.project,
+        "versions": versions,
+        "shown": shown,
+        "sections": sections,
+        "aliases": sorted(soft_sensor.aliases.all(), key=lambda a: a.name),
+        "alias_history": selectors.alias_history(soft_sensor=soft_sensor),
+        "revisions": selectors.descriptor_history(version=shown)[:20] if shown else [],
+        "can_manage": _can_manage(request),
+        "alias_form": AliasForm(initial={"version": shown.number if shown else None}),
+    })
+
+
+def _version_or_404(project_id: str, model_id: str, number: int) -> ModelVersion:
+    soft_sensor = selectors.soft_sensor_get(project_id=project_id, model_id=model_id)
+    version = selectors.version_get(soft_sensor=soft_sensor, number=number)
+    version.soft_sensor = soft_sensor
+    return version
+
+
+@capability_required("manage_models")
+@require_http_methods(["GET", "POST"])
+def edit_yaml(request: HttpRequest, project_id: str, model_id: str, number: int) -> HttpResponse:
+    """Edit the raw descriptor YAML; the change is merged, validated and recorded like an API update."""
+    version = _version_or_404(project_id, model_id, number)
+    errors: list[str] = []
+    if request.method == "POST":
+        form = YamlForm(request.POST)
+        if form.is_valid():
+            try:
+                document = load_yaml(form.cleaned_data["descriptor"])
+                config = document.get("ml_model_configuration") if isinstance(document, dict) else None
+                if not isinstance(config, dict):
+                    raise DescriptorError(["ml_model_configuration: is required (the root key of a STAMM descriptor)"])
+                validate_config(config)
+                services.model_version_update_descriptor(version=version, patch=config, user=request.user, source="ui", replace=True)
+            except DescriptorError as exc:
+                errors = exc.errors
+            except ApplicationError as exc:
+                details = exc.details.get("descriptor") if isinstance(exc.details, dict) else None
+                errors = list(details) if isinstance(details, list) else [exc.message]
+            else:
+                messages.success(request, f"Descriptor of {version} updated.")
+                return redirect(_model_url(version.soft_sensor, version.number))
+    else:
+        form = YamlForm(initial={"descriptor": dump_yaml({"ml_model_configuration": version.descriptor})})
+    return render(request, "registry/edit_yaml.html", {"version": version, "soft_sensor": version.soft_sensor,
+                                                       "project": version.soft_sensor.project, "form": form, "errors": errors})
+
+
+@capability_required("manage_models")
+@require_POST
+def set_status(request: HttpRequest, project_id: str, model_id: str, number: int) -> HttpResponse:
+    version = _version_or_404(project_id, model_id, number)
+    form = StatusForm(request.POST)
+    if form.is_valid():
+        try:
+            services.model_version_set_status(version=version, user=request.user, source="ui", **form.cleaned_data)
+            messages.success(request, f"{version} is now {version.get_status_display()}.")
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+    return redirect(_model_url(version.soft_sensor, version.number))
+
+
+@capability_required("manage_models")
+@require_POST
+def move_alias(request: HttpRequest, project_id: str, model_id: str) -> HttpResponse:
+    soft_sensor = selectors.soft_sensor_get(project_id=project_id, model_id=model_id)
+    form = AliasForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Alias move refused: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect(_model_url(soft_sensor))
+    try:
+        version = selectors.version_get(soft_sensor=soft_sensor, number=form.cleaned_data["version"])
+        services.alias_move(soft_sensor=soft_sensor, name=form.cleaned_data["alias"], version=version, user=request.user,
+                            reason=form.cleaned_data["reason"])
+        messages.success(request, f"Alias {form.cleaned_data['alias']} now points at version {version.number}.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(_model_url(soft_sensor))
+
+
+@capability_required("manage_models")
+@require_http_methods(["GET", "POST"])
+def delete_version(request: HttpRequest, project_id: str, model_id: str, number: int) -> HttpResponse:
+    """Confirm, then erase a never-used version or archive one that was aliased or served predictions."""
+    version = _version_or_404(project_id, model_id, number)
+    if request.method == "POST":
+        try:
+            outcome = services.model_version_delete(version=version, user=request.user)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect(_model_url(version.soft_sensor, version.number))
+        messages.success(request, f"{version} {outcome}.")
+        return redirect(_model_url(version.soft_sensor))
+    used = version.first_predicted_at is not None or version.aliases.exists() or AliasMove.objects.filter(to_version=version).exists()
+    return render(request, "registry/delete_confirm.html", {"version": version, "soft_sensor": version.soft_sensor,
+                                                            "project": version.soft_sensor.project, "used": used})
+
+
+@capability_required("view_process")
+def download(request: HttpRequest, project_id: str, model_id: str, number: int, kind: str) -> HttpResponse:
+    return version_download(_version_or_404(project_id, model_id, number), kind)

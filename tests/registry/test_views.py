@@ -1,0 +1,139 @@
+"""Modeler pages: read-only for operators, full management for modelers and admins."""
+from __future__ import annotations
+
+import io
+import zipfile
+from urllib.parse import quote
+
+import pytest
+import yaml
+from django.test import Client
+
+from apps.registry.models import AliasMove, DescriptorRevision, ModelVersion, VersionStatus
+
+from .conftest import FEATURES, descriptor, dump, to_yaml, train, write_project
+
+pytestmark = pytest.mark.django_db
+MID = "0001_[python]_penicillin_RF"
+MODEL = f"/registry/P0001/models/{quote(MID)}/"
+
+
+def browser(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_home_pages_link_to_the_registry(role_users):
+    assert "/registry/" in browser(role_users["modeler"]).get("/home/modeler/").content.decode()
+    operator_home = browser(role_users["operator"]).get("/home/operator/").content.decode()
+    assert 'data-testid="link-registry-browse"' in operator_home
+    assert "link-registry-manage" not in operator_home
+
+
+def test_operator_reads_but_cannot_manage(register, role_users):
+    version, _ = register("rf")
+    client = browser(role_users["operator"])
+    assert client.get("/registry/").status_code == 200
+    page = client.get("/registry/P0001/").content.decode()
+    assert MID in page and "Temperature(T:K)" in page and "Goldrick" in page
+    assert 'data-testid="upload-link"' not in page
+    detail = client.get(MODEL).content.decode()
+    assert 'data-testid="section-inputs"' in detail and "Edit YAML" not in detail
+    assert client.get("/registry/P0001/upload/").status_code == 403
+    assert client.post(f"{MODEL}v1/status/", {"status": "offline"}).status_code == 403
+    assert client.get(f"{MODEL}v1/download/descriptor/").status_code == 200
+    assert browser(role_users["outsider"]).get("/registry/").status_code == 403
+    assert Client().get("/registry/").status_code == 302  # to the login page
+
+
+def test_upload_form_registers_a_skops_version(project, role_users, tmp_path, training_frame):
+    fitted = train("gb", training_frame)
+    path = dump(fitted["model"], tmp_path / f"{MID}.skops")
+    document = descriptor(MID, model_file=f"{MID}.skops", frame=training_frame)
+    client = browser(role_users["modeler"])
+    with path.open("rb") as handle:
+        response = client.post("/registry/P0001/upload/", {"descriptor_text": to_yaml(document), "model_file": handle,
+                                                           "alias": "staging", "reason": "first try"})
+    assert response.status_code == 302 and response["Location"] == f"{MODEL}?version=1"
+    version = ModelVersion.objects.get()
+    assert version.flavor == "sklearn-skops" and version.status == VersionStatus.ONLINE
+    page = client.get(response["Location"]).content.decode()
+    assert "staging" in page and "first try" in page and "sklearn-skops" in page
+
+
+def test_upload_errors_are_shown_inline(project, role_users):
+    document = descriptor()
+    document["ml_model_configuration"]["inputs"]["features"][3]["expected_range"] = {"min": "cold", "max": 1}
+    response = browser(role_users["modeler"]).post("/registry/P0001/upload/", {"descriptor_text": to_yaml(document),
+                                                                               "model_file": io.BytesIO(b"x")})
+    assert response.status_code == 200
+    assert "inputs.features[3].expected_range.min: must be a number" in response.content.decode()
+    assert not ModelVersion.objects.exists()
+
+
+def test_edit_yaml_saves_and_refuses_structural_changes(register, role_users):
+    version, _ = register("rf")
+    client = browser(role_users["modeler"])
+    assert client.get(f"{MODEL}v1/edit/").status_code == 200
+    document = {"ml_model_configuration": dict(version.descriptor)}
+    document["ml_model_configuration"]["model_identification"] = {**version.descriptor["model_identification"], "author": "Z. Curator"}
+    document["ml_model_configuration"].pop("training_information")
+    response = client.post(f"{MODEL}v1/edit/", {"descriptor": yaml.safe_dump(document, sort_keys=False)})
+    assert response.status_code == 302
+    version.refresh_from_db()
+    assert version.descriptor["model_identification"]["author"] == "Z. Curator"
+    assert "training_information" not in version.descriptor  # the editor replaces, it does not merge
+    assert DescriptorRevision.objects.get().source == "ui"
+    document["ml_model_configuration"]["inputs"]["features"].reverse()
+    response = client.post(f"{MODEL}v1/edit/", {"descriptor": yaml.safe_dump(document, sort_keys=False)})
+    assert response.status_code == 200 and "register a new version instead" in response.content.decode()
+    response = client.post(f"{MODEL}v1/edit/", {"descriptor": "ml_model_configuration: [1, 2"})
+    assert "not valid YAML" in response.content.decode()
+
+
+def test_status_alias_and_delete(register, role_users):
+    register("rf")
+    register("dt")
+    client = browser(role_users["modeler"])
+    client.post(f"{MODEL}v2/status/", {"status": "offline", "description": "checking"})
+    assert ModelVersion.objects.get(number=2).status == "offline"
+    client.post(f"{MODEL}alias/", {"alias": "production", "version": 1, "reason": "validated on batch 96"})
+    assert AliasMove.objects.get().reason == "validated on batch 96"
+    detail = client.get(MODEL).content.decode()
+    assert "production → v1" in detail and "validated on batch 96" in detail
+    confirm = client.get(f"{MODEL}v1/delete/").content.decode()
+    assert "move it first" in confirm
+    assert "erased" in client.get(f"{MODEL}v2/delete/").content.decode()
+    client.post(f"{MODEL}v2/delete/")
+    assert not ModelVersion.objects.filter(number=2).exists()
+    client.post(f"{MODEL}alias/", {"alias": "staging", "version": 1, "reason": "x"})
+    client.post(f"{MODEL}alias/", {"alias": "production", "version": 1, "reason": "keep"})
+    assert ModelVersion.objects.filter(number=1).exists()
+
+
+def test_downloads_and_bundle_reimport(register, role_users):
+    register("svr")
+    client = browser(role_users["modeler"])
+    bundle = client.get(f"{MODEL}v1/download/bundle/")
+    assert bundle.status_code == 200
+    names = sorted(zipfile.ZipFile(io.BytesIO(bundle.content)).namelist())
+    assert f"P0001/models/{MID}_scaler_X.pkl" in names and f"P0001/configs/{MID}.yaml" in names
+    assert client.get(f"{MODEL}v1/download/output_scaler/").status_code == 200
+    assert client.get(f"{MODEL}v1/download/nothing/").status_code == 404
+
+
+def test_zip_import_page_reports_each_model(db, role_users, tmp_path, training_frame):
+    fitted = train("dt", training_frame)
+    root = write_project(tmp_path / "proj", [(descriptor(MID, model_file=f"{MID}.pkl"), {f"{MID}.pkl": fitted["model"]})])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in root.rglob("*"):
+            if path.is_file():
+                archive.write(path, str(path.relative_to(root)))
+    buffer.seek(0)
+    buffer.name = "proj.zip"
+    response = browser(role_users["modeler"]).post("/registry/import/", {"bundle": buffer})
+    assert response.status_code == 200
+    assert 'data-testid="import-report"' in response.content.decode() and "imported" in response.content.decode()
+    assert FEATURES[0] in ModelVersion.objects.get().descriptor["inputs"]["features"][0]["name"]
