@@ -35,7 +35,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.common.errors import ApplicationError, ValidationFailed
-from apps.tsdb.types import GroupKey, from_ns, to_ns
+from apps.tsdb.types import Collection, GroupKey, from_ns, to_ns
 
 from . import lab_scoring
 from .calibration import CalibrationRule, apply_calibration, calibrate, result_component_scores
@@ -261,9 +261,11 @@ def evaluate(*, detector: Detector, variables: Sequence[str], target: Target | N
     else:
         assert target is not None
         phase = phase_named(target.phases, test.phase) if test.kind == "phase" else None
+        collection = Collection.PREDICTIONS if detector.input == "predictions" else Collection.RAW
         ref_segments = reference_segments(reference, scope=target.scope, experiments=target.experiments,
-                                          phase=phase if reference.kind != "time_range" else None)
-        tst_segments = test_segments(test, scope=target.scope, phase=phase)
+                                          phase=phase if reference.kind != "time_range" else None,
+                                          collection=collection)
+        tst_segments = test_segments(test, scope=target.scope, phase=phase, collection=collection)
         if detector.input == "features":
             columns = tuple(variables) or target.features
             if not columns:

@@ -243,19 +243,23 @@ class Scope:
     batch_pattern: str = ""
     max_age: timedelta = timedelta(hours=1)
 
-    def admits(self, group: GroupKey, *, device_id: str | None = None) -> bool:
+    def admits_reference(self, group: GroupKey, *, device_id: str | None = None) -> bool:
+        """Reference batches: any device of the project (training batches may come from another unit),
+        unless the spec names one; the deployment's device and batch filters apply to test windows only."""
         if group.project_name != self.project_name:
             return False
-        if device_id is not None:
-            return group.device_id == device_id
-        return not self.device_ids or group.device_id in self.device_ids
+        return device_id is None or group.device_id == device_id
 
     def admits_test(self, group: GroupKey, *, device_id: str | None = None) -> bool:
         import fnmatch
 
-        return self.admits(group, device_id=device_id) and (
-            not self.batch_pattern or fnmatch.fnmatchcase(group.batch_id, self.batch_pattern)
-        )
+        if group.project_name != self.project_name:
+            return False
+        if device_id is not None and group.device_id != device_id:
+            return False
+        if device_id is None and self.device_ids and group.device_id not in self.device_ids:
+            return False
+        return not self.batch_pattern or fnmatch.fnmatchcase(group.batch_id, self.batch_pattern)
 
 
 @dataclass(frozen=True)
@@ -272,8 +276,10 @@ class Segment:
         return f"{self.group.project_name}/{self.group.device_id}/{self.group.batch_id}"
 
 
-def _groups(scope: Scope) -> list[GroupInfo]:
-    return tsdb.groups_list(collection=Collection.RAW, project_name=scope.project_name)
+def _groups(scope: Scope, collection: Collection = Collection.RAW) -> list[GroupInfo]:
+    """The project's groups in time order (oldest first), so multi-batch windows read chronologically."""
+    groups = tsdb.groups_list(collection=collection, project_name=scope.project_name)
+    return sorted(groups, key=lambda g: (g.first_time, g.group))
 
 
 def _phase_range(info: GroupInfo, phase: Phase | None) -> tuple[int, int] | None:
@@ -287,10 +293,14 @@ def _phase_range(info: GroupInfo, phase: Phase | None) -> tuple[int, int] | None
 
 
 def reference_segments(
-    spec: ReferenceSpec, *, scope: Scope, experiments: Sequence[int] = (), phase: Phase | None = None
+    spec: ReferenceSpec, *, scope: Scope, experiments: Sequence[int] = (), phase: Phase | None = None,
+    collection: Collection = Collection.RAW,
 ) -> list[Segment]:
-    """The reference's segments, one per group (batch), cut to ``phase`` for batch references."""
-    groups = [g for g in _groups(scope) if scope.admits(g.group, device_id=spec.device_id)]
+    """The reference's segments, one per group (batch), cut to ``phase`` for batch references.
+
+    ``collection`` is where the groups are looked up (the predictions collection for model disagreement).
+    """
+    groups = [g for g in _groups(scope, collection) if scope.admits_reference(g.group, device_id=spec.device_id)]
     if spec.kind == "time_range":
         lo, hi = to_ns(spec.start), to_ns(spec.end)
         found = [
@@ -323,9 +333,11 @@ def reference_segments(
     return segments
 
 
-def test_segments(spec: TestSpec, *, scope: Scope, phase: Phase | None = None) -> list[Segment]:
+def test_segments(
+    spec: TestSpec, *, scope: Scope, phase: Phase | None = None, collection: Collection = Collection.RAW
+) -> list[Segment]:
     """The test window's segments: one group (last N, phase), or every group with data in the range."""
-    groups = [g for g in _groups(scope) if scope.admits_test(g.group, device_id=spec.device_id)]
+    groups = [g for g in _groups(scope, collection) if scope.admits_test(g.group, device_id=spec.device_id)]
     if spec.batch_id is not None:
         groups = [g for g in groups if g.group.batch_id == spec.batch_id]
         if not groups:
