@@ -16,6 +16,7 @@ Measured:
 Targets: REST batch rows/s >= 0.5 x in-process rows/s; single-row server time p50 <= 5 ms.
 The last line printed is JSON with every figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN = REPO / ".venv" / "bin" / "gunicorn"
 DATA = (REPO / ".." / "shared" / "data" / "indpensim").resolve()
-FEATURES = ["temperature", "sugar_feed_rate", "aeration_rate", "dissolved_oxygen_concentration", "pH",
-            "vessel_volume", "substrate_concentration", "CO2_percent_in_off_gas"]
+FEATURES = [
+    "temperature",
+    "sugar_feed_rate",
+    "aeration_rate",
+    "dissolved_oxygen_concentration",
+    "pH",
+    "vessel_volume",
+    "substrate_concentration",
+    "CO2_percent_in_off_gas",
+]
 TARGET = "penicillin_concentration"
 MODEL_ID = "0100_[python]_bench_RF"
 
@@ -59,12 +68,14 @@ def main() -> None:
     args = parser.parse_args()
 
     var_dir = Path(tempfile.mkdtemp(prefix="stamm-bench-predict-"))
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "stamm_site.settings.local",
-        "STAMM_VAR_DIR": str(var_dir),
-        "DJANGO_DEBUG": "false",
-        "DJANGO_LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "stamm_site.settings.local",
+            "STAMM_VAR_DIR": str(var_dir),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_LOG_LEVEL": "WARNING",
+        }
+    )
     os.environ.pop("DATABASE_URL", None)
     sys.path.insert(0, str(REPO))
     import django
@@ -103,20 +114,35 @@ def main() -> None:
     artefact = var_dir / f"{MODEL_ID}.joblib"
     joblib.dump(model, artefact)
     project = project_upsert(info=parse_project_info({"project_ID": "P0100", "project_name": "benchmark"}))
-    document = {"ml_model_configuration": {
-        "model_identification": {"name": "bench RF", "version": "V.1", "ID": MODEL_ID, "status": "online"},
-        "model_description": {"language": {"name": "python"}, "config_files": {"model_file": artefact.name}},
-        "inputs": {"features": [{"name": f, "expected_range": {"min": float(frame[f].min()), "max": float(frame[f].max())}} for f in FEATURES]},
-        "outputs": {"information": [{"name": TARGET}]},
-    }}
-    model_version_register(project=project, descriptor=parse_descriptor(document),
-                           files={"model": ArtifactInput(artefact, artefact.name)}, user=user,
-                           alias="production", alias_reason="benchmark")
+    document = {
+        "ml_model_configuration": {
+            "model_identification": {"name": "bench RF", "version": "V.1", "ID": MODEL_ID, "status": "online"},
+            "model_description": {"language": {"name": "python"}, "config_files": {"model_file": artefact.name}},
+            "inputs": {
+                "features": [
+                    {"name": f, "expected_range": {"min": float(frame[f].min()), "max": float(frame[f].max())}}
+                    for f in FEATURES
+                ]
+            },
+            "outputs": {"information": [{"name": TARGET}]},
+        }
+    }
+    model_version_register(
+        project=project,
+        descriptor=parse_descriptor(document),
+        files={"model": ArtifactInput(artefact, artefact.name)},
+        user=user,
+        alias="production",
+        alias_reason="benchmark",
+    )
 
     rng = np.random.default_rng(0)
     batch = X_all[rng.integers(0, len(X_all), size=args.rows)]
     batch_body = json.dumps({"inputs": {f: batch[:, i].tolist() for i, f in enumerate(FEATURES)}})
-    singles = [json.dumps({"inputs": {f: [float(row[i])] for i, f in enumerate(FEATURES)}}) for row in X_all[rng.integers(0, len(X_all), size=args.calls)]]
+    singles = [
+        json.dumps({"inputs": {f: [float(row[i])] for i, f in enumerate(FEATURES)}})
+        for row in X_all[rng.integers(0, len(X_all), size=args.calls)]
+    ]
     path = f"/api/v1/registry/projects/P0100/soft-sensors/{MODEL_ID}/aliases/production/predict/"
 
     # In-process limit.
@@ -175,8 +201,18 @@ def main() -> None:
         port = free_port()
         env = dict(os.environ)
         server = subprocess.Popen(
-            [str(GUNICORN), "stamm_site.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--log-level", "warning"], cwd=REPO, env=env,
+            [
+                str(GUNICORN),
+                "stamm_site.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO,
+            env=env,
         )
         try:
             url = f"http://127.0.0.1:{port}{path}"
@@ -200,13 +236,15 @@ def main() -> None:
                     response = session.post(url, data=body, headers=headers, timeout=10)
                     http_single.append((time.perf_counter() - t) * 1000)
                     view_single.append(float(response.headers["Server-Timing"].split("dur=")[1]))
-            figures.update({
-                "http_batch_rows_per_s": round(args.rows / statistics.median(http_batch)),
-                "http_batch_ratio": round(inproc_batch_s / statistics.median(http_batch), 3),
-                "http_single_p50_ms": round(percentile(http_single, 50), 3),
-                "http_single_p99_ms": round(percentile(http_single, 99), 3),
-                "view_single_p50_ms": round(percentile(view_single, 50), 3),
-            })
+            figures.update(
+                {
+                    "http_batch_rows_per_s": round(args.rows / statistics.median(http_batch)),
+                    "http_batch_ratio": round(inproc_batch_s / statistics.median(http_batch), 3),
+                    "http_single_p50_ms": round(percentile(http_single, 50), 3),
+                    "http_single_p99_ms": round(percentile(http_single, 99), 3),
+                    "view_single_p50_ms": round(percentile(view_single, 50), 3),
+                }
+            )
         finally:
             server.terminate()
             try:
@@ -217,13 +255,14 @@ def main() -> None:
 
     figures["target_batch_ratio_ok"] = figures["batch_ratio"] >= 0.5
     figures["target_single_p50_ok"] = figures["server_single_p50_ms"] <= 5.0
-    print(f"in-process batch: {figures['inprocess_batch_rows_per_s']:,} rows/s; REST (server): {figures['rest_batch_rows_per_s']:,} rows/s "
-          f"(ratio {figures['batch_ratio']})")
-    print(f"single row: in-process p50 {figures['inprocess_single_p50_ms']} ms; server p50 {figures['server_single_p50_ms']} ms, "
-          f"p99 {figures['server_single_p99_ms']} ms")
-    if "http_single_p50_ms" in figures:
-        print(f"HTTP (gunicorn, loopback): batch {figures['http_batch_rows_per_s']:,} rows/s; single p50 {figures['http_single_p50_ms']} ms, "
-              f"p99 {figures['http_single_p99_ms']} ms")
+    f = figures
+    print(f"in-process batch: {f['inprocess_batch_rows_per_s']:,} rows/s")
+    print(f"REST batch (server): {f['rest_batch_rows_per_s']:,} rows/s (ratio {f['batch_ratio']})")
+    print(f"single row in-process: p50 {f['inprocess_single_p50_ms']} ms")
+    print(f"single row server: p50 {f['server_single_p50_ms']} ms, p99 {f['server_single_p99_ms']} ms")
+    if "http_single_p50_ms" in f:
+        print(f"HTTP batch (gunicorn, loopback): {f['http_batch_rows_per_s']:,} rows/s")
+        print(f"HTTP single row: p50 {f['http_single_p50_ms']} ms, p99 {f['http_single_p99_ms']} ms")
     print(json.dumps(figures))
 
 

@@ -3,6 +3,7 @@
 Versions stay immutable here too: only the descriptor is editable, and a change goes through the same
 service as the API (validated, refused if it would change what the model computes, recorded in history).
 """
+
 from __future__ import annotations
 
 from django import forms
@@ -71,12 +72,33 @@ class ModelVersionForm(forms.ModelForm):
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     form = ModelVersionForm
-    list_display = ("soft_sensor", "number", "version_label", "flavor", "status", "created_by", "created_at", "archived_at")
+    list_display = (
+        "soft_sensor",
+        "number",
+        "version_label",
+        "flavor",
+        "status",
+        "created_by",
+        "created_at",
+        "archived_at",
+    )
     list_filter = ("status", "flavor", "soft_sensor__project")
     search_fields = ("soft_sensor__model_id", "version_label")
     readonly_fields = (
-        "soft_sensor", "number", "version_label", "flavor", "status", "status_description", "created_by", "created_at",
-        "parent", "training_run_id", "training_data", "source", "first_predicted_at", "archived_at",
+        "soft_sensor",
+        "number",
+        "version_label",
+        "flavor",
+        "status",
+        "status_description",
+        "created_by",
+        "created_at",
+        "parent",
+        "training_run_id",
+        "training_data",
+        "source",
+        "first_predicted_at",
+        "archived_at",
     )
     inlines = [ArtifactInline]
 
@@ -86,7 +108,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ModelVersion, form, change: bool) -> None:
         original = ModelVersion.objects.get(pk=obj.pk)
         try:
-            model_version_update_descriptor(version=original, patch=form.cleaned_data["descriptor"], user=request.user, source="admin", replace=True)
+            model_version_update_descriptor(
+                version=original, patch=form.cleaned_data["descriptor"], user=request.user, source="admin", replace=True
+            )
         except ApplicationError as exc:
             messages.error(request, f"Descriptor not saved: {exc.message}")
 

@@ -3,6 +3,7 @@
 Reads need ``view_process``, predictions need ``predict`` (operators and service accounts have both),
 anything that writes needs ``manage_models`` (modelers and admins).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,11 @@ from apps.common.errors import Conflict, NotFound, ServiceUnavailable, Validatio
 from apps.common.permissions import HasCapability, capability
 
 from . import artifacts as store
-from . import selectors, serving, services
-from .runtimes import ArtifactLoadError, RuntimeUnavailable
-from .models import ModelVersion, Project, SoftSensor, VersionStatus
+from . import selectors, services, serving
 from .artifacts import ArtifactIntegrityError
+from .models import ModelVersion, SoftSensor, VersionStatus
 from .project_info import ProjectInfoError, parse_project_info, parse_project_info_yaml
+from .runtimes import ArtifactLoadError, RuntimeUnavailable
 
 CanView = capability("view_process")
 
@@ -193,7 +194,10 @@ class ProjectCreateApi(APIView):
     permission_classes = [CanManage]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    @extend_schema(request=inline_serializer("ProjectInfoInput", fields={"project_ID": serializers.CharField()}), responses={201: ProjectOutput})
+    @extend_schema(
+        request=inline_serializer("ProjectInfoInput", fields={"project_ID": serializers.CharField()}),
+        responses={201: ProjectOutput},
+    )
     def post(self, request: Request) -> Response:
         try:
             upload = request.FILES.get("project_info")
@@ -221,7 +225,9 @@ class ProjectUpdateApi(APIView):
     def patch(self, request: Request, project_id: str) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        project = services.project_update(project=selectors.project_get(project_id=project_id), data=serializer.validated_data)
+        project = services.project_update(
+            project=selectors.project_get(project_id=project_id), data=serializer.validated_data
+        )
         return Response(ProjectOutput(project).data)
 
 
@@ -231,11 +237,17 @@ class ProjectImportApi(APIView):
     permission_classes = [CanManage]
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"bundle": {"type": "string", "format": "binary"}}}})
+    @extend_schema(
+        request={
+            "multipart/form-data": {"type": "object", "properties": {"bundle": {"type": "string", "format": "binary"}}}
+        }
+    )
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("bundle")
         if upload is None:
-            raise ValidationFailed("bundle: a zip of a STAMM project folder is required.", details={"bundle": "required"})
+            raise ValidationFailed(
+                "bundle: a zip of a STAMM project folder is required.", details={"bundle": "required"}
+            )
         report = services.project_zip_import(upload=upload, user=request.user)
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)
 
@@ -254,15 +266,21 @@ class VariableReplaceApi(APIView):
 
     permission_classes = [CanManage]
 
-    @extend_schema(request=inline_serializer("VariablesInput", fields={"variables": serializers.ListField(child=serializers.DictField())}),
-                   responses=VariableOutput(many=True))
+    @extend_schema(
+        request=inline_serializer(
+            "VariablesInput", fields={"variables": serializers.ListField(child=serializers.DictField())}
+        ),
+        responses=VariableOutput(many=True),
+    )
     def put(self, request: Request, project_id: str) -> Response:
         project = selectors.project_get(project_id=project_id)
         variables = request.data.get("variables") if isinstance(request.data, dict) else None
         if not isinstance(variables, list):
             raise ValidationFailed("variables: a list is required.", details={"variables": "required"})
         try:
-            info = parse_project_info({"project_ID": project.project_id, "project_name": project.name, "variables": variables})
+            info = parse_project_info(
+                {"project_ID": project.project_id, "project_name": project.name, "variables": variables}
+            )
         except ProjectInfoError as exc:
             raise ValidationFailed(exc.errors[0], details={"variables": exc.errors}) from exc
         services.variables_replace(project=project, variables=info.variables)
@@ -284,13 +302,19 @@ class SoftSensorListApi(APIView):
 class SoftSensorDetailApi(APIView):
     permission_classes = [CanView]
 
-    @extend_schema(responses=inline_serializer("SoftSensorDetail", fields={"soft_sensor": SoftSensorOutput(), "versions": VersionOutput(many=True)}))
+    @extend_schema(
+        responses=inline_serializer(
+            "SoftSensorDetail", fields={"soft_sensor": SoftSensorOutput(), "versions": VersionOutput(many=True)}
+        )
+    )
     def get(self, request: Request, project_id: str, model_id: str) -> Response:
         soft_sensor = _soft_sensor(project_id, model_id)
-        return Response({
-            "soft_sensor": SoftSensorOutput(soft_sensor).data,
-            "versions": VersionOutput(soft_sensor.versions.all(), many=True).data,
-        })
+        return Response(
+            {
+                "soft_sensor": SoftSensorOutput(soft_sensor).data,
+                "versions": VersionOutput(soft_sensor.versions.all(), many=True).data,
+            }
+        )
 
 
 class SoftSensorDeleteApi(APIView):
@@ -318,14 +342,29 @@ class ModelVersionUploadApi(APIView):
         reason = serializers.CharField(required=False, allow_blank=True)
         parent_version = serializers.IntegerField(required=False, min_value=1)
         training_run_id = serializers.CharField(required=False, max_length=64)
-        training_data = serializers.JSONField(required=False, help_text='JSON, e.g. {"batches": [92], "envelope": {"temperature": {"min": 296, "max": 303}}}')
+        training_data = serializers.JSONField(
+            required=False,
+            help_text='JSON, e.g. {"batches": [92], "envelope": {"temperature": {"min": 296, "max": 303}}}',
+        )
 
     @extend_schema(
-        request={"multipart/form-data": {"type": "object", "properties": {
-            "descriptor": {"type": "string", "format": "binary"}, "model_file": {"type": "string", "format": "binary"},
-            "input_scaler": {"type": "string", "format": "binary"}, "output_scaler": {"type": "string", "format": "binary"},
-            "bundle": {"type": "string", "format": "binary"}, "status": {"type": "string"}, "alias": {"type": "string"},
-            "reason": {"type": "string"}, "parent_version": {"type": "integer"}, "training_data": {"type": "string"}}}},
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "descriptor": {"type": "string", "format": "binary"},
+                    "model_file": {"type": "string", "format": "binary"},
+                    "input_scaler": {"type": "string", "format": "binary"},
+                    "output_scaler": {"type": "string", "format": "binary"},
+                    "bundle": {"type": "string", "format": "binary"},
+                    "status": {"type": "string"},
+                    "alias": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "parent_version": {"type": "integer"},
+                    "training_data": {"type": "string"},
+                },
+            }
+        },
         responses={201: VersionDetailOutput},
     )
     def post(self, request: Request, project_id: str) -> Response:
@@ -333,25 +372,40 @@ class ModelVersionUploadApi(APIView):
         if "bundle" in request.FILES:
             report = services.project_zip_import(upload=request.FILES["bundle"], user=request.user, project=project)
             return Response(report.as_dict(), status=status.HTTP_201_CREATED)
-        data = {key: request.data.get(key) for key in self.InputSerializer().fields if request.data.get(key) not in (None, "")}
+        data = {
+            key: request.data.get(key)
+            for key in self.InputSerializer().fields
+            if request.data.get(key) not in (None, "")
+        }
         if "descriptor" in request.FILES:
             data["descriptor"] = request.FILES["descriptor"].read().decode("utf-8", errors="replace")
         serializer = self.InputSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
         if not values.get("descriptor"):
-            raise ValidationFailed("descriptor: the descriptor YAML is required (or upload a bundle zip).", details={"descriptor": "required"})
+            raise ValidationFailed(
+                "descriptor: the descriptor YAML is required (or upload a bundle zip).",
+                details={"descriptor": "required"},
+            )
         training_data = values.get("training_data") or {}
         if isinstance(training_data, str):
             try:
                 training_data = json.loads(training_data)
             except ValueError as exc:
-                raise ValidationFailed("training_data: must be a JSON object", details={"training_data": "invalid JSON"}) from exc
+                raise ValidationFailed(
+                    "training_data: must be a JSON object", details={"training_data": "invalid JSON"}
+                ) from exc
         if not isinstance(training_data, dict):
-            raise ValidationFailed("training_data: must be a JSON object", details={"training_data": "must be an object"})
+            raise ValidationFailed(
+                "training_data: must be a JSON object", details={"training_data": "must be an object"}
+            )
         files = {
             role: services.ArtifactInput(request.FILES[field], request.FILES[field].name)
-            for role, field in (("model", "model_file"), ("input_scaler", "input_scaler"), ("output_scaler", "output_scaler"))
+            for role, field in (
+                ("model", "model_file"),
+                ("input_scaler", "input_scaler"),
+                ("output_scaler", "output_scaler"),
+            )
             if field in request.FILES
         }
         descriptor = services.parse_descriptor_or_400(values["descriptor"])
@@ -359,9 +413,17 @@ class ModelVersionUploadApi(APIView):
         if values.get("parent_version"):
             parent = _version(project_id, descriptor.model_id, values["parent_version"])
         version = services.model_version_register(
-            project=project, descriptor=descriptor, files=files, user=request.user, source="upload", parent=parent,
-            training_run_id=values.get("training_run_id"), training_data=training_data, status=values.get("status"),
-            alias=values.get("alias"), alias_reason=values.get("reason", ""),
+            project=project,
+            descriptor=descriptor,
+            files=files,
+            user=request.user,
+            source="upload",
+            parent=parent,
+            training_run_id=values.get("training_run_id"),
+            training_data=training_data,
+            status=values.get("status"),
+            alias=values.get("alias"),
+            alias_reason=values.get("reason", ""),
         )
         version = _version(project_id, descriptor.model_id, version.number)
         return Response(VersionDetailOutput(version).data, status=status.HTTP_201_CREATED)
@@ -437,7 +499,9 @@ def version_download(version: ModelVersion, kind: str) -> HttpResponse:
         return response
     if kind == "bundle":
         response = HttpResponse(services.version_bundle_zip(version=version), content_type="application/zip")
-        response["Content-Disposition"] = f'attachment; filename="{store.sanitize_name(model_id)}-v{version.number}.zip"'
+        response["Content-Disposition"] = (
+            f'attachment; filename="{store.sanitize_name(model_id)}-v{version.number}.zip"'
+        )
         return response
     artifact = next((a for a in version.artifacts.all() if a.role == kind), None)
     if artifact is None:
@@ -457,13 +521,19 @@ def version_download(version: ModelVersion, kind: str) -> HttpResponse:
 class AliasListApi(APIView):
     permission_classes = [CanView]
 
-    @extend_schema(responses=inline_serializer("AliasList", fields={"aliases": AliasOutput(many=True), "history": AliasMoveOutput(many=True)}))
+    @extend_schema(
+        responses=inline_serializer(
+            "AliasList", fields={"aliases": AliasOutput(many=True), "history": AliasMoveOutput(many=True)}
+        )
+    )
     def get(self, request: Request, project_id: str, model_id: str) -> Response:
         soft_sensor = _soft_sensor(project_id, model_id)
-        return Response({
-            "aliases": AliasOutput(soft_sensor.aliases.all(), many=True).data,
-            "history": AliasMoveOutput(selectors.alias_history(soft_sensor=soft_sensor), many=True).data,
-        })
+        return Response(
+            {
+                "aliases": AliasOutput(soft_sensor.aliases.all(), many=True).data,
+                "history": AliasMoveOutput(selectors.alias_history(soft_sensor=soft_sensor), many=True).data,
+            }
+        )
 
 
 class AliasMoveApi(APIView):
@@ -481,8 +551,13 @@ class AliasMoveApi(APIView):
         serializer.is_valid(raise_exception=True)
         soft_sensor = _soft_sensor(project_id, model_id)
         version = selectors.version_get(soft_sensor=soft_sensor, number=serializer.validated_data["version"])
-        moved = services.alias_move(soft_sensor=soft_sensor, name=alias, version=version, user=request.user,
-                                    reason=serializer.validated_data["reason"])
+        moved = services.alias_move(
+            soft_sensor=soft_sensor,
+            name=alias,
+            version=version,
+            user=request.user,
+            reason=serializer.validated_data["reason"],
+        )
         return Response(AliasOutput(moved).data)
 
 
@@ -496,8 +571,12 @@ class AliasDeleteApi(APIView):
     def post(self, request: Request, project_id: str, model_id: str, alias: str) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.alias_delete(soft_sensor=_soft_sensor(project_id, model_id), name=alias, user=request.user,
-                              reason=serializer.validated_data["reason"])
+        services.alias_delete(
+            soft_sensor=_soft_sensor(project_id, model_id),
+            name=alias,
+            user=request.user,
+            reason=serializer.validated_data["reason"],
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -521,7 +600,9 @@ def serve_prediction(version: ModelVersion, body: Any) -> serving.PredictionResu
         raise Conflict(f"{version} is archived.", code="archived")
     if version.status != VersionStatus.ONLINE:
         raise Conflict(
-            f"{version} is {version.get_status_display()}: {version.status_description}", details={"status": version.status}, code="offline"
+            f"{version} is {version.get_status_display()}: {version.status_description}",
+            details={"status": version.status},
+            code="offline",
         )
     try:
         artifacts = selectors.version_artifacts(version)
@@ -530,7 +611,9 @@ def serve_prediction(version: ModelVersion, body: Any) -> serving.PredictionResu
         raise ServiceUnavailable(f"{version} cannot be served: {exc}", code="runtime_unavailable") from exc
     except (ArtifactIntegrityError, ArtifactLoadError) as exc:
         services.model_version_mark_load_error(version=version, problem=str(exc))
-        raise Conflict(f"{version} cannot be loaded: {exc}", details={"load_error": str(exc)}, code="load_error") from exc
+        raise Conflict(
+            f"{version} cannot be loaded: {exc}", details={"load_error": str(exc)}, code="load_error"
+        ) from exc
     services.model_version_mark_predicted(version=version)
     return result
 
@@ -557,12 +640,19 @@ class SoftSensorPredictApi(APIView):
         ignored_inputs = serializers.ListField(child=serializers.CharField())
 
     @extend_schema(
-        request=inline_serializer("PredictInput", fields={"inputs": serializers.DictField(required=False),
-                                                          "instances": serializers.ListField(required=False)}),
+        request=inline_serializer(
+            "PredictInput",
+            fields={
+                "inputs": serializers.DictField(required=False),
+                "instances": serializers.ListField(required=False),
+            },
+        ),
         responses=OutputSerializer,
         parameters=[OpenApiParameter("alias", str, OpenApiParameter.PATH, required=False)],
     )
-    def post(self, request: Request, project_id: str, model_id: str, alias: str | None = None, number: int | None = None) -> Response:
+    def post(
+        self, request: Request, project_id: str, model_id: str, alias: str | None = None, number: int | None = None
+    ) -> Response:
         started = time.perf_counter()
         version = selectors.version_for_predict(project_id=project_id, model_id=model_id, number=number, alias=alias)
         result = serve_prediction(version, request.data)

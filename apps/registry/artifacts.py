@@ -4,6 +4,7 @@ Names are sanitised (nothing from the caller chooses a directory), sizes are lim
 and the sha256 recorded at upload is checked every time a file is read back for loading, so a file
 changed on disk is refused rather than unpickled.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -135,7 +136,8 @@ def read_path_verified(path: Path, sha256: str, *, label: str | None = None) -> 
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise ArtifactIntegrityError(
-            f"artefact file {relative_path} does not match its recorded sha256 (expected {sha256[:12]}…, found {actual[:12]}…)"
+            f"artefact file {relative_path} does not match its recorded sha256 "
+            f"(expected {sha256[:12]}…, found {actual[:12]}…)"
         )
     return data
 

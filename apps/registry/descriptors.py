@@ -10,6 +10,7 @@ The stored form is the ``ml_model_configuration`` mapping exactly as written (af
 JSON-safe values), so export gives back the same structure; the parsed :class:`Descriptor` is the typed
 view the registry and the serving code use.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,9 +32,23 @@ STATUSES = ("online", "offline")
 
 #: Date formats seen in upstream ``creation_date`` values, tried in order (day-first before month-first).
 DATE_FORMATS = (
-    "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d",
-    "%d-%m-%y", "%d/%m/%y", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y",
-    "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y%m%d",
+    "%d-%m-%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%d-%m-%y",
+    "%d/%m/%y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%B %d %Y",
+    "%b %d %Y",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y%m%d",
 )
 
 
@@ -171,7 +186,9 @@ class _Checker:
             return None
         return value
 
-    def text(self, parent: Mapping, key: str, path: str, *, required: bool = False, allow_number: bool = False) -> str | None:
+    def text(
+        self, parent: Mapping, key: str, path: str, *, required: bool = False, allow_number: bool = False
+    ) -> str | None:
         value = parent.get(key)
         if value is None or value == "":
             if required:
@@ -419,13 +436,18 @@ def validate_config(config: Any) -> Descriptor:
         bracket = model_id.split("]")[0].split("[")[-1].lower() if "[" in model_id else ""
         if bracket and bracket != language:
             check.warnings.append(
-                f"model_identification.ID: language in brackets ({bracket}) differs from model_description.language ({language})"
+                f"model_identification.ID: language in brackets ({bracket}) differs from "
+                f"model_description.language ({language})"
             )
     for key in ("learner", "model_type", "model_name", "description"):
         check.text(desc, key, f"model_description.{key}", allow_number=True)
     files = check.mapping(desc, "config_files", "model_description.config_files", required=bool(desc)) or {}
-    model_file = _file_name(check, files, "model_file", "model_description.config_files.model_file", required=bool(desc))
-    serialized = _file_name(check, files, "serialized_model_file", "model_description.config_files.serialized_model_file", required=False)
+    model_file = _file_name(
+        check, files, "model_file", "model_description.config_files.model_file", required=bool(desc)
+    )
+    serialized = _file_name(
+        check, files, "serialized_model_file", "model_description.config_files.serialized_model_file", required=False
+    )
     packages = desc.get("packages")
     if packages is not None:
         if not isinstance(packages, list):
@@ -439,7 +461,9 @@ def validate_config(config: Any) -> Descriptor:
                 check.text(item, "version", f"model_description.packages[{index}].version", allow_number=True)
     interval = check.mapping(desc, "input_time_interval", "model_description.input_time_interval", required=False)
     if interval is not None:
-        ti = check.mapping(interval, "time_interval", "model_description.input_time_interval.time_interval", required=False)
+        ti = check.mapping(
+            interval, "time_interval", "model_description.input_time_interval.time_interval", required=False
+        )
         if ti is not None:
             check.number(ti, "value", "model_description.input_time_interval.time_interval.value")
             check.text(ti, "unit", "model_description.input_time_interval.time_interval.unit")

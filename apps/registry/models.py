@@ -5,6 +5,7 @@ A ``ModelVersion`` is immutable once created (artefacts, descriptor signature, n
 that do not change what the model computes are recorded as ``DescriptorRevision`` rows, and anything
 else needs a new version.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -27,8 +28,12 @@ class Project(TimeStampedModel):
     start_date = models.DateField(null=True, blank=True)
     end_date = models.DateField(null=True, blank=True)
     data_sources = models.JSONField(default=list, blank=True, help_text="List of {name, url, notes}.")
-    references = models.JSONField(default=list, blank=True, help_text="List of {id, authors, title, journal, year, doi, apa}.")
-    extra = models.JSONField(default=dict, blank=True, help_text="Other project_info keys (db_config, ...), kept for export.")
+    references = models.JSONField(
+        default=list, blank=True, help_text="List of {id, authors, title, journal, year, doi, apa}."
+    )
+    extra = models.JSONField(
+        default=dict, blank=True, help_text="Other project_info keys (db_config, ...), kept for export."
+    )
 
     class Meta:
         ordering = ["project_id"]
@@ -53,7 +58,9 @@ class Variable(TimeStampedModel):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="variables")
     position = models.PositiveIntegerField(default=0)
     raw_name = models.CharField(max_length=200, help_text="The raw column header (project_info 'name').")
-    canonical_name = models.CharField(max_length=200, help_text="renamed_variable: the snake_case name used everywhere.")
+    canonical_name = models.CharField(
+        max_length=200, help_text="renamed_variable: the snake_case name used everywhere."
+    )
     column_type = models.CharField(max_length=32, choices=ColumnType.choices)
     units = models.CharField(max_length=64, blank=True)
     description = models.TextField(blank=True)
@@ -107,18 +114,24 @@ class ModelVersion(models.Model):
 
     soft_sensor = models.ForeignKey(SoftSensor, on_delete=models.PROTECT, related_name="versions")
     number = models.PositiveIntegerField()
-    version_label = models.CharField(max_length=100, blank=True, help_text="The descriptor's free-text version, e.g. V.1.0.")
+    version_label = models.CharField(
+        max_length=100, blank=True, help_text="The descriptor's free-text version, e.g. V.1.0."
+    )
     descriptor = models.JSONField(help_text="The validated ml_model_configuration mapping.")
     flavor = models.CharField(max_length=32, choices=Flavor.choices)
     status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.OFFLINE)
     status_description = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     # Lineage: what this version came from.
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     training_run_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
-    training_data = models.JSONField(default=dict, blank=True, help_text="Training data description (batches, rows, envelope).")
+    training_data = models.JSONField(
+        default=dict, blank=True, help_text="Training data description (batches, rows, envelope)."
+    )
     source = models.CharField(max_length=32, default="upload", help_text="upload, import, training, ...")
     first_predicted_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -152,7 +165,9 @@ class VersionArtifact(models.Model):
     path = models.CharField(max_length=500, help_text="Path relative to MEDIA_ROOT.")
     sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
-    trusted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    trusted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     trusted_at = models.DateTimeField(null=True, blank=True)
     trusted_types = models.JSONField(default=list, blank=True, help_text="skops types the uploader accepted.")
 
@@ -188,7 +203,9 @@ class AliasMove(models.Model):
     alias_name = models.SlugField(max_length=64)
     from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     to_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    moved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    moved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     moved_at = models.DateTimeField(auto_now_add=True, db_index=True)
     reason = models.TextField()
 
@@ -204,7 +221,9 @@ class DescriptorRevision(models.Model):
     patch = models.JSONField(help_text="What the caller sent (deep-merged into the descriptor).")
     before = models.JSONField()
     after = models.JSONField()
-    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
     source = models.CharField(max_length=32, help_text="api, stamm-update, ui, status, ...")
 

@@ -4,6 +4,7 @@ Errors name the path (``variables[4].column_type: must be one of ...``) and are 
 Keys the registry does not model (``db_config``, anything new) are kept in ``extra`` so an export gives
 back what was imported.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,8 +18,16 @@ from .descriptors import DescriptorError, dump_yaml, load_yaml, parse_date
 PROJECT_ID_RE = re.compile(r"^P[0-9]{4}$")
 COLUMN_TYPES = ("Time", "Actuator", "Sensor", "Soft_sensor", "Computed_variable", "Offline_measurement", "Experiment")
 KNOWN_KEYS = (
-    "project_ID", "project_name", "description", "coordinator", "contributors", "start_date", "end_date",
-    "data_sources", "references", "variables",
+    "project_ID",
+    "project_name",
+    "description",
+    "coordinator",
+    "contributors",
+    "start_date",
+    "end_date",
+    "data_sources",
+    "references",
+    "variables",
 )
 
 
@@ -125,14 +134,16 @@ def parse_project_info(data: Any) -> ProjectInfo:
         if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 0):
             errors.append(f"{path}.decimals: must be a non-negative integer")
             decimals = None
-        variables.append(VariableInfo(
-            name=raw_name,
-            renamed_variable=_text(item.get("renamed_variable")) or raw_name,
-            column_type=kind,
-            units=_text(item.get("units")),
-            description=_text(item.get("description")),
-            decimals=decimals,
-        ))
+        variables.append(
+            VariableInfo(
+                name=raw_name,
+                renamed_variable=_text(item.get("renamed_variable")) or raw_name,
+                column_type=kind,
+                units=_text(item.get("units")),
+                description=_text(item.get("description")),
+                decimals=decimals,
+            )
+        )
     if errors:
         raise ProjectInfoError(errors)
     return ProjectInfo(

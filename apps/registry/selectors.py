@@ -1,4 +1,5 @@
 """Reads of the registry: projects, dictionaries, soft sensors, versions, aliases (no N+1 queries)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -58,8 +59,12 @@ def project_info_for(*, project: Project, variables: list[Variable] | None = Non
         references=list(project.references or []),
         variables=[
             VariableInfo(
-                name=v.raw_name, renamed_variable=v.canonical_name, column_type=v.column_type, units=v.units,
-                description=v.description, decimals=v.display_decimals,
+                name=v.raw_name,
+                renamed_variable=v.canonical_name,
+                column_type=v.column_type,
+                units=v.units,
+                description=v.description,
+                decimals=v.display_decimals,
             )
             for v in rows
         ],
@@ -95,7 +100,9 @@ def soft_sensor_get(*, project_id: str, model_id: str) -> SoftSensor:
     try:
         return (
             SoftSensor.objects.select_related("project")
-            .prefetch_related(_versions_prefetch(), Prefetch("aliases", queryset=Alias.objects.select_related("version")))
+            .prefetch_related(
+                _versions_prefetch(), Prefetch("aliases", queryset=Alias.objects.select_related("version"))
+            )
             .get(project__project_id=project_id, model_id=model_id)
         )
     except SoftSensor.DoesNotExist:
@@ -122,7 +129,8 @@ def version_get(*, soft_sensor: SoftSensor, number: int) -> ModelVersion:
         if version.number == number:
             return version
     raise NotFound(
-        f"{soft_sensor.model_id} has no version {number}.", details={"model_id": soft_sensor.model_id, "version": number}
+        f"{soft_sensor.model_id} has no version {number}.",
+        details={"model_id": soft_sensor.model_id, "version": number},
     )
 
 
@@ -135,18 +143,26 @@ JOIN registry_project p ON p.id = ss.project_id
 {join}
 WHERE p.project_id = %s AND ss.model_id = %s AND {condition}
 """
-_BY_ALIAS = _PREDICT_SQL.format(join="JOIN registry_alias a ON a.version_id = v.id AND a.soft_sensor_id = ss.id", condition="a.name = %s")
+_BY_ALIAS = _PREDICT_SQL.format(
+    join="JOIN registry_alias a ON a.version_id = v.id AND a.soft_sensor_id = ss.id", condition="a.name = %s"
+)
 _BY_NUMBER = _PREDICT_SQL.format(join="", condition="v.number = %s")
 
 
-def version_for_predict(*, project_id: str, model_id: str, number: int | None = None, alias: str | None = None) -> ModelVersion:
+def version_for_predict(
+    *, project_id: str, model_id: str, number: int | None = None, alias: str | None = None
+) -> ModelVersion:
     """The version to serve, in one parameterised query (this is the hot path of every prediction).
 
     The ORM would spend more time compiling the join than the database spends running it, so the SQL
     is written once here; the row becomes an unsaved-looking ModelVersion with the fields serving needs.
     Artefact rows are fetched by ``version_artifacts`` (cached per process: a version's files never change).
     """
-    sql, params = (_BY_ALIAS, [project_id, model_id, alias]) if alias is not None else (_BY_NUMBER, [project_id, model_id, number])
+    sql, params = (
+        (_BY_ALIAS, [project_id, model_id, alias])
+        if alias is not None
+        else (_BY_NUMBER, [project_id, model_id, number])
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -156,12 +172,30 @@ def version_for_predict(*, project_id: str, model_id: str, number: int | None = 
             f"{model_id} in {project_id} has no {what}.",
             details={"project_id": project_id, "model_id": model_id, "alias" if alias else "version": alias or number},
         )
-    (pk, number_, label, descriptor, flavor, status, status_description, training_data, first_predicted_at,
-     archived_at, created_at, soft_sensor_id, model_id_) = row
+    (
+        pk,
+        number_,
+        label,
+        descriptor,
+        flavor,
+        status,
+        status_description,
+        training_data,
+        first_predicted_at,
+        archived_at,
+        created_at,
+        soft_sensor_id,
+        model_id_,
+    ) = row
     json_field = ModelVersion._meta.get_field("descriptor")
     datetime_field = ModelVersion._meta.get_field("created_at")
     version = ModelVersion(
-        id=pk, number=number_, version_label=label, flavor=flavor, status=status, status_description=status_description,
+        id=pk,
+        number=number_,
+        version_label=label,
+        flavor=flavor,
+        status=status,
+        status_description=status_description,
         descriptor=json_field.from_db_value(descriptor, None, connection),
         training_data=json_field.from_db_value(training_data, None, connection),
         first_predicted_at=_as_datetime(datetime_field, first_predicted_at),

@@ -4,6 +4,7 @@ Every write runs in ``transaction.atomic``; files written for a version that the
 removed, so a rejected upload leaves nothing behind. The training workflow registers versions through
 ``model_version_register`` too, passing its lineage (parent, training run, training data).
 """
+
 from __future__ import annotations
 
 import io
@@ -65,8 +66,10 @@ class ArtifactInput:
 
 
 def _descriptor_error(exc: DescriptorError, field_name: str = "descriptor") -> ValidationFailed:
-    return ValidationFailed(f"{field_name}: {exc.errors[0]}" + (f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""),
-                            details={field_name: exc.errors})
+    return ValidationFailed(
+        f"{field_name}: {exc.errors[0]}" + (f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""),
+        details={field_name: exc.errors},
+    )
 
 
 @transaction.atomic
@@ -94,7 +97,16 @@ def project_upsert(*, info: ProjectInfo, replace_variables: bool = True) -> Proj
 @transaction.atomic
 def project_update(*, project: Project, data: Mapping[str, Any]) -> Project:
     """Change project fields (name, description, coordinator, contributors, dates, sources, references)."""
-    allowed = ("name", "description", "coordinator", "contributors", "start_date", "end_date", "data_sources", "references")
+    allowed = (
+        "name",
+        "description",
+        "coordinator",
+        "contributors",
+        "start_date",
+        "end_date",
+        "data_sources",
+        "references",
+    )
     for key in allowed:
         if key in data:
             setattr(project, key, data[key])
@@ -109,7 +121,9 @@ def variables_replace(*, project: Project, variables: list[VariableInfo]) -> lis
     seen: set[str] = set()
     for index, variable in enumerate(variables):
         if variable.name in seen:
-            raise ValidationFailed(f"variables[{index}].name: duplicate variable {variable.name!r}", details={"variables": index})
+            raise ValidationFailed(
+                f"variables[{index}].name: duplicate variable {variable.name!r}", details={"variables": index}
+            )
         seen.add(variable.name)
     Variable.objects.filter(project=project).delete()
     rows = [
@@ -162,11 +176,14 @@ def _check_files(descriptor: Descriptor, files: Mapping[str, ArtifactInput]) -> 
     """Which descriptor file name each role is stored under; refuses missing or unexpected files."""
     unknown = set(files) - {role.value for role in ArtifactRole}
     if unknown:
-        raise ValidationFailed(f"Unknown artefact role(s): {', '.join(sorted(unknown))}.", details={"files": sorted(unknown)})
+        raise ValidationFailed(
+            f"Unknown artefact role(s): {', '.join(sorted(unknown))}.", details={"files": sorted(unknown)}
+        )
     if "model" not in files:
         raise ValidationFailed(
             f"missing artefact: the model file {descriptor.model_file} was not given.",
-            details={"model_file": "required"}, code="missing_artifact",
+            details={"model_file": "required"},
+            code="missing_artifact",
         )
     names = {"model": descriptor.model_file}
     for role, named, path in (
@@ -176,7 +193,8 @@ def _check_files(descriptor: Descriptor, files: Mapping[str, ArtifactInput]) -> 
         if named and role not in files:
             raise ValidationFailed(
                 f"missing scaler: {path} names {named} but that file was not given.",
-                details={role: "required", "descriptor": path}, code="missing_scaler",
+                details={role: "required", "descriptor": path},
+                code="missing_scaler",
             )
         if role in files and not named:
             raise ValidationFailed(
@@ -225,20 +243,27 @@ def model_version_register(
     are written. ``status`` defaults to the descriptor's; pickles are recorded as trusted by ``user``.
     """
     if descriptor.language and not descriptor.model_id:
-        raise ValidationFailed("model_identification.ID: is required", details={"descriptor": ["model_identification.ID: is required"]})
+        raise ValidationFailed(
+            "model_identification.ID: is required", details={"descriptor": ["model_identification.ID: is required"]}
+        )
     names = _check_files(descriptor, files)
     flavor = flavor_for(descriptor=descriptor, file_name=names["model"])
     wanted_status = (status or descriptor.status or VersionStatus.OFFLINE).lower()
     if wanted_status not in (VersionStatus.ONLINE, VersionStatus.OFFLINE):
-        raise ValidationFailed(f"status: must be online or offline, got {wanted_status!r}", details={"status": wanted_status})
+        raise ValidationFailed(
+            f"status: must be online or offline, got {wanted_status!r}", details={"status": wanted_status}
+        )
     if parent is not None and parent.soft_sensor.model_id != descriptor.model_id:
-        raise ValidationFailed("parent: the parent version belongs to another soft sensor.", details={"parent": parent.pk})
+        raise ValidationFailed(
+            "parent: the parent version belongs to another soft sensor.", details={"parent": parent.pk}
+        )
 
     existing = SoftSensor.objects.filter(project=project, model_id=descriptor.model_id).first()
     last = existing.versions.aggregate(last=Max("number"))["last"] if existing else None
     number = (last or 0) + 1
     # One directory per attempt, so a concurrent upload that loses the race never removes the winner's files.
-    directory = f"{store.version_dir(project_id=project.project_id, model_id=descriptor.model_id, number=number)}-{secrets.token_hex(4)}"
+    base = store.version_dir(project_id=project.project_id, model_id=descriptor.model_id, number=number)
+    directory = f"{base}-{secrets.token_hex(4)}"
     try:
         stored: dict[str, store.StoredFile] = {}
         trusted_types: dict[str, list[str]] = {}
@@ -246,30 +271,45 @@ def model_version_register(
             item = files[role]
             stored[role] = store.store_file(item.source, directory=directory, original_name=name, field=role)
             if store.extension(name) in store.PYTHON_SKOPS_EXTENSIONS:
-                trusted_types[role] = _skops_untrusted(store.read_verified(stored[role].relative_path, stored[role].sha256), name)
+                trusted_types[role] = _skops_untrusted(
+                    store.read_verified(stored[role].relative_path, stored[role].sha256), name
+                )
         bundle = ArtifactBundle(
             flavor=flavor,
             model=_artifact_file(stored["model"], trusted_types.get("model")),
             feature_names=tuple(descriptor.feature_names),
             output_names=tuple(descriptor.output_names),
-            input_scaler=_artifact_file(stored["input_scaler"], trusted_types.get("input_scaler")) if "input_scaler" in stored else None,
-            output_scaler=_artifact_file(stored["output_scaler"], trusted_types.get("output_scaler")) if "output_scaler" in stored else None,
+            input_scaler=_artifact_file(stored["input_scaler"], trusted_types.get("input_scaler"))
+            if "input_scaler" in stored
+            else None,
+            output_scaler=_artifact_file(stored["output_scaler"], trusted_types.get("output_scaler"))
+            if "output_scaler" in stored
+            else None,
             probe_row=probe_row(descriptor.config, training_data),
         )
         problem = _bundle_load_error(bundle)
         if problem == R_UNAVAILABLE:  # not the artefact's fault: registered, offline until R is here
             problem, wanted_status = None, VersionStatus.OFFLINE
-            descriptor = replace(descriptor, config=with_status(descriptor.config, status="offline", description=R_UNAVAILABLE))
+            descriptor = replace(
+                descriptor, config=with_status(descriptor.config, status="offline", description=R_UNAVAILABLE)
+            )
         if problem is not None and reject_unloadable:
-            raise ValidationFailed(f"unloadable artefact: {problem}", details={"model_file": problem}, code="unloadable_artifact")
+            raise ValidationFailed(
+                f"unloadable artefact: {problem}", details={"model_file": problem}, code="unloadable_artifact"
+            )
         if problem is not None:
             final_status, description = VersionStatus.LOAD_ERROR, f"Load error: {problem}"
         elif wanted_status == VersionStatus.ONLINE:
             final_status = VersionStatus.ONLINE
-            description = descriptor.config.get("model_identification", {}).get("status_description") or "Model is loaded and ready for predictions."
+            description = (
+                descriptor.config.get("model_identification", {}).get("status_description")
+                or "Model is loaded and ready for predictions."
+            )
         else:
             final_status = VersionStatus.OFFLINE
-            description = descriptor.config.get("model_identification", {}).get("status_description") or "Registered offline."
+            description = (
+                descriptor.config.get("model_identification", {}).get("status_description") or "Registered offline."
+            )
         with transaction.atomic():
             soft_sensor, _ = SoftSensor.objects.get_or_create(project=project, model_id=descriptor.model_id)
             soft_sensor.name = descriptor.name
@@ -294,22 +334,30 @@ def model_version_register(
                 training_data=dict(training_data or {}),
                 source=source,
             )
-            VersionArtifact.objects.bulk_create([
-                VersionArtifact(
-                    version=version,
-                    role=role,
-                    original_name=item.original_name,
-                    path=item.relative_path,
-                    sha256=item.sha256,
-                    size=item.size,
-                    trusted_by=version.created_by,
-                    trusted_at=now,
-                    trusted_types=trusted_types.get(role, []),
-                )
-                for role, item in stored.items()
-            ])
+            VersionArtifact.objects.bulk_create(
+                [
+                    VersionArtifact(
+                        version=version,
+                        role=role,
+                        original_name=item.original_name,
+                        path=item.relative_path,
+                        sha256=item.sha256,
+                        size=item.size,
+                        trusted_by=version.created_by,
+                        trusted_at=now,
+                        trusted_types=trusted_types.get(role, []),
+                    )
+                    for role, item in stored.items()
+                ]
+            )
             if alias:
-                alias_move(soft_sensor=soft_sensor, name=alias, version=version, user=user, reason=alias_reason or "set at registration")
+                alias_move(
+                    soft_sensor=soft_sensor,
+                    name=alias,
+                    version=version,
+                    user=user,
+                    reason=alias_reason or "set at registration",
+                )
     except IntegrityError as exc:
         store.remove_directory(directory)
         raise Conflict(f"{descriptor.model_id}: version {number} was registered concurrently; retry.") from exc
@@ -350,29 +398,42 @@ def model_version_register_yaml(
     return model_version_register(project=project, descriptor=descriptor, files=files, user=user, **options)
 
 
-def _record_revision(*, version: ModelVersion, patch: Mapping[str, Any], before: dict, after: dict, user: Any, source: str) -> DescriptorRevision:
+def _record_revision(
+    *, version: ModelVersion, patch: Mapping[str, Any], before: dict, after: dict, user: Any, source: str
+) -> DescriptorRevision:
     last = version.revisions.aggregate(last=Max("number"))["last"] or 0
     return DescriptorRevision.objects.create(
-        version=version, number=last + 1, patch=dict(patch), before=before, after=after,
-        changed_by=user if getattr(user, "pk", None) else None, source=source,
+        version=version,
+        number=last + 1,
+        patch=dict(patch),
+        before=before,
+        after=after,
+        changed_by=user if getattr(user, "pk", None) else None,
+        source=source,
     )
 
 
-def model_version_set_status(*, version: ModelVersion, status: str, description: str = "", user: Any, source: str = "api") -> ModelVersion:
+def model_version_set_status(
+    *, version: ModelVersion, status: str, description: str = "", user: Any, source: str = "api"
+) -> ModelVersion:
     """Put a version online (only if it loads now) or offline; the descriptor's status follows."""
     status = (status or "").lower()
     if status not in (VersionStatus.ONLINE, VersionStatus.OFFLINE):
         raise ValidationFailed(f"status: must be online or offline, got {status!r}", details={"status": status})
     if version.archived_at is not None:
         raise Conflict(f"{version} is archived; it cannot change status.")
-    problem = load_error(version) if status == VersionStatus.ONLINE or version.status == VersionStatus.LOAD_ERROR else None
+    problem = (
+        load_error(version) if status == VersionStatus.ONLINE or version.status == VersionStatus.LOAD_ERROR else None
+    )
     if problem == R_UNAVAILABLE:
         new_status, new_description = VersionStatus.OFFLINE, R_UNAVAILABLE
     elif problem is not None:
         new_status, new_description = VersionStatus.LOAD_ERROR, f"Load error: {problem}"
     else:
         new_status = status
-        new_description = description or ("Model is loaded and ready for predictions." if status == VersionStatus.ONLINE else "Taken offline.")
+        new_description = description or (
+            "Model is loaded and ready for predictions." if status == VersionStatus.ONLINE else "Taken offline."
+        )
     with transaction.atomic():
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
         before = locked.descriptor
@@ -382,8 +443,17 @@ def model_version_set_status(*, version: ModelVersion, status: str, description:
         )
         if after != before:
             _record_revision(
-                version=locked, patch={"model_identification": {"status": _descriptor_status(new_status), "status_description": new_description}},
-                before=before, after=after, user=user, source=source,
+                version=locked,
+                patch={
+                    "model_identification": {
+                        "status": _descriptor_status(new_status),
+                        "status_description": new_description,
+                    }
+                },
+                before=before,
+                after=after,
+                user=user,
+                source=source,
             )
     version.status, version.status_description, version.descriptor = new_status, new_description, after
     if problem is not None and status == VersionStatus.ONLINE:
@@ -416,10 +486,16 @@ def model_version_update_descriptor(
     changed = sorted(key for key in old_sig if old_sig[key] != new_sig[key])
     if changed:
         raise Conflict(
-            f"This update changes {', '.join(changed)}, which fixes what the version computes; register a new version instead.",
-            details={"immutable": changed}, code="immutable",
+            f"This update changes {', '.join(changed)}, which fixes what the version computes; "
+            "register a new version instead.",
+            details={"immutable": changed},
+            code="immutable",
         )
-    requested_status = (patch.get("model_identification") or {}).get("status") if isinstance(patch.get("model_identification"), Mapping) else None
+    requested_status = (
+        (patch.get("model_identification") or {}).get("status")
+        if isinstance(patch.get("model_identification"), Mapping)
+        else None
+    )
     if requested_status is not None and str(requested_status).lower() == _descriptor_status(version.status):
         requested_status = None  # unchanged: nothing to (re)check
     with transaction.atomic():
@@ -428,14 +504,18 @@ def model_version_update_descriptor(
         after = new.config
         if requested_status is None:  # the status stays the version's own
             description = (after.get("model_identification") or {}).get("status_description") if replace else None
-            after = with_status(after, status=_descriptor_status(locked.status), description=description or locked.status_description)
+            after = with_status(
+                after, status=_descriptor_status(locked.status), description=description or locked.status_description
+            )
         ModelVersion.objects.filter(pk=version.pk).update(descriptor=after, version_label=new.version)
         SoftSensor.objects.filter(pk=locked.soft_sensor_id).update(name=new.name)
         _record_revision(version=locked, patch=patch, before=before, after=after, user=user, source=source)
     version.descriptor, version.version_label = after, new.version
     if requested_status is not None:
         description = (patch.get("model_identification") or {}).get("status_description") or ""
-        model_version_set_status(version=version, status=str(requested_status), description=description, user=user, source=source)
+        model_version_set_status(
+            version=version, status=str(requested_status), description=description, user=user, source=source
+        )
     return version
 
 
@@ -451,7 +531,9 @@ def model_version_mark_load_error(*, version: ModelVersion, problem: str) -> Non
     """A version whose files stopped loading (changed on disk, runtime gone) leaves service."""
     description = f"Load error: {problem}"
     ModelVersion.objects.filter(pk=version.pk).update(
-        status=VersionStatus.LOAD_ERROR, status_description=description, status_changed_at=timezone.now(),
+        status=VersionStatus.LOAD_ERROR,
+        status_description=description,
+        status_changed_at=timezone.now(),
         descriptor=with_status(version.descriptor, status="offline", description=description),
     )
     version.status, version.status_description = VersionStatus.LOAD_ERROR, description
@@ -469,10 +551,15 @@ def model_version_delete(*, version: ModelVersion, user: Any) -> str:
     """
     pointing = list(Alias.objects.filter(version=version).values_list("name", flat=True))
     if pointing:
-        raise Conflict(f"{version} is the target of alias(es) {', '.join(pointing)}; move them first.", details={"aliases": pointing})
+        raise Conflict(
+            f"{version} is the target of alias(es) {', '.join(pointing)}; move them first.",
+            details={"aliases": pointing},
+        )
     if _was_used(version):
         ModelVersion.objects.filter(pk=version.pk).update(
-            archived_at=timezone.now(), status=VersionStatus.OFFLINE, status_description=f"Archived by {getattr(user, 'username', 'system')}."
+            archived_at=timezone.now(),
+            status=VersionStatus.OFFLINE,
+            status_description=f"Archived by {getattr(user, 'username', 'system')}.",
         )
         return "archived"
     directories = {str(Path(path).parent) for path in version.artifacts.values_list("path", flat=True)}
@@ -487,7 +574,10 @@ def soft_sensor_delete(*, soft_sensor: SoftSensor, user: Any, reason: str = "sof
     """Remove a soft sensor: aliases are dropped (recorded), each version erased or archived."""
     for alias in list(Alias.objects.filter(soft_sensor=soft_sensor)):
         alias_delete(soft_sensor=soft_sensor, name=alias.name, user=user, reason=reason)
-    outcomes = [model_version_delete(version=v, user=user) for v in ModelVersion.objects.filter(soft_sensor=soft_sensor).select_related("soft_sensor__project")]
+    outcomes = [
+        model_version_delete(version=v, user=user)
+        for v in ModelVersion.objects.filter(soft_sensor=soft_sensor).select_related("soft_sensor__project")
+    ]
     if "archived" in outcomes:
         SoftSensor.objects.filter(pk=soft_sensor.pk).update(archived_at=timezone.now())
         return "archived"
@@ -505,7 +595,9 @@ def alias_move(*, soft_sensor: SoftSensor, name: str, version: ModelVersion, use
     from django.utils.text import slugify  # noqa: PLC0415
 
     if not name or slugify(name) != name:
-        raise ValidationFailed(f"alias: {name!r} is not a valid alias name (letters, digits, - and _).", details={"alias": name})
+        raise ValidationFailed(
+            f"alias: {name!r} is not a valid alias name (letters, digits, - and _).", details={"alias": name}
+        )
     if not (reason or "").strip():
         raise ValidationFailed("reason: say why the alias moves.", details={"reason": "required"})
     if version.soft_sensor_id != soft_sensor.pk:
@@ -522,8 +614,12 @@ def alias_move(*, soft_sensor: SoftSensor, name: str, version: ModelVersion, use
         alias.version = version
         alias.save(update_fields=["version", "updated_at"])
     AliasMove.objects.create(
-        soft_sensor=soft_sensor, alias_name=name, from_version=previous, to_version=version,
-        moved_by=user if getattr(user, "pk", None) else None, reason=reason.strip(),
+        soft_sensor=soft_sensor,
+        alias_name=name,
+        from_version=previous,
+        to_version=version,
+        moved_by=user if getattr(user, "pk", None) else None,
+        reason=reason.strip(),
     )
     return alias
 
@@ -538,8 +634,12 @@ def alias_delete(*, soft_sensor: SoftSensor, name: str, user: Any, reason: str) 
 
         raise NotFound(f"{soft_sensor.model_id} has no alias {name!r}.")
     AliasMove.objects.create(
-        soft_sensor=soft_sensor, alias_name=name, from_version=alias.version, to_version=None,
-        moved_by=user if getattr(user, "pk", None) else None, reason=reason.strip(),
+        soft_sensor=soft_sensor,
+        alias_name=name,
+        from_version=alias.version,
+        to_version=None,
+        moved_by=user if getattr(user, "pk", None) else None,
+        reason=reason.strip(),
     )
     alias.delete()
 
@@ -560,7 +660,11 @@ class ImportOutcome:
             return f"{self.name}: failed: {self.reason}"
         if self.status == "skipped":
             return f"{self.name}: skipped: {self.reason}"
-        return f"{self.name}: imported (version {self.version}, {self.reason})" if self.reason else f"{self.name}: imported"
+        return (
+            f"{self.name}: imported (version {self.version}, {self.reason})"
+            if self.reason
+            else f"{self.name}: imported"
+        )
 
 
 @dataclass
@@ -577,7 +681,9 @@ class ImportReport:
         return {
             "project_id": self.project.project_id if self.project else None,
             "error": self.error or None,
-            "models": [{"model": o.name, "status": o.status, "reason": o.reason, "version": o.version} for o in self.outcomes],
+            "models": [
+                {"model": o.name, "status": o.status, "reason": o.reason, "version": o.version} for o in self.outcomes
+            ],
         }
 
 
@@ -592,7 +698,9 @@ def _find_artifact(models_dir: Path, name: str) -> Path | None:
     return next((p for p in models_dir.iterdir() if p.is_file() and p.name.lower() == lowered), None)
 
 
-def project_folder_import(*, root: Path, user: Any, project: Project | None = None, source: str = "import") -> ImportReport:
+def project_folder_import(
+    *, root: Path, user: Any, project: Project | None = None, source: str = "import"
+) -> ImportReport:
     """Import a STAMM project folder: project_info.yaml, configs/*.yaml, models/*.
 
     Each descriptor becomes a soft sensor with version 1 (or the next version when its artefact changed;
@@ -640,7 +748,9 @@ def _import_one(config_path: Path, models_dir: Path, *, project: Project, user: 
         if scaler:
             scaler_path = _find_artifact(models_dir, scaler)
             if scaler_path is None:
-                return ImportOutcome(name, "failed", f"missing scaler: models/{scaler} not found ({role.replace('_', ' ')})")
+                return ImportOutcome(
+                    name, "failed", f"missing scaler: models/{scaler} not found ({role.replace('_', ' ')})"
+                )
             files[role] = ArtifactInput(scaler_path, scaler)
     existing = (
         SoftSensor.objects.filter(project=project, model_id=descriptor.model_id)
@@ -657,10 +767,21 @@ def _import_one(config_path: Path, models_dir: Path, *, project: Project, user: 
     has_production = existing is not None and any(a.name == "production" for a in existing.aliases.all())
     try:
         version = model_version_register(
-            project=project, descriptor=descriptor, files=files, user=user, source=source, reject_unloadable=True,
+            project=project,
+            descriptor=descriptor,
+            files=files,
+            user=user,
+            source=source,
+            reject_unloadable=True,
         )
         if version.status == VersionStatus.ONLINE and not has_production:
-            alias_move(soft_sensor=version.soft_sensor, name="production", version=version, user=user, reason=f"imported from {config_path.parent.parent.name}")
+            alias_move(
+                soft_sensor=version.soft_sensor,
+                name="production",
+                version=version,
+                user=user,
+                reason=f"imported from {config_path.parent.parent.name}",
+            )
     except ValidationFailed as exc:
         return ImportOutcome(name, "failed", exc.message)
     except Conflict as exc:
@@ -715,7 +836,10 @@ def zip_extract(upload: BinaryIO | bytes | Path, destination: Path) -> Path:
     for candidate in candidates:
         if (candidate / "configs").is_dir() or (candidate / "project_info.yaml").is_file():
             return candidate
-    raise ValidationFailed("bundle: no configs/ folder or project_info.yaml inside the zip.", details={"bundle": "not a STAMM project folder"})
+    raise ValidationFailed(
+        "bundle: no configs/ folder or project_info.yaml inside the zip.",
+        details={"bundle": "not a STAMM project folder"},
+    )
 
 
 class _ImportRollback(Exception):
@@ -762,7 +886,9 @@ def project_folder_export(*, project: Project, target: Path, soft_sensors: list[
     target = Path(target)
     (target / "configs").mkdir(parents=True, exist_ok=True)
     (target / "models").mkdir(parents=True, exist_ok=True)
-    (target / "project_info.yaml").write_text(export_project_info_yaml(project_info_for(project=project)), encoding="utf-8")
+    (target / "project_info.yaml").write_text(
+        export_project_info_yaml(project_info_for(project=project)), encoding="utf-8"
+    )
     written = []
     for soft_sensor in soft_sensors if soft_sensors is not None else soft_sensor_list(project=project):
         version = current_version(soft_sensor)
@@ -782,7 +908,10 @@ def version_bundle_zip(*, version: ModelVersion) -> bytes:
     buffer = io.BytesIO()
     folder = project.project_id
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{folder}/project_info.yaml", export_project_info_yaml(project_info_for(project=project, variables=list(variable_list(project=project)))))
+        archive.writestr(
+            f"{folder}/project_info.yaml",
+            export_project_info_yaml(project_info_for(project=project, variables=list(variable_list(project=project)))),
+        )
         archive.writestr(f"{folder}/configs/{version.soft_sensor.model_id}.yaml", export_descriptor(version))
         for name, data in _version_files(version):
             archive.writestr(f"{folder}/models/{Path(name).name}", data)

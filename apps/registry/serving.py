@@ -10,6 +10,7 @@ missing feature is an error naming it; extra names are ignored and listed. Every
 ``ok``, or ``out_of_range`` with the inputs outside ``expected_range`` (or, for a feature without a
 declared range, outside the training envelope recorded in ``training_data["envelope"]``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -51,7 +52,9 @@ def _column(values: Any, path: str) -> np.ndarray:
             return column.reshape(1)
         for index, value in enumerate(values if isinstance(values, list) else [values]):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValidationFailed(f"{path}[{index}]: must be a number, got {value!r}", details={path: f"[{index}] is not a number"})
+                raise ValidationFailed(
+                    f"{path}[{index}]: must be a number, got {value!r}", details={path: f"[{index}] is not a number"}
+                )
         raise ValidationFailed(f"{path}: must be a list of numbers", details={path: "must be a list of numbers"})
     bad = ~np.isfinite(column)
     if bad.any():
@@ -92,8 +95,10 @@ def _from_columns(columns: Mapping[str, Any], features: Sequence[str], where: st
     arrays = [_column(columns[name], f"{where}.{name}") for name in features]
     lengths = {len(array) for array in arrays}
     if len(lengths) > 1:
-        sizes = {name: len(array) for name, array in zip(features, arrays)}
-        raise ValidationFailed(f"{where}: every input needs the same number of values, got {sizes}", details={where: sizes})
+        sizes = {name: len(array) for name, array in zip(features, arrays, strict=True)}
+        raise ValidationFailed(
+            f"{where}: every input needs the same number of values, got {sizes}", details={where: sizes}
+        )
     _check_rows(arrays[0].shape[0])
     ignored = sorted(str(key) for key in columns if key not in set(features))
     return FeatureMatrix(np.column_stack(arrays), ignored)
@@ -105,7 +110,9 @@ def _from_records(records: Any, features: Sequence[str], where: str) -> FeatureM
     _check_rows(len(records))
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            raise ValidationFailed(f"{where}[{index}]: must be an object of input values", details={where: f"[{index}]"})
+            raise ValidationFailed(
+                f"{where}[{index}]: must be an object of input values", details={where: f"[{index}]"}
+            )
     wanted = set(features)
     seen = set().union(*records)
     missing_everywhere = [name for name in features if name not in seen]
@@ -124,10 +131,14 @@ def _from_records(records: Any, features: Sequence[str], where: str) -> FeatureM
 def _from_split(split: Any, features: Sequence[str]) -> FeatureMatrix:
     where = "dataframe_split"
     if not isinstance(split, Mapping):
-        raise ValidationFailed(f"{where}: must be an object with columns and data", details={where: "must be an object"})
+        raise ValidationFailed(
+            f"{where}: must be an object with columns and data", details={where: "must be an object"}
+        )
     columns, data = split.get("columns"), split.get("data")
     if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns):
-        raise ValidationFailed(f"{where}.columns: must be a list of column names", details={f"{where}.columns": "required"})
+        raise ValidationFailed(
+            f"{where}.columns: must be a list of column names", details={f"{where}.columns": "required"}
+        )
     if not isinstance(data, list):
         raise ValidationFailed(f"{where}.data: must be a list of rows", details={f"{where}.data": "required"})
     _check_rows(len(data))
@@ -174,7 +185,9 @@ def feature_matrix(body: Any, features: Sequence[str]) -> FeatureMatrix:
     value = body[kind]
     if kind == "inputs":
         if not isinstance(value, Mapping):
-            raise ValidationFailed("inputs: must be an object {feature: [values]}", details={"inputs": "must be an object"})
+            raise ValidationFailed(
+                "inputs: must be an object {feature: [values]}", details={"inputs": "must be an object"}
+            )
         return _from_columns(value, features, "inputs")
     if kind == "dataframe_split":
         return _from_split(value, features)
@@ -192,7 +205,11 @@ def feature_bounds(config: Mapping[str, Any], training_data: Mapping[str, Any] |
     high = np.full(len(features), np.nan)
     for index, feature in enumerate(features):
         declared = feature.get("expected_range") or {}
-        bounds = declared if (declared.get("min") is not None or declared.get("max") is not None) else envelope.get(feature["name"]) or {}
+        bounds = (
+            declared
+            if (declared.get("min") is not None or declared.get("max") is not None)
+            else envelope.get(feature["name"]) or {}
+        )
         if isinstance(bounds.get("min"), (int, float)):
             low[index] = bounds["min"]
         if isinstance(bounds.get("max"), (int, float)):
@@ -211,9 +228,10 @@ def validity(X: np.ndarray, features: Sequence[str], low: np.ndarray, high: np.n
     rows = np.flatnonzero(flagged)
     patterns, inverse = np.unique(outside[rows], axis=0, return_inverse=True)
     shared = [
-        {"verdict": "out_of_range", "inputs": [features[col] for col in np.flatnonzero(pattern)]} for pattern in patterns
+        {"verdict": "out_of_range", "inputs": [features[col] for col in np.flatnonzero(pattern)]}
+        for pattern in patterns
     ]
-    for row, which in zip(rows.tolist(), inverse.reshape(-1).tolist()):
+    for row, which in zip(rows.tolist(), inverse.reshape(-1).tolist(), strict=True):
         verdicts[row] = shared[which]
     return verdicts
 
@@ -279,7 +297,9 @@ def predict_body(version: Any, body: Any, *, artifacts: Sequence[Any] | None = N
     return predict_matrix(version, parsed.X, ignored=parsed.ignored, artifacts=artifacts)
 
 
-def predict_matrix(version: Any, X: np.ndarray, *, ignored: list[str] | None = None, artifacts: Sequence[Any] | None = None) -> PredictionResult:
+def predict_matrix(
+    version: Any, X: np.ndarray, *, ignored: list[str] | None = None, artifacts: Sequence[Any] | None = None
+) -> PredictionResult:
     config = version.descriptor
     features = [f["name"] for f in config["inputs"]["features"]]
     bundle = bundle_for_version(version, artifacts)

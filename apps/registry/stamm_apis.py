@@ -4,6 +4,7 @@ Mounted under ``/stamm/`` so existing STAMM clients (the Airflow DAG, the dashbo
 base URL. Unlike upstream, every endpoint needs authentication (a token), and prediction takes inputs
 by name in the descriptor's ``features`` order whatever order the request keys come in.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,7 @@ from rest_framework.views import APIView
 
 from apps.common.errors import NotFound, ValidationFailed
 
-from . import selectors, serving, services
+from . import selectors, services, serving
 from .apis import CanManage, CanPredict, CanView, json_numbers, serve_prediction
 from .models import ModelVersion
 from .project_info import format_date
@@ -36,17 +37,19 @@ class StammProjectListApi(APIView):
     permission_classes = [CanView]
 
     def get(self, request: Request) -> Response:
-        return Response([
-            {
-                "project_ID": p.project_id,
-                "name": p.name,
-                "description": p.description,
-                "coordinator": p.coordinator,
-                "start_date": format_date(p.start_date),
-                "end_date": format_date(p.end_date),
-            }
-            for p in selectors.project_list()
-        ])
+        return Response(
+            [
+                {
+                    "project_ID": p.project_id,
+                    "name": p.name,
+                    "description": p.description,
+                    "coordinator": p.coordinator,
+                    "start_date": format_date(p.start_date),
+                    "end_date": format_date(p.end_date),
+                }
+                for p in selectors.project_list()
+            ]
+        )
 
 
 @extend_schema(tags=["stamm"])
@@ -74,11 +77,14 @@ class StammModelListApi(APIView):
                 continue
             config = version.descriptor
             identification = config.get("model_identification", {})
-            rows.append({
-                "model_ID": soft_sensor.model_id,
-                "model_name": (config.get("model_description") or {}).get("model_name") or identification.get("name", ""),
-                "metadata": identification,
-            })
+            rows.append(
+                {
+                    "model_ID": soft_sensor.model_id,
+                    "model_name": (config.get("model_description") or {}).get("model_name")
+                    or identification.get("name", ""),
+                    "metadata": identification,
+                }
+            )
         return Response(rows)
 
 
@@ -110,7 +116,9 @@ class StammModelUpdateApi(APIView):
 
     def put(self, request: Request, project_id: str, model_id: str) -> Response:
         version = _current(project_id, model_id)
-        services.model_version_update_descriptor(version=version, patch=request.data, user=request.user, source="stamm-update")
+        services.model_version_update_descriptor(
+            version=version, patch=request.data, user=request.user, source="stamm-update"
+        )
         return Response({"status": "ok"})
 
 
@@ -133,5 +141,11 @@ class StammModelPredictApi(APIView):
         version = _current(project_id, model_id)
         features = [f["name"] for f in version.descriptor["inputs"]["features"]]
         matrix = serving.columns_matrix(input_data, features, "req.input_data")
-        result = serve_prediction(version, {"inputs": dict(zip(features, matrix.X.T.tolist()))})
-        return Response({"output_model": [{"metadata": version.descriptor.get("outputs", {}), "prediction": json_numbers(result.predictions)}]})
+        result = serve_prediction(version, {"inputs": dict(zip(features, matrix.X.T.tolist(), strict=True))})
+        return Response(
+            {
+                "output_model": [
+                    {"metadata": version.descriptor.get("outputs", {}), "prediction": json_numbers(result.predictions)}
+                ]
+            }
+        )

@@ -1,4 +1,5 @@
 """Upstream STAMM registry paths (contracts §3), mounted under /stamm/. Trailing slashes are optional."""
+
 from django.urls import re_path
 
 from . import stamm_apis

@@ -1,4 +1,5 @@
 """API routes of the registry app, mounted under /api/v1/registry/."""
+
 from django.urls import path
 
 from . import apis
@@ -13,9 +14,17 @@ urlpatterns = [
     path("projects/<str:project_id>/", apis.ProjectDetailApi.as_view(), name="registry-project-detail"),
     path("projects/<str:project_id>/update/", apis.ProjectUpdateApi.as_view(), name="registry-project-update"),
     path("projects/<str:project_id>/variables/", apis.VariableListApi.as_view(), name="registry-variable-list"),
-    path("projects/<str:project_id>/variables/replace/", apis.VariableReplaceApi.as_view(), name="registry-variable-replace"),
+    path(
+        "projects/<str:project_id>/variables/replace/",
+        apis.VariableReplaceApi.as_view(),
+        name="registry-variable-replace",
+    ),
     path("projects/<str:project_id>/soft-sensors/", apis.SoftSensorListApi.as_view(), name="registry-softsensor-list"),
-    path("projects/<str:project_id>/versions/upload/", apis.ModelVersionUploadApi.as_view(), name="registry-version-upload"),
+    path(
+        "projects/<str:project_id>/versions/upload/",
+        apis.ModelVersionUploadApi.as_view(),
+        name="registry-version-upload",
+    ),
     path(SS, apis.SoftSensorDetailApi.as_view(), name="registry-softsensor-detail"),
     path(SS + "delete/", apis.SoftSensorDeleteApi.as_view(), name="registry-softsensor-delete"),
     path(SS + "aliases/", apis.AliasListApi.as_view(), name="registry-alias-list"),

@@ -3,6 +3,7 @@
 Operators (``view_process``) see the read-only pages; every page or action that writes needs
 ``manage_models``. The pages call the same services and selectors as the REST API.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -56,7 +57,9 @@ def _can_manage(request: HttpRequest) -> bool:
 
 
 def _model_url(soft_sensor: SoftSensor, version: int | None = None) -> str:
-    url = reverse("registry:model", kwargs={"project_id": soft_sensor.project.project_id, "model_id": soft_sensor.model_id})
+    url = reverse(
+        "registry:model", kwargs={"project_id": soft_sensor.project.project_id, "model_id": soft_sensor.model_id}
+    )
     return f"{url}?version={version}" if version else url
 
 
@@ -65,18 +68,28 @@ def _model_url(soft_sensor: SoftSensor, version: int | None = None) -> str:
 
 class UploadForm(forms.Form):
     descriptor_file = forms.FileField(required=False, label="Descriptor (YAML file)")
-    descriptor_text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 10}), label="…or paste the descriptor YAML")
-    model_file = forms.FileField(required=False, label="Model artefact", help_text="skops (.skops) is recommended: it loads without running code. "
-                                 "Pickle/joblib (.pkl, .joblib) are accepted and recorded as trusted by you. R: .rds")
+    descriptor_text = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 10}), label="…or paste the descriptor YAML"
+    )
+    model_file = forms.FileField(
+        required=False,
+        label="Model artefact",
+        help_text="skops (.skops) is recommended: it loads without running code. "
+        "Pickle/joblib (.pkl, .joblib) are accepted and recorded as trusted by you. R: .rds",
+    )
     input_scaler = forms.FileField(required=False, label="Input scaler (if inputs.scaler names one)")
     output_scaler = forms.FileField(required=False, label="Output scaler (if outputs.scaler names one)")
-    status = forms.ChoiceField(choices=[("", "as the descriptor says"), ("online", "online"), ("offline", "offline")], required=False)
+    status = forms.ChoiceField(
+        choices=[("", "as the descriptor says"), ("online", "online"), ("offline", "offline")], required=False
+    )
     alias = forms.SlugField(required=False, help_text="Point this alias (e.g. staging) at the new version.")
     reason = forms.CharField(required=False, help_text="Why (recorded with the alias move).")
 
 
 class BundleForm(forms.Form):
-    bundle = forms.FileField(label="Zip of a STAMM project folder", help_text="project_info.yaml, configs/*.yaml, models/*")
+    bundle = forms.FileField(
+        label="Zip of a STAMM project folder", help_text="project_info.yaml, configs/*.yaml, models/*"
+    )
 
 
 class AliasForm(forms.Form):
@@ -99,9 +112,15 @@ class YamlForm(forms.Form):
 
 @capability_required("view_process")
 def project_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "registry/project_list.html", {
-        "projects": selectors.project_list(), "can_manage": _can_manage(request), "bundle_form": BundleForm(),
-    })
+    return render(
+        request,
+        "registry/project_list.html",
+        {
+            "projects": selectors.project_list(),
+            "can_manage": _can_manage(request),
+            "bundle_form": BundleForm(),
+        },
+    )
 
 
 @capability_required("manage_models")
@@ -118,8 +137,14 @@ def project_import(request: HttpRequest, project_id: str | None = None) -> HttpR
         report = services.project_zip_import(upload=form.cleaned_data["bundle"], user=request.user, project=project)
     except ApplicationError as exc:
         details = exc.details if isinstance(exc.details, dict) else {}
-        return render(request, "registry/import_result.html", {"error": exc.message, "report": details, "back": back}, status=400)
-    return render(request, "registry/import_result.html", {"report": report.as_dict(), "back": reverse("registry:project", args=[report.project.project_id])})
+        return render(
+            request, "registry/import_result.html", {"error": exc.message, "report": details, "back": back}, status=400
+        )
+    return render(
+        request,
+        "registry/import_result.html",
+        {"report": report.as_dict(), "back": reverse("registry:project", args=[report.project.project_id])},
+    )
 
 
 @capability_required("view_process")
@@ -129,20 +154,26 @@ def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
     for soft_sensor in selectors.soft_sensor_list(project=project):
         current = selectors.current_version(soft_sensor)
         versions = list(soft_sensor.versions.all())
-        rows.append({
-            "soft_sensor": soft_sensor,
-            "current": current,
-            "latest": versions[0] if versions else None,
-            "author": (current.descriptor.get("model_identification", {}).get("author") if current else "") or "",
-            "aliases": sorted((a.name, a.version.number) for a in soft_sensor.aliases.all()),
-        })
-    return render(request, "registry/project_detail.html", {
-        "project": project,
-        "variables": selectors.variable_list(project=project),
-        "rows": rows,
-        "can_manage": _can_manage(request),
-        "bundle_form": BundleForm(),
-    })
+        rows.append(
+            {
+                "soft_sensor": soft_sensor,
+                "current": current,
+                "latest": versions[0] if versions else None,
+                "author": (current.descriptor.get("model_identification", {}).get("author") if current else "") or "",
+                "aliases": sorted((a.name, a.version.number) for a in soft_sensor.aliases.all()),
+            }
+        )
+    return render(
+        request,
+        "registry/project_detail.html",
+        {
+            "project": project,
+            "variables": selectors.variable_list(project=project),
+            "rows": rows,
+            "can_manage": _can_manage(request),
+            "bundle_form": BundleForm(),
+        },
+    )
 
 
 @capability_required("manage_models")
@@ -154,19 +185,35 @@ def upload(request: HttpRequest, project_id: str) -> HttpResponse:
     errors: list[str] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        text = data["descriptor_file"].read().decode("utf-8", errors="replace") if data["descriptor_file"] else data["descriptor_text"]
+        text = (
+            data["descriptor_file"].read().decode("utf-8", errors="replace")
+            if data["descriptor_file"]
+            else data["descriptor_text"]
+        )
         files = {
             role: services.ArtifactInput(data[field], data[field].name)
-            for role, field in (("model", "model_file"), ("input_scaler", "input_scaler"), ("output_scaler", "output_scaler"))
+            for role, field in (
+                ("model", "model_file"),
+                ("input_scaler", "input_scaler"),
+                ("output_scaler", "output_scaler"),
+            )
             if data[field]
         }
         try:
             if not (text or "").strip():
-                raise ValidationFailed("descriptor: give the descriptor YAML (file or text).", details={"descriptor": ["required"]})
+                raise ValidationFailed(
+                    "descriptor: give the descriptor YAML (file or text).", details={"descriptor": ["required"]}
+                )
             descriptor = services.parse_descriptor_or_400(text)
             version = services.model_version_register(
-                project=project, descriptor=descriptor, files=files, user=request.user, source="upload",
-                status=data["status"] or None, alias=data["alias"] or None, alias_reason=data["reason"],
+                project=project,
+                descriptor=descriptor,
+                files=files,
+                user=request.user,
+                source="upload",
+                status=data["status"] or None,
+                alias=data["alias"] or None,
+                alias_reason=data["reason"],
             )
         except ApplicationError as exc:
             details = exc.details.get("descriptor") if isinstance(exc.details, dict) else None
@@ -175,7 +222,11 @@ def upload(request: HttpRequest, project_id: str) -> HttpResponse:
             level = messages.success if version.status == "online" else messages.warning
             level(request, f"Registered {version} ({version.get_status_display()}: {version.status_description}).")
             return redirect(_model_url(version.soft_sensor, version.number))
-    return render(request, "registry/upload.html", {"project": project, "form": form, "errors": errors, "bundle_form": BundleForm()})
+    return render(
+        request,
+        "registry/upload.html",
+        {"project": project, "form": form, "errors": errors, "bundle_form": BundleForm()},
+    )
 
 
 @capability_required("view_process")
@@ -192,18 +243,22 @@ def model_detail(request: HttpRequest, project_id: str, model_id: str) -> HttpRe
         for key, title in SECTIONS:
             if key in shown.descriptor:
                 sections.append({"key": key, "title": title, "value": shown.descriptor[key]})
-    return render(request, "registry/model_detail.html", {
-        "soft_sensor": soft_sensor,
-        "project": soft_sensor.project,
-        "versions": versions,
-        "shown": shown,
-        "sections": sections,
-        "aliases": sorted(soft_sensor.aliases.all(), key=lambda a: a.name),
-        "alias_history": selectors.alias_history(soft_sensor=soft_sensor),
-        "revisions": selectors.descriptor_history(version=shown)[:20] if shown else [],
-        "can_manage": _can_manage(request),
-        "alias_form": AliasForm(initial={"version": shown.number if shown else None}),
-    })
+    return render(
+        request,
+        "registry/model_detail.html",
+        {
+            "soft_sensor": soft_sensor,
+            "project": soft_sensor.project,
+            "versions": versions,
+            "shown": shown,
+            "sections": sections,
+            "aliases": sorted(soft_sensor.aliases.all(), key=lambda a: a.name),
+            "alias_history": selectors.alias_history(soft_sensor=soft_sensor),
+            "revisions": selectors.descriptor_history(version=shown)[:20] if shown else [],
+            "can_manage": _can_manage(request),
+            "alias_form": AliasForm(initial={"version": shown.number if shown else None}),
+        },
+    )
 
 
 def _version_or_404(project_id: str, model_id: str, number: int) -> ModelVersion:
@@ -228,7 +283,9 @@ def edit_yaml(request: HttpRequest, project_id: str, model_id: str, number: int)
                 if not isinstance(config, dict):
                     raise DescriptorError(["ml_model_configuration: is required (the root key of a STAMM descriptor)"])
                 validate_config(config)
-                services.model_version_update_descriptor(version=version, patch=config, user=request.user, source="ui", replace=True)
+                services.model_version_update_descriptor(
+                    version=version, patch=config, user=request.user, source="ui", replace=True
+                )
             except DescriptorError as exc:
                 errors = exc.errors
             except ApplicationError as exc:
@@ -239,8 +296,17 @@ def edit_yaml(request: HttpRequest, project_id: str, model_id: str, number: int)
                 return redirect(_model_url(version.soft_sensor, version.number))
     else:
         form = YamlForm(initial={"descriptor": dump_yaml({"ml_model_configuration": version.descriptor})})
-    return render(request, "registry/edit_yaml.html", {"version": version, "soft_sensor": version.soft_sensor,
-                                                       "project": version.soft_sensor.project, "form": form, "errors": errors})
+    return render(
+        request,
+        "registry/edit_yaml.html",
+        {
+            "version": version,
+            "soft_sensor": version.soft_sensor,
+            "project": version.soft_sensor.project,
+            "form": form,
+            "errors": errors,
+        },
+    )
 
 
 @capability_required("manage_models")
@@ -263,12 +329,19 @@ def move_alias(request: HttpRequest, project_id: str, model_id: str) -> HttpResp
     soft_sensor = selectors.soft_sensor_get(project_id=project_id, model_id=model_id)
     form = AliasForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Alias move refused: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        messages.error(
+            request, "Alias move refused: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        )
         return redirect(_model_url(soft_sensor))
     try:
         version = selectors.version_get(soft_sensor=soft_sensor, number=form.cleaned_data["version"])
-        services.alias_move(soft_sensor=soft_sensor, name=form.cleaned_data["alias"], version=version, user=request.user,
-                            reason=form.cleaned_data["reason"])
+        services.alias_move(
+            soft_sensor=soft_sensor,
+            name=form.cleaned_data["alias"],
+            version=version,
+            user=request.user,
+            reason=form.cleaned_data["reason"],
+        )
         messages.success(request, f"Alias {form.cleaned_data['alias']} now points at version {version.number}.")
     except ApplicationError as exc:
         messages.error(request, exc.message)
@@ -288,9 +361,16 @@ def delete_version(request: HttpRequest, project_id: str, model_id: str, number:
             return redirect(_model_url(version.soft_sensor, version.number))
         messages.success(request, f"{version} {outcome}.")
         return redirect(_model_url(version.soft_sensor))
-    used = version.first_predicted_at is not None or version.aliases.exists() or AliasMove.objects.filter(to_version=version).exists()
-    return render(request, "registry/delete_confirm.html", {"version": version, "soft_sensor": version.soft_sensor,
-                                                            "project": version.soft_sensor.project, "used": used})
+    used = (
+        version.first_predicted_at is not None
+        or version.aliases.exists()
+        or AliasMove.objects.filter(to_version=version).exists()
+    )
+    return render(
+        request,
+        "registry/delete_confirm.html",
+        {"version": version, "soft_sensor": version.soft_sensor, "project": version.soft_sensor.project, "used": used},
+    )
 
 
 @capability_required("view_process")

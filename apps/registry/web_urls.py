@@ -1,4 +1,5 @@
 """Modeler pages of the registry, mounted under /registry/."""
+
 from django.urls import path
 
 from . import views

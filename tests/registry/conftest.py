@@ -1,4 +1,5 @@
 """Registry fixtures: real scikit-learn models trained on IndPenSim batches, descriptors, project folders."""
+
 from __future__ import annotations
 
 import copy
@@ -118,7 +119,11 @@ def descriptor(
     feats = []
     for name in features:
         entry: dict[str, Any] = {
-            "name": name, "type": "sensor", "description": f"{name} of the bioreactor.", "units": "", "lag": 0,
+            "name": name,
+            "type": "sensor",
+            "description": f"{name} of the bioreactor.",
+            "units": "",
+            "lag": 0,
             "feature_scaling": "none",
         }
         if ranges and frame is not None:
@@ -126,12 +131,21 @@ def descriptor(
         feats.append(entry)
     config: dict[str, Any] = {
         "model_identification": {
-            "name": "Random Forest", "version": version, "ID": model_id, "UUID": "", "author": "A. Modeler",
-            "doi": "", "creation_date": "22-01-2024", "project": "../project_info.yaml", "status": status,
+            "name": "Random Forest",
+            "version": version,
+            "ID": model_id,
+            "UUID": "",
+            "author": "A. Modeler",
+            "doi": "",
+            "creation_date": "22-01-2024",
+            "project": "../project_info.yaml",
+            "status": status,
             "status_description": "Model is loaded and ready for predictions.",
         },
         "model_description": {
-            "learner": "random_forest", "model_type": "ensemble", "model_name": f"{model_id} [Python]",
+            "learner": "random_forest",
+            "model_type": "ensemble",
+            "model_name": f"{model_id} [Python]",
             "description": "Soft sensor for penicillin concentration.",
             "language": copy.deepcopy(language if language is not None else LANGUAGE_SHAPES["split-list"]),
             "config_files": {"model_file": model_file or f"{model_id}.pkl"},
@@ -143,14 +157,24 @@ def descriptor(
             },
         },
         "training_information": {
-            "number_of_instances": 400, "hyperparameters": {"number_of_trees": 8},
-            "validation": "hold-out batch 96", "experiments_ID": [92, 93],
+            "number_of_instances": 400,
+            "hyperparameters": {"number_of_trees": 8},
+            "validation": "hold-out batch 96",
+            "experiments_ID": [92, 93],
         },
         "inputs": {"features": feats},
-        "outputs": {"information": [{
-            "name": TARGET, "description": "Penicillin concentration.", "units": "g L-1", "forecast_horizon": 0,
-            "feature_scaling": "none", "expected_range": {"min": 0, "max": 50},
-        }]},
+        "outputs": {
+            "information": [
+                {
+                    "name": TARGET,
+                    "description": "Penicillin concentration.",
+                    "units": "g L-1",
+                    "forecast_horizon": 0,
+                    "feature_scaling": "none",
+                    "expected_range": {"min": 0, "max": 50},
+                }
+            ]
+        },
     }
     if input_scaler:
         config["inputs"]["scaler"] = input_scaler
@@ -171,22 +195,71 @@ PROJECT_INFO = {
     "contributors": ["A. Modeler", "B. Engineer"],
     "start_date": "01/01/2024",
     "end_date": "31/12/2025",
-    "data_sources": [{"name": "IndPenSim", "url": "http://www.industrialpenicillinsimulation.com", "notes": "batches 91-100"}],
+    "data_sources": [
+        {"name": "IndPenSim", "url": "http://www.industrialpenicillinsimulation.com", "notes": "batches 91-100"}
+    ],
     "db_config": {"host": "influxdb", "port": 8086},
-    "references": [{"id": 1, "authors": "Goldrick et al.", "title": "The development of an industrial-scale fed-batch fermentation simulation",
-                    "journal": "J. Biotechnol.", "year": 2015, "doi": "10.1016/j.jbiotec.2014.10.029", "apa": "Goldrick, S. (2015)."}],
+    "references": [
+        {
+            "id": 1,
+            "authors": "Goldrick et al.",
+            "title": "The development of an industrial-scale fed-batch fermentation simulation",
+            "journal": "J. Biotechnol.",
+            "year": 2015,
+            "doi": "10.1016/j.jbiotec.2014.10.029",
+            "apa": "Goldrick, S. (2015).",
+        }
+    ],
     "variables": [
-        {"name": "Time (h)", "column_type": "Time", "units": "h", "renamed_variable": "time", "description": "Time since inoculation."},
-        {"name": "Temperature(T:K)", "column_type": "Sensor", "units": "K", "renamed_variable": "temperature", "description": "Temperature."},
-        {"name": "Sugar feed rate(Fs:L/h)", "column_type": "Actuator", "units": "L/h", "renamed_variable": "sugar_feed_rate", "description": "Fs."},
-        {"name": "Penicillin concentration(P:g/L)", "column_type": "Soft_sensor", "units": "g/L", "renamed_variable": "penicillin_concentration", "description": "P."},
-        {"name": "Offline Penicillin concentration(P_offline:P(g/L))", "column_type": "Offline_measurement", "units": "g/L", "renamed_variable": "offline_penicillin_concentration", "description": "Lab."},
-        {"name": "Batch ID", "column_type": "Experiment", "units": "", "renamed_variable": "experiment_id", "description": "Batch."},
+        {
+            "name": "Time (h)",
+            "column_type": "Time",
+            "units": "h",
+            "renamed_variable": "time",
+            "description": "Time since inoculation.",
+        },
+        {
+            "name": "Temperature(T:K)",
+            "column_type": "Sensor",
+            "units": "K",
+            "renamed_variable": "temperature",
+            "description": "Temperature.",
+        },
+        {
+            "name": "Sugar feed rate(Fs:L/h)",
+            "column_type": "Actuator",
+            "units": "L/h",
+            "renamed_variable": "sugar_feed_rate",
+            "description": "Fs.",
+        },
+        {
+            "name": "Penicillin concentration(P:g/L)",
+            "column_type": "Soft_sensor",
+            "units": "g/L",
+            "renamed_variable": "penicillin_concentration",
+            "description": "P.",
+        },
+        {
+            "name": "Offline Penicillin concentration(P_offline:P(g/L))",
+            "column_type": "Offline_measurement",
+            "units": "g/L",
+            "renamed_variable": "offline_penicillin_concentration",
+            "description": "Lab.",
+        },
+        {
+            "name": "Batch ID",
+            "column_type": "Experiment",
+            "units": "",
+            "renamed_variable": "experiment_id",
+            "description": "Batch.",
+        },
     ],
 }
 
 
-def write_project(root: Path, models: list[tuple[dict[str, Any], dict[str, Any]]], info: dict[str, Any] | None = None) -> Path:
+def write_project(
+    root: Path, models: list[tuple[dict[str, Any], dict[str, Any]]], info: dict[str, Any] | None = None
+) -> Path:
     """A STAMM project folder: project_info.yaml, configs/<ID>.yaml, models/<files>.
 
     ``models`` is a list of (descriptor document, {file name: object to dump}).
@@ -224,8 +297,15 @@ def register(project, role_users, tmp_path, training_frame):
     from apps.registry.descriptors import parse_descriptor
     from apps.registry.services import ArtifactInput, model_version_register
 
-    def build(kind: str = "rf", *, model_id: str = "0001_[python]_penicillin_RF", fmt: str = ".pkl", user: str = "modeler",
-              training_data: dict | None = None, **options: Any):
+    def build(
+        kind: str = "rf",
+        *,
+        model_id: str = "0001_[python]_penicillin_RF",
+        fmt: str = ".pkl",
+        user: str = "modeler",
+        training_data: dict | None = None,
+        **options: Any,
+    ):
         fitted = train(kind, training_frame)
         files: dict[str, ArtifactInput] = {}
         model_name = f"{model_id}{fmt}"
@@ -242,12 +322,12 @@ def register(project, role_users, tmp_path, training_frame):
         options.setdefault("frame", training_frame)
         document = descriptor(model_id, model_file=model_name, **extra, **options)
         version = model_version_register(
-            project=project, descriptor=parse_descriptor(document), files=files, user=role_users[user],
+            project=project,
+            descriptor=parse_descriptor(document),
+            files=files,
+            user=role_users[user],
             training_data=training_data,
         )
         return version, fitted
 
     return build
-
-
-from tests.conftest import CALLERS as CALLERS_ALL  # noqa: E402  (re-exported for the role matrices)

@@ -1,4 +1,5 @@
 """The /api/v1/registry/ endpoints: role matrix, upload, zip import, aliases, status, predict."""
+
 from __future__ import annotations
 
 import io
@@ -9,8 +10,9 @@ from urllib.parse import quote
 import pytest
 
 from apps.registry.models import AliasMove, DescriptorRevision, ModelVersion, VersionStatus
+from tests.conftest import CALLERS as CALLERS_ALL
 
-from .conftest import CALLERS_ALL, FEATURES, descriptor, dump, reference_predict, to_yaml, train, write_project
+from .conftest import FEATURES, descriptor, dump, reference_predict, to_yaml, train, write_project
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/registry"
@@ -72,7 +74,9 @@ def test_role_matrix_writes(online, api_client_for, tmp_path, training_frame, ca
     client = api_client_for(caller)
     status = client.post(f"{SS}/versions/1/status/", {"status": "offline"}, format="json").status_code
     alias = client.post(f"{SS}/aliases/staging/move/", {"version": 1, "reason": "try"}, format="json").status_code
-    update = client.put(f"{SS}/versions/1/descriptor/", {"model_identification": {"author": "X"}}, format="json").status_code
+    update = client.put(
+        f"{SS}/versions/1/descriptor/", {"model_identification": {"author": "X"}}, format="json"
+    ).status_code
     uploaded, _ = upload(client, tmp_path, training_frame, kind="dt", model_id="0002_[python]_penicillin_DT")
     expected = EXPECT_WRITE[caller]
     assert (status, alias, update) == (expected, expected, expected)
@@ -84,8 +88,14 @@ def test_role_matrix_writes(online, api_client_for, tmp_path, training_frame, ca
 
 def test_upload_descriptor_and_skops_artefact(project, api_client_for, tmp_path, training_frame, test_frame):
     client = api_client_for("modeler")
-    response, fitted = upload(client, tmp_path, training_frame, alias="production", reason="first model",
-                              training_data=json.dumps({"batches": [92, 93]}))
+    response, fitted = upload(
+        client,
+        tmp_path,
+        training_frame,
+        alias="production",
+        reason="first model",
+        training_data=json.dumps({"batches": [92, 93]}),
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["number"] == 1 and body["flavor"] == "sklearn-skops" and body["status"] == "online"
@@ -93,7 +103,9 @@ def test_upload_descriptor_and_skops_artefact(project, api_client_for, tmp_path,
     assert body["artifacts"][0]["trusted_by"] == "test-modeler"
     assert body["descriptor"]["model_identification"]["ID"] == MID
     rows = test_frame.head(50)
-    predicted = client.post(f"{SS}/aliases/production/predict/", {"inputs": {f: rows[f].tolist() for f in FEATURES}}, format="json")
+    predicted = client.post(
+        f"{SS}/aliases/production/predict/", {"inputs": {f: rows[f].tolist() for f in FEATURES}}, format="json"
+    )
     assert predicted.status_code == 200
     out = predicted.json()
     assert out["version"] == 1 and out["alias"] == "production" and out["soft_sensor"] == MID
@@ -106,7 +118,8 @@ def test_bad_descriptor_upload_is_a_400_naming_the_path(project, api_client_for)
     document["ml_model_configuration"]["inputs"]["features"][3]["expected_range"] = {"min": "cold", "max": 3}
     response = api_client_for("modeler").post(
         f"{BASE}/projects/P0001/versions/upload/",
-        {"descriptor": to_yaml(document), "model_file": io.BytesIO(b"x")}, format="multipart",
+        {"descriptor": to_yaml(document), "model_file": io.BytesIO(b"x")},
+        format="multipart",
     )
     assert response.status_code == 400
     error = response.json()["error"]
@@ -117,16 +130,20 @@ def test_bad_descriptor_upload_is_a_400_naming_the_path(project, api_client_for)
 
 def test_upload_without_model_file_names_it(project, api_client_for):
     response = api_client_for("modeler").post(
-        f"{BASE}/projects/P0001/versions/upload/", {"descriptor": to_yaml(descriptor())}, format="multipart")
+        f"{BASE}/projects/P0001/versions/upload/", {"descriptor": to_yaml(descriptor())}, format="multipart"
+    )
     assert response.status_code == 400
     assert "missing artefact" in response.json()["error"]["message"]
 
 
 def test_zip_upload_of_a_project_folder(db, role_users, api_client_for, tmp_path, training_frame):
     fitted = train("dt", training_frame)
-    root = write_project(tmp_path / "P0001", [
-        (descriptor(MID, model_file=f"{MID}.pkl", frame=training_frame), {f"{MID}.pkl": fitted["model"]}),
-    ])
+    root = write_project(
+        tmp_path / "P0001",
+        [
+            (descriptor(MID, model_file=f"{MID}.pkl", frame=training_frame), {f"{MID}.pkl": fitted["model"]}),
+        ],
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in root.rglob("*"):
@@ -142,10 +159,13 @@ def test_zip_upload_of_a_project_folder(db, role_users, api_client_for, tmp_path
 
 def test_zip_with_a_failing_model_imports_nothing(db, role_users, api_client_for, tmp_path, training_frame):
     fitted = train("dt", training_frame)
-    root = write_project(tmp_path / "P0001", [
-        (descriptor(MID, model_file=f"{MID}.pkl"), {f"{MID}.pkl": fitted["model"]}),
-        (descriptor("0002_[python]_lost", model_file="lost.pkl"), {}),
-    ])
+    root = write_project(
+        tmp_path / "P0001",
+        [
+            (descriptor(MID, model_file=f"{MID}.pkl"), {f"{MID}.pkl": fitted["model"]}),
+            (descriptor("0002_[python]_lost", model_file="lost.pkl"), {}),
+        ],
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in root.rglob("*"):
@@ -189,8 +209,11 @@ def test_all_body_shapes_give_the_same_answer(online, api_client_for, test_frame
 
 @pytest.mark.parametrize(
     "body, fragment",
-    [({"rows": []}, "expected exactly one of"), ({"inputs": {"temperature": [1]}}, "missing input(s)"),
-     ({"instances": [{**{f: 1 for f in FEATURES}, "pH": "x"}]}, "instances.pH[0]: must be a number")],
+    [
+        ({"rows": []}, "expected exactly one of"),
+        ({"inputs": {"temperature": [1]}}, "missing input(s)"),
+        ({"instances": [{**{f: 1 for f in FEATURES}, "pH": "x"}]}, "instances.pH[0]: must be a number"),
+    ],
 )
 def test_bad_predict_bodies_are_400(online, api_client_for, body, fragment):
     response = api_client_for("operator").post(f"{SS}/versions/1/predict/", body, format="json")
@@ -215,25 +238,45 @@ def test_predict_unknown_alias_is_404_and_offline_is_409(online, api_client_for,
 def test_alias_moves_are_recorded(online, register, api_client_for):
     client = api_client_for("modeler")
     register("dt")
-    assert client.post(f"{SS}/aliases/production/move/", {"version": 1, "reason": "first"}, format="json").status_code == 200
-    assert client.post(f"{SS}/aliases/production/move/", {"version": 2, "reason": "better RMSE"}, format="json").status_code == 200
+    assert (
+        client.post(f"{SS}/aliases/production/move/", {"version": 1, "reason": "first"}, format="json").status_code
+        == 200
+    )
+    assert (
+        client.post(
+            f"{SS}/aliases/production/move/", {"version": 2, "reason": "better RMSE"}, format="json"
+        ).status_code
+        == 200
+    )
     missing_reason = client.post(f"{SS}/aliases/production/move/", {"version": 1}, format="json")
     assert missing_reason.status_code == 400
     listing = client.get(f"{SS}/aliases/").json()
-    assert listing["aliases"] == [{"name": "production", "version": 2, "updated_at": listing["aliases"][0]["updated_at"]}]
+    assert listing["aliases"] == [
+        {"name": "production", "version": 2, "updated_at": listing["aliases"][0]["updated_at"]}
+    ]
     assert [(m["from_version"], m["to_version"], m["reason"], m["moved_by"]) for m in listing["history"]] == [
-        (1, 2, "better RMSE", "test-modeler"), (None, 1, "first", "test-modeler")]
+        (1, 2, "better RMSE", "test-modeler"),
+        (None, 1, "first", "test-modeler"),
+    ]
     assert client.post(f"{SS}/aliases/production/delete/", {"reason": "retired"}, format="json").status_code == 204
     assert AliasMove.objects.count() == 3
 
 
 def test_status_and_descriptor_update_with_history(online, api_client_for):
     client = api_client_for("modeler")
-    response = client.post(f"{SS}/versions/1/status/", {"status": "offline", "description": "maintenance"}, format="json")
+    response = client.post(
+        f"{SS}/versions/1/status/", {"status": "offline", "description": "maintenance"}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["descriptor"]["model_identification"]["status"] == "offline"
-    response = client.put(f"{SS}/versions/1/descriptor/", {"model_identification": {"author": "B. Other"},
-                                                           "inputs": {"features": online[0].descriptor["inputs"]["features"]}}, format="json")
+    response = client.put(
+        f"{SS}/versions/1/descriptor/",
+        {
+            "model_identification": {"author": "B. Other"},
+            "inputs": {"features": online[0].descriptor["inputs"]["features"]},
+        },
+        format="json",
+    )
     assert response.status_code == 200
     assert response.json()["descriptor"]["model_identification"]["author"] == "B. Other"
     assert response.json()["status"] == "offline"
@@ -244,14 +287,17 @@ def test_status_and_descriptor_update_with_history(online, api_client_for):
 
 def test_update_that_changes_the_computation_is_refused(online, api_client_for):
     features = list(reversed(online[0].descriptor["inputs"]["features"]))
-    response = api_client_for("modeler").put(f"{SS}/versions/1/descriptor/", {"inputs": {"features": features}}, format="json")
+    response = api_client_for("modeler").put(
+        f"{SS}/versions/1/descriptor/", {"inputs": {"features": features}}, format="json"
+    )
     assert response.status_code == 409
     assert response.json()["error"]["details"] == {"immutable": ["features"]}
 
 
 def test_update_with_invalid_value_names_path(online, api_client_for):
-    response = api_client_for("modeler").put(f"{SS}/versions/1/descriptor/",
-                                             {"training_information": {"experiments_ID": "92, abc"}}, format="json")
+    response = api_client_for("modeler").put(
+        f"{SS}/versions/1/descriptor/", {"training_information": {"experiments_ID": "92, abc"}}, format="json"
+    )
     assert response.status_code == 400
     assert "training_information.experiments_ID[1]: must be an integer" in response.json()["error"]["message"]
 
@@ -274,17 +320,29 @@ def test_downloads(online, api_client_for):
     assert artefact.status_code == 200 and len(artefact.content) == online[0].artifacts.get(role="model").size
     bundle = client.get(f"{SS}/versions/1/download/bundle/")
     names = zipfile.ZipFile(io.BytesIO(bundle.content)).namelist()
-    assert sorted(names) == ["P0001/configs/0001_[python]_penicillin_RF.yaml", "P0001/models/0001_[python]_penicillin_RF.pkl",
-                             "P0001/project_info.yaml"]
+    assert sorted(names) == [
+        "P0001/configs/0001_[python]_penicillin_RF.yaml",
+        "P0001/models/0001_[python]_penicillin_RF.pkl",
+        "P0001/project_info.yaml",
+    ]
     assert client.get(f"{SS}/versions/1/download/input_scaler/").status_code == 404
 
 
 def test_variables_endpoints(project, api_client_for):
     listing = api_client_for("operator").get(f"{BASE}/projects/P0001/variables/").json()
-    assert listing[1] == {"raw_name": "Temperature(T:K)", "canonical_name": "temperature", "column_type": "Sensor",
-                          "units": "K", "description": "Temperature.", "display_decimals": 2}
-    bad = api_client_for("modeler").put(f"{BASE}/projects/P0001/variables/replace/",
-                                        {"variables": [{"name": "x", "column_type": "Nope"}]}, format="json")
+    assert listing[1] == {
+        "raw_name": "Temperature(T:K)",
+        "canonical_name": "temperature",
+        "column_type": "Sensor",
+        "units": "K",
+        "description": "Temperature.",
+        "display_decimals": 2,
+    }
+    bad = api_client_for("modeler").put(
+        f"{BASE}/projects/P0001/variables/replace/",
+        {"variables": [{"name": "x", "column_type": "Nope"}]},
+        format="json",
+    )
     assert bad.status_code == 400 and "variables[0].column_type" in bad.json()["error"]["message"]
 
 

@@ -1,4 +1,5 @@
 """Descriptor and project_info parsing, validation and export (pure code, no database)."""
+
 from __future__ import annotations
 
 import copy
@@ -18,7 +19,12 @@ from apps.registry.descriptors import (
     parse_experiments,
     parse_language,
 )
-from apps.registry.project_info import ProjectInfoError, export_project_info_yaml, parse_project_info, parse_project_info_yaml
+from apps.registry.project_info import (
+    ProjectInfoError,
+    export_project_info_yaml,
+    parse_project_info,
+    parse_project_info_yaml,
+)
 
 from .conftest import LANGUAGE_SHAPES, PROJECT_INFO, descriptor, to_yaml
 
@@ -109,7 +115,9 @@ def test_r_language_in_one_item_list():
     assert parse_language([{"name": "R", "version": "4.3.3"}]) == ("r", "4.3.3")
 
 
-@pytest.mark.parametrize("value, expected", [([92, 93], (92, 93)), ("92, 93,96", (92, 93, 96)), ("97", (97,)), (98, (98,)), ("", ())])
+@pytest.mark.parametrize(
+    "value, expected", [([92, 93], (92, 93)), ("92, 93,96", (92, 93, 96)), ("97", (97,)), (98, (98,)), ("", ())]
+)
 def test_experiments_id_list_or_string(value, expected):
     assert parse_experiments(value) == expected
 
@@ -122,9 +130,17 @@ def test_experiments_id_bad_item_named():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("22-01-2024", dt.date(2024, 1, 22)), ("22/01/2024", dt.date(2024, 1, 22)), ("2024-01-22", dt.date(2024, 1, 22)),
-     ("2024/01/22", dt.date(2024, 1, 22)), ("22.01.2024", dt.date(2024, 1, 22)), ("January 22, 2024", dt.date(2024, 1, 22)),
-     ("22 Jan 2024", dt.date(2024, 1, 22)), ("", None), ("someday", None)],
+    [
+        ("22-01-2024", dt.date(2024, 1, 22)),
+        ("22/01/2024", dt.date(2024, 1, 22)),
+        ("2024-01-22", dt.date(2024, 1, 22)),
+        ("2024/01/22", dt.date(2024, 1, 22)),
+        ("22.01.2024", dt.date(2024, 1, 22)),
+        ("January 22, 2024", dt.date(2024, 1, 22)),
+        ("22 Jan 2024", dt.date(2024, 1, 22)),
+        ("", None),
+        ("someday", None),
+    ],
 )
 def test_creation_date_formats(text, expected):
     assert parse_date(text) == expected
@@ -175,9 +191,18 @@ def test_min_above_max_and_duplicate_feature():
     [
         (lambda c: c.pop("inputs"), "inputs: is required"),
         (lambda c: c["outputs"].update(information=[]), "outputs.information: must be a non-empty list"),
-        (lambda c: c["model_description"].update(language=42), "model_description.language: must be a mapping {name, version} or a list of mappings"),
-        (lambda c: c["model_description"]["config_files"].update(model_file="../../etc/passwd"), "model_description.config_files.model_file: must be a bare file name (no directories)"),
-        (lambda c: c["model_identification"].update(status="maybe"), "model_identification.status: must be online or offline, got 'maybe'"),
+        (
+            lambda c: c["model_description"].update(language=42),
+            "model_description.language: must be a mapping {name, version} or a list of mappings",
+        ),
+        (
+            lambda c: c["model_description"]["config_files"].update(model_file="../../etc/passwd"),
+            "model_description.config_files.model_file: must be a bare file name (no directories)",
+        ),
+        (
+            lambda c: c["model_identification"].update(status="maybe"),
+            "model_identification.status: must be online or offline, got 'maybe'",
+        ),
         (lambda c: c["inputs"]["features"][0].update(type="thermometer"), "inputs.features[0].type: must be one of"),
     ],
 )
@@ -217,7 +242,12 @@ def test_export_keeps_the_structure():
     exported = export_descriptor_yaml(d.config)
     assert yaml.safe_load(exported) == yaml.safe_load(CONTRACT_EXAMPLE.replace("22-01-2024", "'22-01-2024'"))
     assert list(yaml.safe_load(exported)["ml_model_configuration"]) == [
-        "model_identification", "model_description", "training_information", "inputs", "outputs"]
+        "model_identification",
+        "model_description",
+        "training_information",
+        "inputs",
+        "outputs",
+    ]
     assert parse_descriptor_yaml(exported).config == d.config
 
 

@@ -1,4 +1,5 @@
 """registry_import_project / registry_export_project on a STAMM project folder built in the test."""
+
 from __future__ import annotations
 
 import io
@@ -18,28 +19,53 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def folder(tmp_path, training_frame):
     rf, dt, svr = train("rf", training_frame), train("dt", training_frame), train("svr", training_frame)
-    ok_rf = descriptor("0001_[python]_penicillin_RF", model_file="0001_[python]_penicillin_RF.pkl",
-                       language=LANGUAGE_SHAPES["split-list"], frame=training_frame)
-    ok_dt = descriptor("0002_[Python]_penicillin_DT", model_file="0002_[Python]_penicillin_DT.joblib",
-                       language=LANGUAGE_SHAPES["one-item-list"], frame=training_frame)
+    ok_rf = descriptor(
+        "0001_[python]_penicillin_RF",
+        model_file="0001_[python]_penicillin_RF.pkl",
+        language=LANGUAGE_SHAPES["split-list"],
+        frame=training_frame,
+    )
+    ok_dt = descriptor(
+        "0002_[Python]_penicillin_DT",
+        model_file="0002_[Python]_penicillin_DT.joblib",
+        language=LANGUAGE_SHAPES["one-item-list"],
+        frame=training_frame,
+    )
     ok_dt["ml_model_configuration"]["training_information"]["experiments_ID"] = "92, 93"
     ok_dt["ml_model_configuration"]["model_identification"]["creation_date"] = "2024/03/05"
-    ok_svr = descriptor("0003_[python]_penicillin_SVR", model_file="0003_[python]_penicillin_SVR.pkl",
-                        language=LANGUAGE_SHAPES["mapping"], input_scaler="scaler_X.pkl", output_scaler="scaler_y.pkl")
+    ok_svr = descriptor(
+        "0003_[python]_penicillin_SVR",
+        model_file="0003_[python]_penicillin_SVR.pkl",
+        language=LANGUAGE_SHAPES["mapping"],
+        input_scaler="scaler_X.pkl",
+        output_scaler="scaler_y.pkl",
+    )
     missing = descriptor("0004_[python]_missing", model_file="0004_[python]_missing.pkl")
-    no_scaler = descriptor("0005_[python]_noscaler", model_file="0005_[python]_noscaler.pkl", input_scaler="scaler_gone.pkl")
+    no_scaler = descriptor(
+        "0005_[python]_noscaler", model_file="0005_[python]_noscaler.pkl", input_scaler="scaler_gone.pkl"
+    )
     old = descriptor("0006_[python]_old", model_file="0006_[python]_old.pkl")
     invalid = descriptor("0007_[python]_invalid", model_file="0007_[python]_invalid.pkl")
     invalid["ml_model_configuration"]["inputs"]["features"][2]["expected_range"] = {"min": "zero", "max": 1}
-    return write_project(tmp_path / "PenicillinProject", [
-        (ok_rf, {"0001_[python]_penicillin_RF.pkl": rf["model"]}),
-        (ok_dt, {"0002_[Python]_penicillin_DT.joblib": dt["model"]}),
-        (ok_svr, {"0003_[python]_penicillin_SVR.pkl": svr["model"], "scaler_X.pkl": svr["input_scaler"], "scaler_y.pkl": svr["output_scaler"]}),
-        (missing, {}),
-        (no_scaler, {"0005_[python]_noscaler.pkl": rf["model"]}),
-        (old, {"0006_[python]_old.pkl": incompatible_pickle()}),
-        (invalid, {"0007_[python]_invalid.pkl": rf["model"]}),
-    ])
+    return write_project(
+        tmp_path / "PenicillinProject",
+        [
+            (ok_rf, {"0001_[python]_penicillin_RF.pkl": rf["model"]}),
+            (ok_dt, {"0002_[Python]_penicillin_DT.joblib": dt["model"]}),
+            (
+                ok_svr,
+                {
+                    "0003_[python]_penicillin_SVR.pkl": svr["model"],
+                    "scaler_X.pkl": svr["input_scaler"],
+                    "scaler_y.pkl": svr["output_scaler"],
+                },
+            ),
+            (missing, {}),
+            (no_scaler, {"0005_[python]_noscaler.pkl": rf["model"]}),
+            (old, {"0006_[python]_old.pkl": incompatible_pickle()}),
+            (invalid, {"0007_[python]_invalid.pkl": rf["model"]}),
+        ],
+    )
 
 
 def run(*args) -> tuple[str, str | None]:
@@ -59,14 +85,22 @@ def test_import_reports_every_model_and_never_stops(folder):
     assert lines["0003_[python]_penicillin_SVR"] == "imported"
     assert lines["0004_[python]_missing"] == "failed: missing artefact: models/0004_[python]_missing.pkl not found"
     assert lines["0005_[python]_noscaler"] == "failed: missing scaler: models/scaler_gone.pkl not found (input scaler)"
-    assert lines["0006_[python]_old"].startswith("failed: unloadable artefact: 0006_[python]_old.pkl: written by an incompatible library version")
-    assert lines["0007_[python]_invalid"] == "failed: invalid descriptor: inputs.features[2].expected_range.min: must be a number"
+    assert lines["0006_[python]_old"].startswith(
+        "failed: unloadable artefact: 0006_[python]_old.pkl: written by an incompatible library version"
+    )
+    assert (
+        lines["0007_[python]_invalid"]
+        == "failed: invalid descriptor: inputs.features[2].expected_range.min: must be a number"
+    )
     assert error == "P0001: 3 of 7 model(s) imported or already present; 4 failed"
 
     assert Project.objects.get().name == "penicillin"
     assert Variable.objects.count() == 6
     assert sorted(SoftSensor.objects.values_list("model_id", flat=True)) == [
-        "0001_[python]_penicillin_RF", "0002_[Python]_penicillin_DT", "0003_[python]_penicillin_SVR"]
+        "0001_[python]_penicillin_RF",
+        "0002_[Python]_penicillin_DT",
+        "0003_[python]_penicillin_SVR",
+    ]
     assert set(ModelVersion.objects.values_list("number", "status", "source")) == {(1, VersionStatus.ONLINE, "import")}
     assert Alias.objects.filter(name="production").count() == 3
     svr = ModelVersion.objects.get(soft_sensor__model_id="0003_[python]_penicillin_SVR")
@@ -99,11 +133,21 @@ def test_export_writes_the_same_layout_back(folder, tmp_path):
     output, error = run("registry_export_project", "P0001", str(target))
     assert error is None and "3 model(s) written" in output
     assert sorted(p.name for p in (target / "configs").iterdir()) == [
-        "0001_[python]_penicillin_RF.yaml", "0002_[Python]_penicillin_DT.yaml", "0003_[python]_penicillin_SVR.yaml"]
-    for name in ("0001_[python]_penicillin_RF.pkl", "0002_[Python]_penicillin_DT.joblib", "scaler_X.pkl", "scaler_y.pkl"):
+        "0001_[python]_penicillin_RF.yaml",
+        "0002_[Python]_penicillin_DT.yaml",
+        "0003_[python]_penicillin_SVR.yaml",
+    ]
+    for name in (
+        "0001_[python]_penicillin_RF.pkl",
+        "0002_[Python]_penicillin_DT.joblib",
+        "scaler_X.pkl",
+        "scaler_y.pkl",
+    ):
         assert (target / "models" / name).read_bytes() == (folder / "models" / name).read_bytes()
     for name in ("0001_[python]_penicillin_RF.yaml", "0002_[Python]_penicillin_DT.yaml"):
-        assert yaml.safe_load((target / "configs" / name).read_text()) == yaml.safe_load((folder / "configs" / name).read_text())
+        assert yaml.safe_load((target / "configs" / name).read_text()) == yaml.safe_load(
+            (folder / "configs" / name).read_text()
+        )
     original_info = yaml.safe_load((folder / "project_info.yaml").read_text())
     exported_info = yaml.safe_load((target / "project_info.yaml").read_text())
     for variable in exported_info["variables"]:

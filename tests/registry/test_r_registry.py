@@ -1,4 +1,5 @@
 """An R model (rpart and ranger, trained by Rscript in the test) registered and served through the REST API."""
+
 from __future__ import annotations
 
 import subprocess
@@ -46,19 +47,31 @@ def test_r_model_served_by_alias(project, role_users, api_client_for, tmp_path, 
     rows.to_csv(rows_path, index=False)
     model_id = f"0010_[R]_penicillin_{kind}"
     artefact = tmp_path / f"{model_id}.rds"
-    subprocess.run(["Rscript", str(script), str(INDPENSIM_DIR / "batch_92.csv"), str(artefact), str(rows_path), kind],
-                   check=True, capture_output=True, timeout=240)
+    subprocess.run(
+        ["Rscript", str(script), str(INDPENSIM_DIR / "batch_92.csv"), str(artefact), str(rows_path), kind],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
     expected = pd.read_csv(rows_path)["prediction"].to_numpy()
 
     document = descriptor(model_id, model_file=artefact.name, language=[{"name": "R", "version": "4.2"}])
-    version = model_version_register(project=project, descriptor=parse_descriptor(document),
-                                     files={"model": ArtifactInput(artefact, artefact.name)}, user=role_users["modeler"],
-                                     alias="production", alias_reason="R model")
+    version = model_version_register(
+        project=project,
+        descriptor=parse_descriptor(document),
+        files={"model": ArtifactInput(artefact, artefact.name)},
+        user=role_users["modeler"],
+        alias="production",
+        alias_reason="R model",
+    )
     assert version.flavor == "r-rds"
     assert version.status == VersionStatus.ONLINE, version.status_description
 
     shuffled = {name: rows[name].tolist() for name in reversed(FEATURES)}
     response = api_client_for("operator").post(
-        f"/api/v1/registry/projects/P0001/soft-sensors/{quote(model_id)}/aliases/production/predict/", {"inputs": shuffled}, format="json")
+        f"/api/v1/registry/projects/P0001/soft-sensors/{quote(model_id)}/aliases/production/predict/",
+        {"inputs": shuffled},
+        format="json",
+    )
     assert response.status_code == 200, response.content
     np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-6)

@@ -1,4 +1,5 @@
 """Registration, loading and prediction with real scikit-learn models trained on IndPenSim."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from apps.common.errors import Conflict, ValidationFailed
-from apps.registry import serving, services
+from apps.registry import services, serving
 from apps.registry.descriptors import parse_descriptor
 from apps.registry.models import ModelVersion, VersionStatus
 from apps.registry.runtimes import runtime_for
@@ -23,7 +24,17 @@ def columnar(frame, features=FEATURES):
     return {"inputs": {name: frame[name].tolist() for name in features}}
 
 
-@pytest.mark.parametrize("kind, fmt", [("rf", ".pkl"), ("dt", ".joblib"), ("gb", ".skops"), ("svr", ".pkl"), ("pipeline", ".skops"), ("rf-named", ".joblib")])
+@pytest.mark.parametrize(
+    "kind, fmt",
+    [
+        ("rf", ".pkl"),
+        ("dt", ".joblib"),
+        ("gb", ".skops"),
+        ("svr", ".pkl"),
+        ("pipeline", ".skops"),
+        ("rf-named", ".joblib"),
+    ],
+)
 def test_registered_models_predict_like_the_model_itself(register, test_frame, kind, fmt):
     version, fitted = register(kind, fmt=fmt)
     assert version.status == VersionStatus.ONLINE, version.status_description
@@ -54,7 +65,9 @@ def test_key_order_never_changes_the_prediction(register, test_frame):
     shuffled_records = [dict(reversed(list(r.items()))) for r in rows[FEATURES].to_dict("records")]
     records = serving.predict_body(version, {"instances": shuffled_records})
     split_cols = list(reversed(FEATURES)) + ["time"]
-    split = serving.predict_body(version, {"dataframe_split": {"columns": split_cols, "data": rows[split_cols].to_numpy().tolist()}})
+    split = serving.predict_body(
+        version, {"dataframe_split": {"columns": split_cols, "data": rows[split_cols].to_numpy().tolist()}}
+    )
     np.testing.assert_array_equal(forward.predictions, backward.predictions)
     np.testing.assert_array_equal(forward.predictions, records.predictions)
     np.testing.assert_array_equal(forward.predictions, split.predictions)
@@ -125,7 +138,10 @@ def test_training_envelope_is_used_when_no_range_is_declared(register, test_fram
         ({"inputs": {**{f: [1.0] for f in FEATURES}, "pH": [None]}}, "inputs.pH[0]: must be a finite number"),
         ({"instances": [1, 2]}, "instances[0]: must be an object"),
         ({"instances": []}, "no rows"),
-        ({"dataframe_split": {"columns": FEATURES, "data": [[1.0] * 5]}}, "dataframe_split.data[0]: must be a list of 6 values"),
+        (
+            {"dataframe_split": {"columns": FEATURES, "data": [[1.0] * 5]}},
+            "dataframe_split.data[0]: must be a list of 6 values",
+        ),
         ({"dataframe_records": "x"}, "dataframe_records: must be a list"),
         ({"inputs": {}, "instances": []}, "found inputs, instances"),
     ],
@@ -139,8 +155,9 @@ def test_bad_bodies_name_the_problem(register, body, fragment):
 
 def register_bytes(project, user, data: bytes, name: str, model_id: str, **options) -> ModelVersion:
     document = descriptor(model_id, model_file=name, **options)
-    return model_version_register(project=project, descriptor=parse_descriptor(document),
-                                  files={"model": ArtifactInput(data, name)}, user=user)
+    return model_version_register(
+        project=project, descriptor=parse_descriptor(document), files={"model": ArtifactInput(data, name)}, user=user
+    )
 
 
 @pytest.mark.parametrize(
@@ -173,8 +190,12 @@ def test_feature_count_mismatch_is_a_load_error(project, role_users, training_fr
     name = "0005_[python]_short.pkl"
     path = dump(fitted["model"], tmp_path / name)
     document = descriptor("0005_[python]_short", model_file=name, features=FEATURES[:4])
-    version = model_version_register(project=project, descriptor=parse_descriptor(document),
-                                     files={"model": ArtifactInput(path, name)}, user=role_users["modeler"])
+    version = model_version_register(
+        project=project,
+        descriptor=parse_descriptor(document),
+        files={"model": ArtifactInput(path, name)},
+        user=role_users["modeler"],
+    )
     assert version.status == VersionStatus.LOAD_ERROR
     assert "expects 6 inputs but the descriptor lists 4" in version.status_description
 
@@ -188,7 +209,10 @@ def test_tampered_file_is_refused_before_loading(register, role_users):
     with pytest.raises(Conflict):
         services.model_version_set_status(version=version, status="online", user=role_users["modeler"])
     version.refresh_from_db()
-    assert version.status == VersionStatus.LOAD_ERROR and "does not match its recorded sha256" in version.status_description
+    assert (
+        version.status == VersionStatus.LOAD_ERROR
+        and "does not match its recorded sha256" in version.status_description
+    )
 
 
 def test_artefacts_are_stored_under_project_soft_sensor_version_with_sanitised_names(register):
@@ -211,8 +235,12 @@ def test_size_limit(project, role_users, settings):
 def test_missing_scaler_file_is_refused(project, role_users):
     document = descriptor("0008_[python]_svr", model_file="m.pkl", input_scaler="sx.pkl")
     with pytest.raises(ValidationFailed, match="missing scaler: inputs.scaler names sx.pkl"):
-        model_version_register(project=project, descriptor=parse_descriptor(document),
-                               files={"model": ArtifactInput(b"x", "m.pkl")}, user=role_users["modeler"])
+        model_version_register(
+            project=project,
+            descriptor=parse_descriptor(document),
+            files={"model": ArtifactInput(b"x", "m.pkl")},
+            user=role_users["modeler"],
+        )
 
 
 def test_versions_are_numbered_and_carry_lineage(register, project):
@@ -227,11 +255,17 @@ def test_r_version_without_r_runtime_stays_offline(project, role_users, monkeypa
     from apps.registry import runtimes
 
     monkeypatch.setattr(runtimes.RRuntime, "_module", lambda self: None)
-    document = descriptor("0009_[R]_penicillin_rpart", model_file="0009_[R]_penicillin_rpart.rds",
-                          language=[{"name": "R", "version": "4.3.3"}])
-    version = model_version_register(project=project, descriptor=parse_descriptor(document),
-                                     files={"model": ArtifactInput(b"X\n\x00\x00\x00\x03", "0009_[R]_penicillin_rpart.rds")},
-                                     user=role_users["modeler"])
+    document = descriptor(
+        "0009_[R]_penicillin_rpart",
+        model_file="0009_[R]_penicillin_rpart.rds",
+        language=[{"name": "R", "version": "4.3.3"}],
+    )
+    version = model_version_register(
+        project=project,
+        descriptor=parse_descriptor(document),
+        files={"model": ArtifactInput(b"X\n\x00\x00\x00\x03", "0009_[R]_penicillin_rpart.rds")},
+        user=role_users["modeler"],
+    )
     assert version.flavor == "r-rds"
     assert version.status == VersionStatus.OFFLINE and version.status_description == "R runtime not available"
     with pytest.raises(Conflict, match="R runtime not available"):

@@ -1,4 +1,5 @@
 """The upstream STAMM endpoints under /stamm/, against the exact upstream shapes (contracts §3)."""
+
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 
 from apps.registry.models import DescriptorRevision, ModelVersion
+from tests.conftest import CALLERS as CALLERS_ALL
 
-from .conftest import CALLERS_ALL, FEATURES, PROJECT_INFO, reference_predict
+from .conftest import FEATURES, PROJECT_INFO, reference_predict
 
 pytestmark = pytest.mark.django_db
 RF = "0001_[python]_penicillin_RF"
@@ -27,8 +29,16 @@ def models(register, role_users):
 
 def test_list_projects_shape(models, api_client_for):
     body = api_client_for("operator").get("/stamm/list_projects/").json()
-    assert body == [{"project_ID": "P0001", "name": "penicillin", "description": PROJECT_INFO["description"],
-                     "coordinator": "C. Oordinator", "start_date": "01/01/2024", "end_date": "31/12/2025"}]
+    assert body == [
+        {
+            "project_ID": "P0001",
+            "name": "penicillin",
+            "description": PROJECT_INFO["description"],
+            "coordinator": "C. Oordinator",
+            "start_date": "01/01/2024",
+            "end_date": "31/12/2025",
+        }
+    ]
 
 
 def test_project_info_variables_references(models, api_client_for):
@@ -38,7 +48,9 @@ def test_project_info_variables_references(models, api_client_for):
     assert info["db_config"] == PROJECT_INFO["db_config"]
     variables = client.get("/stamm/P0001/variables/").json()
     assert [v["name"] for v in variables] == [v["name"] for v in PROJECT_INFO["variables"]]
-    assert {k: variables[1][k] for k in ("name", "column_type", "units", "renamed_variable", "description")} == PROJECT_INFO["variables"][1]
+    assert {
+        k: variables[1][k] for k in ("name", "column_type", "units", "renamed_variable", "description")
+    } == PROJECT_INFO["variables"][1]
     assert client.get("/stamm/P0001/references").json() == PROJECT_INFO["references"]
 
 
@@ -83,9 +95,16 @@ def test_predict_errors(models, api_client_for):
     client = api_client_for("operator")
     bad = client.post(f"/stamm/P0001/predict/{quote(RF)}", {"input_data": {}}, format="json")
     assert bad.status_code == 400 and "req.input_data" in bad.json()["error"]["message"]
-    missing = client.post(f"/stamm/P0001/predict/{quote(RF)}", {"req": {"input_data": {"temperature": 298}}}, format="json")
-    assert missing.status_code == 400 and "req.input_data: missing input(s) sugar_feed_rate" in missing.json()["error"]["message"]
-    offline = client.post(f"/stamm/P0001/predict/{quote(DT)}", {"req": {"input_data": {f: 1.0 for f in FEATURES}}}, format="json")
+    missing = client.post(
+        f"/stamm/P0001/predict/{quote(RF)}", {"req": {"input_data": {"temperature": 298}}}, format="json"
+    )
+    assert (
+        missing.status_code == 400
+        and "req.input_data: missing input(s) sugar_feed_rate" in missing.json()["error"]["message"]
+    )
+    offline = client.post(
+        f"/stamm/P0001/predict/{quote(DT)}", {"req": {"input_data": {f: 1.0 for f in FEATURES}}}, format="json"
+    )
     assert offline.status_code == 409
     assert client.get("/stamm/P0001/metadata/0099_[python]_none").status_code == 404
 
@@ -111,10 +130,18 @@ def test_update_deep_merges_and_keeps_history(models, api_client_for):
 def test_legacy_role_matrix(models, api_client_for, caller):
     client = api_client_for(caller)
     read = client.get("/stamm/list_projects/").status_code
-    predict = client.post(f"/stamm/P0001/predict/{quote(RF)}", {"req": {"input_data": {f: 1.0 for f in FEATURES}}}, format="json").status_code
-    update = client.put(f"/stamm/P0001/update/{quote(RF)}", {"model_identification": {"doi": "x"}}, format="json").status_code
+    predict = client.post(
+        f"/stamm/P0001/predict/{quote(RF)}", {"req": {"input_data": {f: 1.0 for f in FEATURES}}}, format="json"
+    ).status_code
+    update = client.put(
+        f"/stamm/P0001/update/{quote(RF)}", {"model_identification": {"doi": "x"}}, format="json"
+    ).status_code
     expected = {
-        "anonymous": (401, 401, 401), "outsider": (403, 403, 403), "operator": (200, 200, 403),
-        "modeler": (200, 200, 200), "manager": (200, 403, 403), "admin": (200, 200, 200),
+        "anonymous": (401, 401, 401),
+        "outsider": (403, 403, 403),
+        "operator": (200, 200, 403),
+        "modeler": (200, 200, 200),
+        "manager": (200, 403, 403),
+        "admin": (200, 200, 200),
     }[caller]
     assert (read, predict, update) == expected

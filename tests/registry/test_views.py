@@ -1,4 +1,5 @@
 """Modeler pages: read-only for operators, full management for modelers and admins."""
+
 from __future__ import annotations
 
 import io
@@ -53,8 +54,10 @@ def test_upload_form_registers_a_skops_version(project, role_users, tmp_path, tr
     document = descriptor(MID, model_file=f"{MID}.skops", frame=training_frame)
     client = browser(role_users["modeler"])
     with path.open("rb") as handle:
-        response = client.post("/registry/P0001/upload/", {"descriptor_text": to_yaml(document), "model_file": handle,
-                                                           "alias": "staging", "reason": "first try"})
+        response = client.post(
+            "/registry/P0001/upload/",
+            {"descriptor_text": to_yaml(document), "model_file": handle, "alias": "staging", "reason": "first try"},
+        )
     assert response.status_code == 302 and response["Location"] == f"{MODEL}?version=1"
     version = ModelVersion.objects.get()
     assert version.flavor == "sklearn-skops" and version.status == VersionStatus.ONLINE
@@ -65,8 +68,9 @@ def test_upload_form_registers_a_skops_version(project, role_users, tmp_path, tr
 def test_upload_errors_are_shown_inline(project, role_users):
     document = descriptor()
     document["ml_model_configuration"]["inputs"]["features"][3]["expected_range"] = {"min": "cold", "max": 1}
-    response = browser(role_users["modeler"]).post("/registry/P0001/upload/", {"descriptor_text": to_yaml(document),
-                                                                               "model_file": io.BytesIO(b"x")})
+    response = browser(role_users["modeler"]).post(
+        "/registry/P0001/upload/", {"descriptor_text": to_yaml(document), "model_file": io.BytesIO(b"x")}
+    )
     assert response.status_code == 200
     assert "inputs.features[3].expected_range.min: must be a number" in response.content.decode()
     assert not ModelVersion.objects.exists()
@@ -77,7 +81,10 @@ def test_edit_yaml_saves_and_refuses_structural_changes(register, role_users):
     client = browser(role_users["modeler"])
     assert client.get(f"{MODEL}v1/edit/").status_code == 200
     document = {"ml_model_configuration": dict(version.descriptor)}
-    document["ml_model_configuration"]["model_identification"] = {**version.descriptor["model_identification"], "author": "Z. Curator"}
+    document["ml_model_configuration"]["model_identification"] = {
+        **version.descriptor["model_identification"],
+        "author": "Z. Curator",
+    }
     document["ml_model_configuration"].pop("training_information")
     response = client.post(f"{MODEL}v1/edit/", {"descriptor": yaml.safe_dump(document, sort_keys=False)})
     assert response.status_code == 302
@@ -125,7 +132,9 @@ def test_downloads_and_bundle_reimport(register, role_users):
 
 def test_zip_import_page_reports_each_model(db, role_users, tmp_path, training_frame):
     fitted = train("dt", training_frame)
-    root = write_project(tmp_path / "proj", [(descriptor(MID, model_file=f"{MID}.pkl"), {f"{MID}.pkl": fitted["model"]})])
+    root = write_project(
+        tmp_path / "proj", [(descriptor(MID, model_file=f"{MID}.pkl"), {f"{MID}.pkl": fitted["model"]})]
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in root.rglob("*"):

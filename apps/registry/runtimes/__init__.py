@@ -12,6 +12,7 @@ The interface is deliberately small so that runtimes for other languages plug in
 Runtimes must check every file's sha256 before loading it (``ArtifactFile.read()`` does) and may keep
 loaded models in a process-wide cache keyed by the bundle's sha256 key.
 """
+
 from __future__ import annotations
 
 import threading
@@ -175,7 +176,9 @@ class RRuntime:
         except ImportError as exc:
             raise RuntimeUnavailable(R_UNAVAILABLE) from exc
         try:
-            return np.asarray(module.predict(str(artifact.model.path), artifact.model.sha256, X, list(feature_names)), dtype=float)
+            return np.asarray(
+                module.predict(str(artifact.model.path), artifact.model.sha256, X, list(feature_names)), dtype=float
+            )
         except (module.RRuntimeUnavailable, module.RWorkerTimeout, module.RWorkerCrashed) as exc:
             raise RuntimeUnavailable(f"{R_UNAVAILABLE}: {exc}") from exc
         except (module.RArtefactError, module.RModelError) as exc:

@@ -6,6 +6,7 @@ bundle's sha256 key. Prediction is vectorised (one ``predict`` call per request)
 and single trees a small batch skips scikit-learn's per-call dispatch overhead (about 8 ms for 100
 trees) by summing the trees' compiled ``tree_.predict`` directly, which gives identical numbers.
 """
+
 from __future__ import annotations
 
 import io

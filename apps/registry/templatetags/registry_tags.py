@@ -1,4 +1,5 @@
 """Template helpers for the registry pages: render descriptor values of any shape."""
+
 from __future__ import annotations
 
 from typing import Any

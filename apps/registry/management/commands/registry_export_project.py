@@ -1,4 +1,5 @@
 """Write a project back in the STAMM folder layout (project_info.yaml, configs/, models/)."""
+
 from __future__ import annotations
 
 from pathlib import Path

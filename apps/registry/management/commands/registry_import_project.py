@@ -1,4 +1,5 @@
 """Import a STAMM project folder (project_info.yaml, configs/*.yaml, models/*) into the registry."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,7 +36,8 @@ class Command(BaseCommand):
             line = outcome.line()
             self.stdout.write(self.style.ERROR(line) if outcome.status == "failed" else line)
         failed = sum(outcome.status == "failed" for outcome in report.outcomes)
-        summary = f"{report.project.project_id}: {len(report.outcomes) - failed} of {len(report.outcomes)} model(s) imported or already present"
+        total = len(report.outcomes)
+        summary = f"{report.project.project_id}: {total - failed} of {total} model(s) imported or already present"
         if failed:
             raise CommandError(f"{summary}; {failed} failed")
         self.stdout.write(self.style.SUCCESS(summary))
