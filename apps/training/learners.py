@@ -236,16 +236,33 @@ def _skops_bytes(estimator: Any) -> bytes:
     return sio.dumps(estimator)
 
 
+def single_threaded():
+    """One BLAS/OpenMP thread per fit: parallelism comes from the chord's tasks, and on a busy machine
+    OpenMP's spinning threads make histogram boosting 50x slower (74 s instead of 1.3 s measured here)."""
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    return threadpool_limits(limits=1)
+
+
+def _predict_with(estimator: Any) -> Callable[[np.ndarray], np.ndarray]:
+    def predict(Z: np.ndarray) -> np.ndarray:
+        with single_threaded():
+            return np.asarray(estimator.predict(Z), dtype=float).reshape(Z.shape[0], -1)[:, 0]
+
+    return predict
+
+
 def fit_sklearn(learner: Learner, hp: Mapping[str, Any], X: np.ndarray, y: np.ndarray) -> Fitted:
     estimator = learner.build(hp)
-    estimator.fit(X, y)
+    with single_threaded():
+        estimator.fit(X, y)
     module = type(estimator).__module__.rsplit(".", 1)[0]
     return Fitted(
         learner=learner.key,
         language="python",
         artifact=_skops_bytes(estimator),
         extension=".skops",
-        predict=lambda Z: np.asarray(estimator.predict(Z), dtype=float).reshape(Z.shape[0], -1)[:, 0],
+        predict=_predict_with(estimator),
         packages=[{"package": module, "class": type(estimator).__name__, "version": _sklearn_version()}],
         estimator_class=type(estimator).__name__,
     )
@@ -347,7 +364,7 @@ def load_fitted(key: str, data: bytes, features: Sequence[str]) -> Callable[[np.
     import skops.io as sio  # noqa: PLC0415
 
     estimator = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-    return lambda Z: np.asarray(estimator.predict(Z), dtype=float).reshape(Z.shape[0], -1)[:, 0]
+    return _predict_with(estimator)
 
 
 __all__ = ["LEARNERS", "Fitted", "Learner", "fit", "learner_get", "load_fitted", "r_learners_available"]

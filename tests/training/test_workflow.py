@@ -209,7 +209,7 @@ def test_several_learners_compete_and_one_failing_does_not_sink_the_run(start):
         learners=[
             {"key": "linear"},
             {"key": "pls", "hyperparameters": {"n_components": 4}},
-            {"key": "hist_gradient_boosting", "hyperparameters": {"max_iter": 30}},
+            {"key": "hist_gradient_boosting", "hyperparameters": {"max_iter": 100}},
             {"key": "svr", "hyperparameters": {"C": "not-a-number"}},
         ],
         gates={"r2_min": 0.5, "beats_persistence": False},
