@@ -140,10 +140,6 @@ class SQLBackend(TimeSeriesBackend):
                 params.append(wanted)
         return " AND ".join(clauses), params
 
-    @staticmethod
-    def _key(row: Sequence[Any]) -> SeriesKey:
-        return SeriesKey(*row)
-
     def _series_id(self, collection: Collection, key: SeriesKey) -> int | None:
         rows = self._fetch(
             f"SELECT id FROM {SERIES_TABLE} WHERE collection = %s AND "
