@@ -297,12 +297,30 @@ def predict_body(version: Any, body: Any, *, artifacts: Sequence[Any] | None = N
     return predict_matrix(version, parsed.X, ignored=parsed.ignored, artifacts=artifacts)
 
 
+_BUNDLES: dict[tuple[Any, ...], ArtifactBundle] = {}
+
+
+def _serving_bundle(version: Any, artifacts: Sequence[Any] | None) -> ArtifactBundle:
+    """The bundle for prediction, cached per process: a version's files and features never change.
+
+    (The probe row inside is only used by load checks, which build a fresh bundle.)
+    """
+    key = (version.pk, version.created_at, version.flavor)
+    bundle = _BUNDLES.get(key)
+    if bundle is None or bundle.feature_names != tuple(f["name"] for f in version.descriptor["inputs"]["features"]):
+        bundle = bundle_for_version(version, artifacts)
+        if len(_BUNDLES) > 1024:
+            _BUNDLES.clear()
+        _BUNDLES[key] = bundle
+    return bundle
+
+
 def predict_matrix(
     version: Any, X: np.ndarray, *, ignored: list[str] | None = None, artifacts: Sequence[Any] | None = None
 ) -> PredictionResult:
     config = version.descriptor
     features = [f["name"] for f in config["inputs"]["features"]]
-    bundle = bundle_for_version(version, artifacts)
+    bundle = _serving_bundle(version, artifacts)
     predictions = runtime_for(version.flavor).predict(bundle, X, features)
     low, high = feature_bounds(config, version.training_data)
     return PredictionResult(
