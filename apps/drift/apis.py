@@ -583,9 +583,10 @@ class LabLedgerRefreshApi(APIView):
         deployment = _deployment(data["deployment"])
         groups = None
         if data.get("batch_id") or data.get("device_id"):
+            project_name = deployment.soft_sensor.project.name.lower()  # the time-series project tag
             groups = [
                 g.group
-                for g in groups_list(collection=Collection.RAW, project_name=deployment.soft_sensor.project.name)
+                for g in groups_list(collection=Collection.RAW, project_name=project_name)
                 if (not data.get("batch_id") or g.group.batch_id == data["batch_id"])
                 and (not data.get("device_id") or g.group.device_id == data["device_id"])
             ]

@@ -174,7 +174,7 @@ def target_resolve(*, deployment: Any = None, soft_sensor: Any = None) -> Target
                                    details={"deployment": deployment.name})
         version = ModelVersion.objects.get(pk=plan.version_id)
         features = plan.snapshot_variables
-        scope = Scope(soft_sensor.project.name, tuple(deployment.device_ids), deployment.batch_pattern,
+        scope = Scope(soft_sensor.project.name.lower(), tuple(deployment.device_ids), deployment.batch_pattern,
                       timedelta(seconds=deployment.max_input_age_seconds))
     elif soft_sensor is not None:
         version = current_version(soft_sensor)
@@ -183,7 +183,7 @@ def target_resolve(*, deployment: Any = None, soft_sensor: Any = None) -> Target
                                    details={"soft_sensor": soft_sensor.model_id})
         features = tuple(dict.fromkeys(
             str(f["name"]) for f in (version.descriptor.get("inputs") or {}).get("features") or []))
-        scope = Scope(soft_sensor.project.name)
+        scope = Scope(soft_sensor.project.name.lower())
     else:
         raise ValidationFailed("give a deployment or a soft sensor", details={"deployment": "required"})
     descriptor = version.descriptor or {}
@@ -192,7 +192,7 @@ def target_resolve(*, deployment: Any = None, soft_sensor: Any = None) -> Target
         experiments = parse_experiments((descriptor.get("training_information") or {}).get("experiments_ID"))
     except DescriptorError:
         experiments = ()
-    project_settings = ProjectDriftSettings.objects.filter(project_name=scope.project_name).first()
+    project_settings = ProjectDriftSettings.objects.filter(project_name__iexact=scope.project_name).first()
     return Target(deployment, soft_sensor, version, scope, tuple(features), outputs, tuple(experiments),
                   soft_sensor.model_id.lower(), phases_for(project_settings.phases if project_settings else ""))
 
@@ -612,7 +612,7 @@ def lab_ledger_refresh(*, deployment: Any, groups: Iterable[GroupKey] | None = N
     if not lab.target and not plan.outputs:
         raise ValidationFailed("the model names no output to score", details={"target": "unknown"})
     target = lab.target or plan.outputs[0]
-    project_name = deployment.soft_sensor.project.name
+    project_name = deployment.soft_sensor.project.name.lower()
     chosen = list(groups) if groups is not None else _ledger_groups(deployment, project_name, since)
     tolerance_ns = int(lab.tolerance_seconds) * 1_000_000_000
     totals = dict(created=0, updated=0, deleted=0, unchanged=0, unmatched=0)
