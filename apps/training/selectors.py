@@ -51,13 +51,18 @@ def learner_options() -> list[dict[str, Any]]:
 
 
 def project_options(*, project: Any) -> dict[str, Any]:
-    """Batches in the store and their variables, for the Train page's pickers."""
+    """Batches in the store, their online variables (inputs or targets) and those with lab samples."""
     from apps.tsdb import selectors as tsdb  # noqa: PLC0415
+    from apps.tsdb.types import SeriesFilter  # noqa: PLC0415
 
+    from .dataset import INPUT_SOURCES  # noqa: PLC0415
     from .services import project_profile  # noqa: PLC0415
 
     groups = tsdb.groups_list(project_name=project.name)
-    variables = sorted({v for g in groups for v in g.variables})
+    sources: dict[str, set[str]] = {}
+    for info in tsdb.series_list(where=SeriesFilter(project_name=project.name)):
+        sources.setdefault(info.series.observed_property, set()).add(info.series.source)
+    variables = sorted(name for name, kinds in sources.items() if kinds & set(INPUT_SOURCES))
     profile = project_profile(project)
     return {
         "project_id": project.project_id,
@@ -73,6 +78,7 @@ def project_options(*, project: Any) -> dict[str, Any]:
             for g in sorted(groups, key=lambda g: (g.group.device_id, g.group.batch_id))
         ],
         "variables": variables,
+        "with_lab": sorted(name for name, kinds in sources.items() if "lab" in kinds and kinds & set(INPUT_SOURCES)),
         "lab_delay_seconds": profile.lab_delay_seconds,
         "phases": profile.phases,
     }

@@ -113,6 +113,8 @@ def test_options_list_batches_variables_and_learners(project, api_client_for):
     data = api_client_for("modeler").get(reverse("api:training-options"), {"project_id": PROJECT_ID}).json()
     assert [b["batch_id"] for b in data["batches"]] == ["batch_92", "batch_93", "batch_96", "batch_98"]
     assert "penicillin_concentration" in data["variables"] and "temperature" in data["variables"]
+    assert "paa_concentration" not in data["variables"]  # lab-only variables are neither inputs nor targets
+    assert "penicillin_concentration" in data["with_lab"]
     assert {"random_forest", "svr", "pls", "r_rpart"} <= {item["key"] for item in data["learners"]}
 
 
