@@ -15,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.common.errors import ApplicationError, NotFound, ValidationFailed
@@ -84,6 +85,132 @@ class UploadForm(forms.Form):
     )
     alias = forms.SlugField(required=False, help_text="Point this alias (e.g. staging) at the new version.")
     reason = forms.CharField(required=False, help_text="Why (recorded with the alias move).")
+
+
+class DescriptorBuilderForm(forms.Form):
+    """The descriptor's scalar fields, for modelers who have no YAML yet."""
+
+    model_id = forms.RegexField(
+        regex=r"^[0-9]{4}_\[[A-Za-z0-9.+-]+\]_[A-Za-z0-9_.\-]+$",
+        label="Model ID",
+        help_text="NNNN_[language]_name, e.g. 0002_[python]_penicillin_GB",
+    )
+    name = forms.CharField(max_length=200)
+    version = forms.CharField(max_length=50, initial="V.1.0")
+    author = forms.CharField(max_length=200, required=False)
+    doi = forms.CharField(max_length=200, required=False)
+    language = forms.ChoiceField(choices=[("python", "python"), ("R", "R")])
+    language_version = forms.CharField(max_length=20, required=False)
+    learner = forms.CharField(max_length=100, required=False, help_text="e.g. random_forest, CART, M5")
+    model_type = forms.ChoiceField(
+        choices=[("black box", "black box"), ("interpretable", "interpretable"), ("ensemble", "ensemble")]
+    )
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    number_of_instances = forms.IntegerField(min_value=0, required=False)
+    validation = forms.CharField(max_length=300, required=False)
+    experiments_ID = forms.CharField(max_length=300, required=False, help_text="Batches, comma-separated: 92, 93")
+    status = forms.ChoiceField(choices=[("online", "online"), ("offline", "offline")])
+    model_file = forms.FileField(label="Model artefact", help_text="skops (.skops) recommended; .pkl/.joblib; R: .rds")
+    input_scaler = forms.FileField(required=False)
+    output_scaler = forms.FileField(required=False)
+
+
+class FeatureRowForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    type = forms.ChoiceField(
+        choices=[("sensor", "sensor"), ("actuator", "actuator"), ("computed_variable", "computed variable")],
+        initial="sensor",
+    )
+    units = forms.CharField(max_length=50, required=False)
+    lag = forms.IntegerField(min_value=0, required=False, help_text="0 when empty")
+    min = forms.FloatField(required=False)
+    max = forms.FloatField(required=False)
+    description = forms.CharField(max_length=500, required=False)
+
+
+class OutputRowForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    units = forms.CharField(max_length=50, required=False)
+    forecast_horizon = forms.FloatField(required=False, help_text="0 when empty")
+    min = forms.FloatField(required=False)
+    max = forms.FloatField(required=False)
+    description = forms.CharField(max_length=500, required=False)
+
+
+FeatureFormSet = forms.formset_factory(FeatureRowForm, extra=6, min_num=1, validate_min=True)
+OutputFormSet = forms.formset_factory(OutputRowForm, extra=1, min_num=1, validate_min=True)
+
+
+def _range(row: dict) -> dict:
+    return {key: row[key] for key in ("min", "max") if row.get(key) is not None}
+
+
+def descriptor_from_form(data: dict, features: list[dict], outputs: list[dict]) -> dict:
+    """The ``ml_model_configuration`` mapping the builder form describes (validated by the caller)."""
+    config: dict = {
+        "model_identification": {
+            "name": data["name"],
+            "version": data["version"],
+            "ID": data["model_id"],
+            "UUID": "",
+            "author": data["author"],
+            "doi": data["doi"],
+            "creation_date": timezone.localdate().strftime("%d-%m-%Y"),
+            "project": "../project_info.yaml",
+            "status": data["status"],
+            "status_description": "",
+        },
+        "model_description": {
+            "learner": data["learner"],
+            "model_type": data["model_type"],
+            "model_name": data["name"],
+            "description": data["description"],
+            "language": [
+                {
+                    "name": data["language"],
+                    **({"version": data["language_version"]} if data["language_version"] else {}),
+                }
+            ],
+            "config_files": {"model_file": data["model_file"].name},
+        },
+        "training_information": {
+            "number_of_instances": data["number_of_instances"],
+            "validation": data["validation"],
+            "experiments_ID": data["experiments_ID"],
+        },
+        "inputs": {
+            "features": [
+                {
+                    "name": f["name"],
+                    "type": f["type"],
+                    "description": f["description"],
+                    "units": f["units"],
+                    "lag": f["lag"] or 0,
+                    "feature_scaling": "none",
+                    **({"expected_range": _range(f)} if _range(f) else {}),
+                }
+                for f in features
+            ]
+        },
+        "outputs": {
+            "information": [
+                {
+                    "name": o["name"],
+                    "description": o["description"],
+                    "units": o["units"],
+                    "forecast_horizon": o["forecast_horizon"] or 0,
+                    "feature_scaling": "none",
+                    **({"expected_range": _range(o)} if _range(o) else {}),
+                }
+                for o in outputs
+            ]
+        },
+    }
+    if data["input_scaler"]:
+        config["inputs"]["scaler"] = data["input_scaler"].name
+    if data["output_scaler"]:
+        config["outputs"]["scaler"] = data["output_scaler"].name
+    return config
 
 
 class BundleForm(forms.Form):
@@ -226,6 +353,46 @@ def upload(request: HttpRequest, project_id: str) -> HttpResponse:
         request,
         "registry/upload.html",
         {"project": project, "form": form, "errors": errors, "bundle_form": BundleForm()},
+    )
+
+
+@capability_required("manage_models")
+@require_http_methods(["GET", "POST"])
+def build(request: HttpRequest, project_id: str) -> HttpResponse:
+    """Describe a model with a form (repeatable feature and output rows) and upload its artefact."""
+    project = selectors.project_get(project_id=project_id)
+    form = DescriptorBuilderForm(request.POST or None, request.FILES or None)
+    features = FeatureFormSet(request.POST or None, prefix="features")
+    outputs = OutputFormSet(request.POST or None, prefix="outputs")
+    errors: list[str] = []
+    if request.method == "POST" and form.is_valid() and features.is_valid() and outputs.is_valid():
+        rows = [row for row in features.cleaned_data if row.get("name")]
+        out_rows = [row for row in outputs.cleaned_data if row.get("name")]
+        config = descriptor_from_form(form.cleaned_data, rows, out_rows)
+        files = {
+            role: services.ArtifactInput(form.cleaned_data[role], form.cleaned_data[role].name)
+            for role in ("input_scaler", "output_scaler")
+            if form.cleaned_data[role]
+        }
+        files["model"] = services.ArtifactInput(form.cleaned_data["model_file"], form.cleaned_data["model_file"].name)
+        try:
+            descriptor = validate_config(config)
+            version = services.model_version_register(
+                project=project, descriptor=descriptor, files=files, user=request.user, source="upload"
+            )
+        except DescriptorError as exc:
+            errors = exc.errors
+        except ApplicationError as exc:
+            errors = [exc.message]
+        else:
+            messages.success(
+                request, f"Registered {version} ({version.get_status_display()}: {version.status_description})."
+            )
+            return redirect(_model_url(version.soft_sensor, version.number))
+    return render(
+        request,
+        "registry/build.html",
+        {"project": project, "form": form, "features": features, "outputs": outputs, "errors": errors},
     )
 
 

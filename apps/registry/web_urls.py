@@ -15,6 +15,7 @@ urlpatterns = [
     path("<str:project_id>/", views.project_detail, name="project"),
     path("<str:project_id>/import/", views.project_import, name="project_import"),
     path("<str:project_id>/upload/", views.upload, name="upload"),
+    path("<str:project_id>/describe/", views.build, name="build"),
     path(MODEL, views.model_detail, name="model"),
     path(MODEL + "alias/", views.move_alias, name="move_alias"),
     path(VERSION + "edit/", views.edit_yaml, name="edit"),

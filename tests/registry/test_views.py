@@ -146,3 +146,75 @@ def test_zip_import_page_reports_each_model(db, role_users, tmp_path, training_f
     assert response.status_code == 200
     assert 'data-testid="import-report"' in response.content.decode() and "imported" in response.content.decode()
     assert FEATURES[0] in ModelVersion.objects.get().descriptor["inputs"]["features"][0]["name"]
+
+
+def builder_post(training_frame, handle, *, features=FEATURES, bad_range=False):
+    data = {
+        "model_id": "0003_[python]_penicillin_form",
+        "name": "Form-built forest",
+        "version": "V.0.1",
+        "author": "A. Modeler",
+        "doi": "",
+        "language": "python",
+        "language_version": "3.11",
+        "learner": "random_forest",
+        "model_type": "ensemble",
+        "description": "Built with the form.",
+        "number_of_instances": "400",
+        "validation": "hold-out",
+        "experiments_ID": "92, 93",
+        "status": "online",
+        "model_file": handle,
+        "features-TOTAL_FORMS": "8",
+        "features-INITIAL_FORMS": "0",
+        "features-MIN_NUM_FORMS": "1",
+        "features-MAX_NUM_FORMS": "1000",
+        "outputs-TOTAL_FORMS": "2",
+        "outputs-INITIAL_FORMS": "0",
+        "outputs-MIN_NUM_FORMS": "1",
+        "outputs-MAX_NUM_FORMS": "1000",
+        "outputs-0-name": "penicillin_concentration",
+        "outputs-0-units": "g/L",
+        "outputs-0-forecast_horizon": "0",
+    }
+    for index, name in enumerate(features):
+        data.update(
+            {
+                f"features-{index}-name": name,
+                f"features-{index}-type": "sensor",
+                f"features-{index}-lag": "0",
+                f"features-{index}-min": str(training_frame[name].min()),
+                f"features-{index}-max": str(training_frame[name].max()),
+            }
+        )
+    if bad_range:
+        data["features-0-min"], data["features-0-max"] = "500", "1"
+    for index in range(len(features), 8):  # what a browser posts for an untouched row
+        data[f"features-{index}-type"] = "sensor"
+    return data
+
+
+def test_descriptor_builder_form(project, role_users, tmp_path, training_frame, test_frame):
+    from apps.registry import serving
+
+    fitted = train("rf", training_frame)
+    path = dump(fitted["model"], tmp_path / "forest.joblib")
+    client = browser(role_users["modeler"])
+    assert client.get("/registry/P0001/describe/").status_code == 200
+    with path.open("rb") as handle:
+        refused = client.post("/registry/P0001/describe/", builder_post(training_frame, handle, bad_range=True))
+    assert refused.status_code == 200
+    assert "inputs.features[0].expected_range: min (500) is greater than max (1)" in refused.content.decode()
+    with path.open("rb") as handle:
+        response = client.post("/registry/P0001/describe/", builder_post(training_frame, handle))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    version = ModelVersion.objects.get()
+    assert version.status == VersionStatus.ONLINE and version.flavor == "sklearn-pickle"
+    config = version.descriptor
+    assert [f["name"] for f in config["inputs"]["features"]] == FEATURES
+    assert config["training_information"]["experiments_ID"] == "92, 93"
+    assert config["model_description"]["config_files"]["model_file"] == "forest.joblib"
+    result = serving.predict_body(version, {"inputs": {f: test_frame[f].head(3).tolist() for f in FEATURES}})
+    assert result.predictions.tolist() == pytest.approx(
+        fitted["model"].predict(test_frame[FEATURES].head(3).to_numpy()).tolist()
+    )
