@@ -33,6 +33,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -582,12 +583,22 @@ def _claim(*, watermark_id: int, trigger: str, task_id: str = "", now: datetime 
     return Claim(watermark=watermark, run=run, token=token)
 
 
-def _renew(claim: Claim) -> None:
-    """Extend the lease between steps; raise ``LeaseLost`` when someone took the group over."""
-    until = timezone.now() + timedelta(seconds=settings.STAMM_PIPELINE_LEASE_SECONDS)
+def _renew(claim: Claim, *, force: bool = False) -> None:
+    """Extend the lease between steps; raise ``LeaseLost`` when someone took the group over.
+
+    While more than half of the lease is left nothing is written (runs are short; this keeps two UPDATEs
+    per step off the hot path). The completion's conditional UPDATE is the check that matters anyway.
+    """
+    now = timezone.now()
+    lease = timedelta(seconds=settings.STAMM_PIPELINE_LEASE_SECONDS)
+    expires = claim.run.lease_expires_at
+    if not force and expires is not None and expires - now > lease / 2:
+        return
+    until = now + lease
     if not Watermark.objects.filter(id=claim.watermark.pk, lease_token=claim.token).update(lease_expires_at=until):
         raise LeaseLost(f"run {claim.run.pk} lost the lease of {claim.watermark.group_label}")
     PipelineRun.objects.filter(pk=claim.run.pk).update(lease_expires_at=until)
+    claim.run.lease_expires_at = until
 
 
 _AGE = re.compile(r" \(age [^)]*\)")
@@ -945,6 +956,7 @@ def pipeline_backfill(
             sizes[key.group] = max(sizes.get(key.group, 0), info.point_count)
     total = sum(sizes.values())
     done = 0
+    service_token()  # resolved here: the inference thread must not need the database
     runs = []
     after0, until = to_ns(start) - 1, to_ns(end)
     max_age = timedelta(seconds=deployment.max_input_age_seconds)
@@ -959,35 +971,30 @@ def pipeline_backfill(
         run.version_id, run.model_id, run.version_label = plan.version_id, plan.model_id, plan.version_tag
         skipped: Counter = Counter()
         try:
+            # Three-stage pipeline: while the registry predicts chunk k (HTTP, in a thread), this thread
+            # stores chunk k-1 and reads chunk k+1, so the database and the model server work at once.
             after = after0
-            while True:
-                started = time.perf_counter()
-                snapshots = _snapshots(plan, group, after_ns=after, until_ns=until, max_age=max_age, limit=chunk)
-                if not len(snapshots):
-                    break
-                scored = _infer(plan, snapshots, started)
-                started_store = time.perf_counter()
-                with transaction.atomic():
-                    if not Watermark.objects.filter(id=watermark.pk, lease_token=claim.token).update(
-                        lease_expires_at=timezone.now() + timedelta(seconds=settings.STAMM_PIPELINE_LEASE_SECONDS)
-                    ):
-                        raise LeaseLost(f"backfill run {run.pk} lost the lease of {watermark.group_label}")
-                    run.predictions += _store_predictions(_prediction_batch(plan, group, scored))
-                run.snapshots += len(snapshots)
-                run.registry_attempts += scored.attempts
-                skipped.update(scored.skipped)
-                run.detect_ms = (run.detect_ms or 0) + scored.detect_ms
-                run.infer_ms = (run.infer_ms or 0) + scored.infer_ms
-                run.store_ms = (run.store_ms or 0) + (time.perf_counter() - started_store) * 1000
-                run.first_snapshot_ns = (
-                    run.first_snapshot_ns if run.first_snapshot_ns is not None else int(snapshots.times_ns[0])
-                )
-                run.last_snapshot_ns = after = int(snapshots.times_ns[-1])
-                done += len(snapshots)
-                if progress:
-                    progress(done, max(total, done))
-                if len(snapshots) < chunk:
-                    break
+            in_flight: tuple[SnapshotSet, Future] | None = None
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-infer") as pool:
+                while True:
+                    started = time.perf_counter()
+                    snapshots = _snapshots(plan, group, after_ns=after, until_ns=until, max_age=max_age, limit=chunk)
+                    detect_ms = (time.perf_counter() - started) * 1000
+                    following = pool.submit(_infer, plan, snapshots, time.perf_counter()) if len(snapshots) else None
+                    if in_flight is not None:
+                        done += _backfill_store(claim, plan, group, *in_flight, skipped)
+                        if progress:
+                            progress(done, max(total, done))
+                    if following is None:
+                        break
+                    run.detect_ms = (run.detect_ms or 0) + detect_ms
+                    in_flight = (snapshots, following)
+                    after = int(snapshots.times_ns[-1])
+                    if len(snapshots) < chunk:
+                        done += _backfill_store(claim, plan, group, *in_flight, skipped)
+                        if progress:
+                            progress(done, max(total, done))
+                        break
         except Exception as exc:  # noqa: BLE001 - recorded on the run, then re-raised to the caller
             run.skipped, run.skipped_reasons = sum(skipped.values()), dict(skipped)
             _release(
@@ -1006,6 +1013,30 @@ def pipeline_backfill(
         )
         runs.append(run)
     return runs
+
+
+def _backfill_store(
+    claim: Claim, plan: ScoringPlan, group: GroupKey, snapshots: SnapshotSet, inferred: Future, skipped: Counter
+) -> int:
+    """Wait for a chunk's predictions and store them under the lease; returns the snapshots done."""
+    run, watermark = claim.run, claim.watermark
+    scored = inferred.result()
+    started = time.perf_counter()
+    with transaction.atomic():
+        if not Watermark.objects.filter(id=watermark.pk, lease_token=claim.token).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.STAMM_PIPELINE_LEASE_SECONDS)
+        ):
+            raise LeaseLost(f"backfill run {run.pk} lost the lease of {watermark.group_label}")
+        run.predictions += _store_predictions(_prediction_batch(plan, group, scored))
+    run.snapshots += len(snapshots)
+    run.registry_attempts += scored.attempts
+    skipped.update(scored.skipped)
+    run.infer_ms = (run.infer_ms or 0) + scored.infer_ms
+    run.store_ms = (run.store_ms or 0) + (time.perf_counter() - started) * 1000
+    if run.first_snapshot_ns is None:
+        run.first_snapshot_ns = int(snapshots.times_ns[0])
+    run.last_snapshot_ns = int(snapshots.times_ns[-1])
+    return len(snapshots)
 
 
 def pipeline_backfill_enqueue(*, deployment: Deployment, start: datetime | str, end: datetime | str) -> str:
