@@ -229,7 +229,8 @@ def replay(bench: Bench, token: str, rate: float, duration: float) -> dict[int, 
             "precision": "ns",
             "times": [t_ns],
             "columns": [
-                {"source": "sensor", "observed_property": f, "values": [float(v)]} for f, v in zip(FEATURES, row, strict=True)
+                {"source": "sensor", "observed_property": f, "values": [float(v)]}
+                for f, v in zip(FEATURES, row, strict=True)
             ],
         }
         sent_at = time.time()
@@ -327,7 +328,8 @@ def main() -> None:
             stored = bench.query(count_sql, ("batch_live",))[0][0]
             runs = bench.query(
                 "SELECT first_snapshot_ns, last_snapshot_ns, finished_at, status, snapshots"
-                " FROM orchestrator_pipelinerun WHERE batch_id = %s AND status = %s AND predictions > 0 ORDER BY first_snapshot_ns",
+                " FROM orchestrator_pipelinerun WHERE batch_id = %s AND status = %s AND predictions > 0"
+                " ORDER BY first_snapshot_ns",
                 ("batch_live", "succeeded"),
             )
             statuses = dict(
