@@ -53,7 +53,9 @@ from apps.tsdb.types import (  # noqa: E402
     to_ns,
 )
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+#: Data start: midnight UTC 15 days before the run (10 M points = 11.6 days per series at 1 s), so the
+#: points stay inside the 90-day retention of an InfluxDB ``stamm_raw`` database when comparing.
+T0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=15)
 CHUNK = 1_000_000
 
 
@@ -275,6 +277,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.points < args.series * 3600:
         parser.error("--points must give every series at least one hour (3600 points)")
+    if args.points // args.series > 14 * 86_400:
+        parser.error("at most 14 days (1 209 600 points) per series: raise --series")
 
     from tests.tsdb.pgdb import throwaway_postgres
 
