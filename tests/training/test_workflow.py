@@ -224,3 +224,43 @@ def test_several_learners_compete_and_one_failing_does_not_sink_the_run(start):
     best = min((c for c in trained if c.passed), key=lambda c: c.metrics["overall"]["rmse"])
     assert run.best_candidate_id == best.pk
     assert ModelVersion.objects.filter(training_run_id=str(run.uid)).count() == 3
+
+
+def test_a_transient_store_error_is_retried_by_celery_and_the_run_completes(start, monkeypatch):
+    from apps.common.errors import ServiceUnavailable
+    from apps.training import dataset
+
+    real = dataset.batches_load
+    calls = []
+
+    def flaky(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ServiceUnavailable("The time-series store is unavailable: connection reset")
+        return real(**kwargs)
+
+    monkeypatch.setattr(dataset, "batches_load", flaky)
+    run = start(gates={"r2_min": 0.9, "beats_persistence": False})
+    assert len(calls) == 2
+    assert run.status == RunStatus.PROMOTED, run.error
+    load = TrainingStep.objects.get(run=run, name="load")
+    assert load.attempts == 2 and load.status == StepStatus.SUCCEEDED and load.error == ""
+
+
+def test_a_non_transient_error_fails_the_run_naming_the_step(start, monkeypatch):
+    from apps.training import dataset
+
+    def broken(*args, **kwargs):
+        raise ValueError("corrupt alignment")
+
+    monkeypatch.setattr(dataset, "dataset_align", broken)
+    with pytest.raises(ValueError, match="corrupt alignment"):
+        start()
+    run = TrainingRun.objects.get()
+    assert run.status == RunStatus.FAILED and run.error == "preprocess: ValueError: corrupt alignment"
+    step = TrainingStep.objects.get(run=run, name="preprocess")
+    assert step.status == StepStatus.FAILED and step.attempts == 1
+    assert TrainingStep.objects.get(run=run, name="split").status == StepStatus.PENDING
+    assert not ModelVersion.objects.exists()
+    with pytest.raises(Exception, match="has failed"):
+        services.step_split(run_id=run.pk)
