@@ -129,3 +129,35 @@ def test_bias_update_worked_example():
     assert (
         stale.used == 0 and stale.bias.tolist() == [0.0] * 8 and stale.rejected == {"older than max age when known": 3}
     )
+
+
+def test_alignment_records_what_was_dropped_and_forward_fill_keeps_it():
+    from apps.training.dataset import BATCH_AGE, GroupData, dataset_align
+    from apps.tsdb.types import GroupKey
+
+    step = H // 5  # 12 minutes
+    t = np.arange(50, dtype=np.int64) * step  # 10 h of target points
+    y = np.linspace(0, 10, 50)
+    a_keep = (t < 2 * H) | (t >= 5 * H)  # input a: a 3 h gap from 2 h to 5 h
+    b_t = t[t >= H]  # input b: starts 1 h into the batch
+    group = GroupData(
+        group=GroupKey("p", "R1", "b1"),
+        start_ns=0,
+        series={"y": (t, y), "a": (t[a_keep], t[a_keep] / H), "b": (b_t, np.ones(b_t.shape[0]))},
+        lab=(np.empty(0, dtype=np.int64), np.empty(0)),
+    )
+    strict = dataset_align([group], target="y", features=["a", "b", BATCH_AGE], max_input_age_ns=H, gaps="drop")
+    stale = int(((t >= 2 * H) & (t < 5 * H) & (t - (2 * H - step) > H)).sum())  # older than 1 h in the gap
+    missing = int((t < H).sum())
+    assert strict.summary["dropped"] == {"stale: a": stale, "missing: b": missing}
+    assert strict.X.shape == (50 - stale - missing, 3)
+    np.testing.assert_allclose(strict.X[:, 2], strict.times_ns / H)  # batch age in hours
+    assert strict.summary["per_batch"]["b1"] == {
+        "target_rows": 50,
+        "kept": 50 - stale - missing,
+        "dropped": stale + missing,
+    }
+    filled = dataset_align([group], target="y", features=["a", "b", BATCH_AGE], max_input_age_ns=H, gaps="ffill")
+    assert filled.summary["dropped"] == {"missing: b": missing}  # nothing earlier to fill from
+    assert filled.summary["per_batch"]["b1"]["rows_forward_filled"] == stale
+    assert filled.X.shape[0] == 50 - missing
