@@ -1,9 +1,11 @@
 """Selectors of the manager pages: every deployment with a status light, and one deployment's details.
 
 The status rule (``deployment_status``):
-- **failing**: the deployment is enabled but has no online version to call, or its latest run failed;
+- **failing**: the deployment is enabled but has no online version to call, its latest run failed, or
+  a critical drift alert is open;
 - **warning**: disabled, no run yet, the pipeline lags more than ``STAMM_PIPELINE_MAX_LAG`` seconds,
-  the latest estimate is outside the training envelope, or the latest run was stale;
+  the latest estimate is outside the training envelope, the latest run was stale, or a drift alert
+  (warning) is open;
 - **ok** otherwise.
 """
 
@@ -20,7 +22,7 @@ from django.utils import timezone
 from apps.tsdb.selectors import latest_points, series_list, series_read
 from apps.tsdb.types import LAB_SOURCE, PREDICTION_SOURCE, Collection, Downsample, GroupKey, SeriesFilter
 
-from .selectors import LAB_MATCH_TOLERANCE, MAX_TRACE_POINTS, variable_units
+from .selectors import LAB_MATCH_TOLERANCE, MAX_TRACE_POINTS, drift_status, variable_units
 
 #: Batches (most recent first) over which the lab-error trend is computed.
 TREND_BATCHES = 6
@@ -48,13 +50,27 @@ class DeploymentRow:
     last_run: Any = None
     lag_seconds: float | None = None
     lab_trend: list[LabError] = field(default_factory=list)
+    drift: Any = None  # selectors.DriftStatus
 
 
 def deployment_status(
-    *, enabled: bool, online: bool, last_run: Any, lag_seconds: float | None, latest_validity: str, max_lag: int
+    *,
+    enabled: bool,
+    online: bool,
+    last_run: Any,
+    lag_seconds: float | None,
+    latest_validity: str,
+    max_lag: int,
+    alert_severities: tuple[str, ...] = (),
 ) -> tuple[str, list[str]]:
     """The light and the reasons for it (see the module docstring)."""
     failing, warning = [], []
+    critical = sum(1 for s in alert_severities if s == "critical")
+    if critical:
+        failing.append(f"{critical} critical drift alert{'s' if critical > 1 else ''} open")
+    if len(alert_severities) > critical:
+        count = len(alert_severities) - critical
+        warning.append(f"{count} drift alert{'s' if count > 1 else ''} open")
     if enabled and not online:
         failing.append("no online version to call")
     if last_run is not None and last_run.status == "failed":
@@ -163,6 +179,7 @@ def deployment_overview(*, now: datetime | None = None, with_trend: bool = True)
         row = DeploymentRow(
             deployment=deployment, plan=plan, status="ok", reasons=[], last_run=last_run, lag_seconds=lag
         )
+        row.drift = drift_status(deployment=str(deployment.pk))
         project_name = deployment.soft_sensor.project.name.lower()
         if plan is not None and plan.outputs:
             row.output = plan.outputs[0]
@@ -205,6 +222,7 @@ def deployment_overview(*, now: datetime | None = None, with_trend: bool = True)
             lag_seconds=lag,
             latest_validity=row.latest_validity,
             max_lag=settings.STAMM_PIPELINE_MAX_LAG,
+            alert_severities=tuple(a.severity for a in row.drift.open_alerts),
         )
         rows.append(row)
     return rows

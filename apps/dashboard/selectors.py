@@ -24,11 +24,13 @@ from apps.tsdb.selectors import (
     latest_points,
     series_list,
     series_read,
+    snapshots_get,
     variable_metadata_list,
 )
 from apps.tsdb.types import (
     LAB_SOURCE,
     PREDICTION_SOURCE,
+    UTC,
     Collection,
     Downsample,
     GroupInfo,
@@ -130,9 +132,25 @@ def device_ids(*, project_name: str) -> list[str]:
 # ------------------------------------------------------------------------------------------------ units
 
 
+#: Seconds the units of a project stay cached (they change when a dictionary or descriptor does).
+UNITS_CACHE_SECONDS = 60
+
+
 def variable_units(*, project_name: str, device_id: str | None = None) -> dict[str, str]:
     """Unit of each variable: the store's display metadata first, then the registry dictionary and the
-    soft sensors' descriptors (features and outputs)."""
+    soft sensors' descriptors (features and outputs). Cached for ``UNITS_CACHE_SECONDS`` in Django's
+    cache (per process, or shared when ``CACHES`` names a shared backend): every refresh needs them."""
+    from django.core.cache import cache
+
+    key = f"dashboard:units:{project_name}:{device_id or '*'}"
+    units = cache.get(key)
+    if units is None:
+        units = _variable_units(project_name=project_name, device_id=device_id)
+        cache.set(key, units, UNITS_CACHE_SECONDS)
+    return units
+
+
+def _variable_units(*, project_name: str, device_id: str | None) -> dict[str, str]:
     units: dict[str, str] = {}
     try:
         from apps.registry.models import Project
@@ -169,12 +187,12 @@ def with_unit(name: str, units: dict[str, str]) -> str:
 
 @dataclass
 class Trace:
-    """One series ready to draw: times as aware datetimes, values, and how it was reduced."""
+    """One series ready to draw: times (epoch ns, and UTC strings for Plotly), values, how it was reduced."""
 
     name: str
     kind: str  # "estimate" | "lab" | "process"
     series: SeriesKey
-    times: list[datetime]
+    times_ns: np.ndarray
     values: list[float]
     unit: str = ""
     validity: list[str] = field(default_factory=list)
@@ -183,6 +201,19 @@ class Trace:
 
     def __len__(self) -> int:
         return len(self.values)
+
+    @property
+    def times(self) -> list[str]:
+        return plot_times(self.times_ns)
+
+
+def plot_times(times_ns: np.ndarray) -> list[str]:
+    """Epoch nanoseconds → naive UTC ISO strings, vectorised (the charts' time axes are in UTC)."""
+    return np.datetime_as_string(np.asarray(times_ns, dtype=np.int64).astype("datetime64[ns]"), unit="s").tolist()
+
+
+def plot_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass
@@ -247,13 +278,12 @@ def _trace(
     data = series_read(
         collection=collection, series=info.series, start=start, end=end, max_points=MAX_TRACE_POINTS, method=method
     )
-    times = [from_ns(t) for t in data.times_ns.tolist()]
     validity = [str(v or "") for v in data.fields["validity"].tolist()] if "validity" in data.fields else []
     return Trace(
         name=name,
         kind=kind,
         series=info.series,
-        times=times,
+        times_ns=data.times_ns,
         values=data.values.tolist(),
         unit=units.get(info.series.observed_property, ""),
         validity=validity,
@@ -366,6 +396,31 @@ class EstimateStatus:
 
 
 @dataclass
+class DriftStatus:
+    """What the drift app knows about one deployment: its open alerts and its latest result."""
+
+    deployment: str
+    open_alerts: list[Any]
+    latest: Any  # apps.drift.models.DriftResult | None
+
+    @property
+    def worst_severity(self) -> str | None:
+        severities = {a.severity for a in self.open_alerts}
+        return "critical" if "critical" in severities else ("warning" if severities else None)
+
+
+def drift_status(*, deployment: str) -> DriftStatus:
+    """Open alerts (newest first) and the latest drift result of a deployment (by name or id)."""
+    from apps.drift.selectors import alert_list, result_list
+
+    return DriftStatus(
+        deployment=deployment,
+        open_alerts=list(alert_list(state="open", deployment=deployment)[:20]),
+        latest=result_list(deployment=deployment).first(),
+    )
+
+
+@dataclass
 class TrustPanel:
     group: GroupKey
     estimates: list[EstimateStatus]
@@ -373,6 +428,7 @@ class TrustPanel:
     lag_seconds: float | None
     lag_deployments: list[str]
     max_lag_seconds: int
+    drift: list[DriftStatus] = field(default_factory=list)
 
 
 def _nearest(times_ns: np.ndarray, values: np.ndarray, at_ns: int, tolerance_ns: int) -> float | None:
@@ -398,19 +454,54 @@ def latest_lab_residual(*, series: SeriesKey, lab: SeriesKey, lab_time: datetime
     return None if estimate is None else lab_value - estimate
 
 
-def group_lag(*, group: GroupKey) -> tuple[float | None, list[str]]:
-    """How long the newest data of the group has waited for an estimate, per the orchestrator's
-    ``pipeline_lag`` (worst over the deployments scoring the group), and those deployments."""
-    from apps.orchestrator.selectors import pipeline_lag
+def group_lag(
+    *, group: GroupKey, raw_latest: Sequence[Any], predictions_latest: Sequence[Any], now: datetime | None = None
+) -> tuple[float | None, list[str]]:
+    """How long the group's data has waited for an estimate, worst over the enabled deployments scoring
+    it, and those deployments.
 
-    label = f"{group.project_name}/{group.device_id}/{group.batch_id}"
+    The rule is ``apps.orchestrator.selectors.pipeline_lag``'s (the age of the oldest as-of snapshot newer
+    than the deployment's newest prediction; 0 when caught up), applied to this one group: that selector
+    walks every group of the project, which grows with the history, and the trust panel refreshes often.
+    ``raw_latest`` / ``predictions_latest`` are the group's newest points per series (already read).
+    """
+    from apps.orchestrator.selectors import deployments_for_project
+
+    now_ns = to_ns(now or timezone.now())
     worst: float | None = None
     names = []
-    for entry in pipeline_lag():
-        for row in entry.get("groups", []):
-            if row["group"] == label:
-                names.append(entry["deployment"])
-                worst = max(worst or 0.0, float(row["waiting_seconds"]))
+    for deployment, plan in deployments_for_project(project_name=group.project_name):
+        if plan is None or not plan.online:
+            continue
+        if not deployment.in_scope(device_id=group.device_id, batch_id=group.batch_id):
+            continue
+        raw_times = [
+            to_ns(p.time)
+            for p in raw_latest
+            if p.series.source != LAB_SOURCE and p.series.observed_property in plan.snapshot_variables
+        ]
+        if not raw_times:
+            continue
+        predicted = [
+            to_ns(p.time)
+            for p in predictions_latest
+            if (p.series.model_id, p.series.version) == (plan.model_tag, plan.version_tag)
+            and p.series.observed_property in plan.outputs
+        ]
+        newest_prediction = max(predicted) if predicted else None
+        waiting = 0.0
+        if newest_prediction is None or max(raw_times) > newest_prediction:
+            probe = snapshots_get(
+                group=group,
+                variables=plan.snapshot_variables,
+                after=from_ns(newest_prediction) if newest_prediction is not None else None,
+                max_age=timedelta(seconds=deployment.max_input_age_seconds),
+                limit=1,
+            )
+            if len(probe):
+                waiting = max(0.0, (now_ns - int(probe.times_ns[0])) / 1e9)
+        names.append(deployment.name)
+        worst = max(worst or 0.0, waiting)
     return worst, names
 
 
@@ -446,8 +537,9 @@ def trust_panel(*, group: GroupKey) -> TrustPanel:
             )
         estimates.append(status)
     last_data = max((p.time for p in raw_latest if p.series.source != LAB_SOURCE), default=None)
-    lag, names = group_lag(group=group)
-    return TrustPanel(group, estimates, last_data, lag, names, settings.STAMM_PIPELINE_MAX_LAG)
+    lag, names = group_lag(group=group, raw_latest=raw_latest, predictions_latest=predictions)
+    drift = [drift_status(deployment=name) for name in names]
+    return TrustPanel(group, estimates, last_data, lag, names, settings.STAMM_PIPELINE_MAX_LAG, drift)
 
 
 # ------------------------------------------------------------------------------------------------ flags

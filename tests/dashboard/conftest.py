@@ -10,6 +10,16 @@ import pytest
 from .seed import seed_demo
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Units are cached per project; each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def demo(db, role_users, indpensim_dir):
     return seed_demo()

@@ -80,6 +80,7 @@ def test_operator_live_page(page, live_server, demo):
     trust.locator("[data-testid=latest-estimate]").first.wait_for()
     assert "g/L" in trust.inner_text()
     assert "Pipeline lag" in trust.inner_text()
+    assert "No open alert" in trust.locator("[data-testid=drift-status]").inner_text()
     # Whole batch, with a process variable on an extra axis.
     page.click("text=Whole batch")
     page.click("#variables")
@@ -130,6 +131,7 @@ def test_modeler_pages(page, live_server, demo, tmp_path):
     page.goto(f"{live_server.url}/modeler/soft-sensors/")
     page.get_by_text("0002_[python]_penicillin_ridge").first.wait_for()
     assert "production" in page.inner_text("[data-testid=sensors]")
+    assert "/registry/P0001/models/" in page.locator("[data-testid=registry-link]").first.get_attribute("href")
     screenshot(page, "dashboard-modeler-sensors")
     # Drift analysis: defaults (training batches as reference, KS), a parameter tooltip, run → verdict.
     page.goto(f"{live_server.url}/modeler/drift/")
@@ -190,6 +192,7 @@ def test_manager_overview_and_details(page, live_server, demo):
     row.wait_for()
     assert "g/L" in row.inner_text()
     assert row.locator("[data-testid^=status-]").count() == 1
+    assert row.locator("[data-testid=open-alerts]").inner_text() == "0"
     page.wait_for_function("() => document.querySelectorAll('[data-testid=overview] .js-plotly-plot').length > 0")
     screenshot(page, "dashboard-manager-overview")
     row.get_by_role("link", name=demo.deployment.name).click()

@@ -17,7 +17,7 @@ from apps.dashboard.modeling import drift_analyse, simulation_run, simulation_wo
 from apps.dashboard.models import PointFlag
 from apps.dashboard.overview import deployment_status
 from apps.dashboard.services import point_flag_create
-from apps.tsdb.types import GroupKey
+from apps.tsdb.types import GroupKey, to_ns
 
 from .conftest import dash_update, response_json
 from .seed import INDPENSIM, batch_frame, ingest_batch
@@ -62,7 +62,8 @@ def test_live_chart_reads_at_most_2000_points_per_trace(long_group):
     # A range button reads only its window.
     last_day = sel.live_chart(group=long_group, range_key="24h", variables=["temperature"])
     assert last_day.start == last_day.end - timedelta(hours=24)
-    assert all(t >= last_day.start for t in last_day.process[0].times)
+    assert last_day.process[0].times_ns.min() >= to_ns(last_day.start)
+    assert last_day.process[0].times[0] == last_day.start.strftime("%Y-%m-%dT%H:%M:%S")
     assert len(last_day.process[0]) == 121  # one row every 12 min, both ends included
 
 
@@ -137,6 +138,8 @@ def test_deployment_status_rules():
     status, reasons = deployment_status(**{**ok, "last_run": Run("failed", "registry unavailable")})
     assert status == "failing" and "registry unavailable" in reasons[0]
     assert deployment_status(**{**ok, "online": False})[0] == "failing"
+    assert deployment_status(**{**ok, "alert_severities": ("warning",)}) == ("warning", ["1 drift alert open"])
+    assert deployment_status(**{**ok, "alert_severities": ("warning", "critical")})[0] == "failing"
 
 
 def test_operator_flag_is_saved_and_listed_through_the_callback(client, demo, role_users):
@@ -302,3 +305,60 @@ def test_drift_callback_builds_form_and_runs(client, demo, role_users):
     text = json.dumps(out)
     assert '"verdict"' in text and ("DRIFT" in text)
     assert "Population Stability Index" in text
+
+
+def test_drift_alerts_reach_the_trust_panel_and_the_overview(demo):
+    """A drift job of the drift app raises an alert on the aeration-fault batch; the dashboards show it."""
+    from apps.dashboard.overview import deployment_overview
+    from apps.drift.services import drift_job_create, drift_job_run
+
+    before = sel.trust_panel(group=GroupKey("penicillin", "R1", demo.live_batch))
+    assert [(d.deployment, len(d.open_alerts), d.latest) for d in before.drift] == [(demo.deployment.name, 0, None)]
+    job = drift_job_create(
+        name="aeration-watch", deployment=demo.deployment, detector="ks", params={}, variables=INPUTS,
+        reference={"kind": "training"}, test={"kind": "phase", "phase": "log", "batch_id": "batch_94"},
+    )
+    result = drift_job_run(job=job)
+    assert result.status == "succeeded" and result.drift
+    after = sel.trust_panel(group=GroupKey("penicillin", "R1", demo.live_batch))
+    status = after.drift[0]
+    assert len(status.open_alerts) == 1 and status.latest.pk == result.pk
+    row = next(r for r in deployment_overview() if r.deployment.pk == demo.deployment.pk)
+    assert row.status in ("warning", "failing")
+    assert any("drift alert" in reason for reason in row.reasons)
+
+
+def test_group_lag_follows_the_orchestrators_rule(demo):
+    """The trust panel's lag for one group equals what ``pipeline_lag`` reports for it (same rule)."""
+    from apps.orchestrator.selectors import pipeline_lag
+    from apps.tsdb.csv_import import wide_csv_parse
+    from apps.tsdb.services import points_ingest
+
+    group = GroupKey("penicillin", "R1", demo.live_batch)
+    assert sel.trust_panel(group=group).lag_seconds == 0.0  # every stored row is scored
+    # Sixty more rows arrive and nobody scores them.
+    table = wide_csv_parse(INDPENSIM / "batch_96.csv")
+    first = sel.group_series(group=group).first_time
+    times = table.absolute_times(first - timedelta(hours=float(batch_frame(96)["time"].iloc[0])))
+    points_ingest(batch=table.to_batch(group=group, times_ns=times[600:660], rows=slice(600, 660)))
+    now = sel.group_series(group=group).last_time + timedelta(minutes=5)
+    contents = sel.group_series(group=group)
+    from apps.tsdb.selectors import latest_points
+    from apps.tsdb.types import Collection, SeriesFilter
+
+    where = SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id)
+    lag, names = sel.group_lag(
+        group=group,
+        raw_latest=latest_points(collection=Collection.RAW, where=where),
+        predictions_latest=latest_points(collection=Collection.PREDICTIONS, where=where),
+        now=now,
+    )
+    expected = next(
+        row["waiting_seconds"]
+        for entry in pipeline_lag(now=now)
+        for row in entry["groups"]
+        if row["group"] == f"penicillin/R1/{demo.live_batch}"
+    )
+    assert names == [demo.deployment.name]
+    assert lag == pytest.approx(expected, abs=0.1)
+    assert lag == pytest.approx((now - contents.last_time).total_seconds() + 59 * 12 * 60, abs=1)

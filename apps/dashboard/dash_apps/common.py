@@ -77,7 +77,7 @@ def error_box(exc: Exception) -> html.Div:
 def base_layout(**overrides: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "font": FONT,
-        "margin": {"l": 70, "r": 30, "t": 30, "b": 50},
+        "margin": {"l": 70, "r": 30, "t": 30, "b": 70},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
         "hovermode": "x unified",

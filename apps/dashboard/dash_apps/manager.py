@@ -78,6 +78,30 @@ def trend_figure(row: DeploymentRow, height: int = 70) -> dict[str, Any]:
     }
 
 
+def alerts_cell(row: DeploymentRow) -> html.Div:
+    status = row.drift
+    latest = status.latest
+    check = (
+        f"last check {latest.detector}: {'drift' if latest.drift else 'no drift'}, {sel.ago(latest.created_at)}"
+        if latest is not None
+        else "no drift check yet"
+    )
+    colour = {"critical": STATUS_COLOURS["failing"], "warning": STATUS_COLOURS["warning"]}.get(
+        status.worst_severity or "", STATUS_COLOURS["ok"]
+    )
+    return html.Div(
+        [
+            html.Div(
+                str(len(status.open_alerts)),
+                className="stat-value",
+                style={"color": colour},
+                **{"data-testid": "open-alerts"},
+            ),
+            html.Div(check, className="stat-detail"),
+        ]
+    )
+
+
 def last_run_text(run: Any) -> str:
     if run is None:
         return "no run yet"
@@ -101,6 +125,7 @@ def show_overview(_tick: Any, *, user: Any) -> Any:
                 "Latest estimate",
                 "Last run",
                 "Pipeline lag",
+                "Drift alerts",
                 "Lab error trend (MAE per batch)",
             )
         ]
@@ -145,6 +170,7 @@ def show_overview(_tick: Any, *, user: Any) -> Any:
                     html.Td(latest),
                     html.Td(last_run_text(row.last_run)),
                     html.Td(lag, className="big"),
+                    html.Td(alerts_cell(row)),
                     html.Td(trend),
                 ],
                 **{"data-testid": f"deployment-{deployment.name}"},
@@ -186,6 +212,12 @@ def show_detail(pathname: str | None, _tick: Any, *, user: Any) -> Any:
         ),
         stat_card("Pipeline lag", "—" if row.lag_seconds is None else sel.duration_text(row.lag_seconds)),
         stat_card("Last run", last_run_text(row.last_run)),
+        stat_card(
+            "Open drift alerts",
+            str(len(row.drift.open_alerts)),
+            tone={"critical": "bad", "warning": "warning"}.get(row.drift.worst_severity or "", "ok"),
+            detail=row.drift.open_alerts[0].message[:160] if row.drift.open_alerts else "",
+        ),
     ]
     children: list[Any] = [html.Div(cards, className="controls")]
     if row.latest_batch:

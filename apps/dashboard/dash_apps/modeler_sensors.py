@@ -65,11 +65,10 @@ def sensor_panel(item: dict[str, Any], *, project_id: str, staff: bool) -> html.
     soft_sensor = item["soft_sensor"]
     links = [
         html.A(
-            "Registry record (API)",
-            href=reverse(
-                "api:registry-softsensor-detail", kwargs={"project_id": project_id, "model_id": soft_sensor.model_id}
-            ),
+            "Open in the registry",
+            href=reverse("registry:model", kwargs={"project_id": project_id, "model_id": soft_sensor.model_id}),
             className="button",
+            **{"data-testid": "registry-link"},
         )
     ]
     if staff:

@@ -307,8 +307,8 @@ def chart_figure(chart: sel.LiveChart, flags: list | None = None) -> dict[str, A
                 "type": "line",
                 "xref": "x",
                 "yref": "paper",
-                "x0": f.time,
-                "x1": f.time,
+                "x0": sel.plot_time(f.time),
+                "x1": sel.plot_time(f.time),
                 "y0": 0,
                 "y1": 1,
                 "line": {"color": "#b03a2e", "width": 2, "dash": "dash"},
@@ -317,7 +317,7 @@ def chart_figure(chart: sel.LiveChart, flags: list | None = None) -> dict[str, A
         ],
         annotations=[
             {
-                "x": f.time,
+                "x": sel.plot_time(f.time),
                 "y": 1,
                 "xref": "x",
                 "yref": "paper",
@@ -391,6 +391,28 @@ def update_chart(
     return chart_figure(chart, flags), status
 
 
+def drift_cards(statuses: list[sel.DriftStatus]) -> list:
+    """One card per deployment scoring the batch: open drift alerts, and the latest drift check."""
+    if not statuses:
+        return [stat_card("Drift", "—", detail="no deployment scores this batch", testid="drift-status")]
+    cards = []
+    for status in statuses:
+        latest = status.latest
+        check = (
+            f"last check {latest.detector}: {'drift' if latest.drift else 'no drift'} · {sel.ago(latest.created_at)}"
+            if latest is not None
+            else "no drift check has run yet"
+        )
+        count = len(status.open_alerts)
+        tone = {"critical": "bad", "warning": "warning"}.get(status.worst_severity or "", "ok" if latest else "neutral")
+        value = f"{count} open alert{'s' if count != 1 else ''}" if count else "No open alert"
+        detail = f"{status.deployment} · {check}"
+        if count:
+            detail = f"{status.deployment} · {status.open_alerts[0].message[:120]} · {check}"
+        cards.append(stat_card("Drift", value, tone=tone, detail=detail, testid="drift-status"))
+    return cards
+
+
 VALIDITY_TEXT = {
     "ok": "Valid: inputs inside the training envelope",
     "out_of_range": "Inputs outside the training envelope",
@@ -442,6 +464,7 @@ def trust_children(panel: sel.TrustPanel) -> list:
                 testid="pipeline-lag",
             )
         )
+    cards.extend(drift_cards(panel.drift))
     cards.append(
         stat_card(
             "Last process data",
