@@ -9,8 +9,8 @@ IndPenSim batches, registered through the registry service and aliased ``product
 
 Measured:
 - in-process (the limit): ``model.predict`` on the same rows, the way a script would call it;
-- server time: the whole Django stack (middleware, token auth, JSON parse, predict, verdicts, JSON
-  render) through ``django.test.Client``, i.e. what the server spends per request without the socket;
+- server time: Django's WSGI application called directly, as a WSGI server calls it (middleware, token
+  auth, JSON parse, predict, verdicts, JSON render), i.e. what the server spends per request minus the socket;
 - HTTP: the same requests to a gunicorn worker on loopback (wall clock, plus the view's Server-Timing).
 
 Targets: REST batch rows/s >= 0.5 x in-process rows/s; single-row server time p50 <= 5 ms.
@@ -20,6 +20,7 @@ The last line printed is JSON with every figure.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import socket
@@ -86,7 +87,6 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.core.management import call_command
-    from django.test import Client
     from rest_framework.authtoken.models import Token
     from sklearn.ensemble import RandomForestRegressor
 
@@ -160,24 +160,59 @@ def main() -> None:
         model.predict(row.reshape(1, -1))
         inproc_single.append((time.perf_counter() - t) * 1000)
 
-    # Server time: the full Django stack in this process.
-    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="127.0.0.1")
-    warm = client.post(path, batch_body, content_type="application/json")
-    assert warm.status_code == 200, warm.content[:300]
-    assert np.allclose(warm.json()["predictions"], reference), "REST predictions differ from model.predict"
+    # Server time: Django's WSGI application called directly, exactly as a WSGI server calls it (request
+    # parsing, middleware, token auth, view, JSON rendering, response iteration), without the socket.
+    from django.core.handlers.wsgi import WSGIHandler
+
+    application = WSGIHandler()
+
+    def serve(body: str) -> tuple[int, bytes]:
+        data = body.encode()
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "SCRIPT_NAME": "",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(data)),
+            "HTTP_AUTHORIZATION": f"Token {token}",
+            "wsgi.input": io.BytesIO(data),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }
+        status: list[str] = []
+        chunks = application(environ, lambda code, headers, exc_info=None: status.append(code))
+        try:
+            content = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return int(status[0].split()[0]), content
+
+    code, content = serve(batch_body)
+    assert code == 200, content[:300]
+    assert np.allclose(json.loads(content)["predictions"], reference), "REST predictions differ from model.predict"
     rest_batch = []
     for _ in range(args.batches):
         t = time.perf_counter()
-        response = client.post(path, batch_body, content_type="application/json")
+        code, _ = serve(batch_body)
         rest_batch.append(time.perf_counter() - t)
-        assert response.status_code == 200
+        assert code == 200
     rest_batch_s = statistics.median(rest_batch)
     server_single = []
     for body in singles:
         t = time.perf_counter()
-        response = client.post(path, body, content_type="application/json")
+        code, _ = serve(body)
         server_single.append((time.perf_counter() - t) * 1000)
-        assert response.status_code == 200
+        assert code == 200
 
     figures = {
         "model": "RandomForestRegressor(n_estimators=100, max_depth=14)",

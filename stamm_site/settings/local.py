@@ -41,6 +41,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
+            # Reuse the connection between requests (as the DATABASE_URL path does): opening SQLite and
+            # running the PRAGMAs costs a few ms per request, more than a single-row prediction.
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
         }
     }
 
