@@ -14,7 +14,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from apps.tsdb.backends.sql import SQLBackend
-from apps.tsdb.types import Collection
+from apps.tsdb.types import Collection, Downsample
 from tests.services import postgres_available, require
 
 from .contract import BackendContract, new_group, raw_batch, raw_key, read_all, seconds
@@ -63,6 +63,27 @@ class SQLSpecific:
         np.testing.assert_allclose(data.fields["min"], mins)
         np.testing.assert_allclose(data.fields["max"], maxs)
         np.testing.assert_array_equal(data.fields["count"], counts)
+
+    def test_minmax_matches_numpy_reference_with_ties(self, backend):
+        from apps.tsdb.asof import minmax_buckets
+
+        group = new_group()
+        t = seconds(*range(0, 2000))
+        values = np.round(np.sin(np.arange(len(t)) / 30.0) * 3)  # few distinct values: many ties
+        backend.write(raw_batch(group, {"temperature": (t, values)}))
+        start, end = int(t[0]), int(t[-1])
+        data = backend.read(
+            collection=Collection.RAW,
+            series=raw_key(group),
+            start=_dt(start),
+            end=_dt(end),
+            max_points=40,
+            method=Downsample.MINMAX,
+        )
+        keep = minmax_buckets(t, values, start_ns=start, end_ns=end, max_points=40)
+        np.testing.assert_array_equal(data.times_ns, t[keep])
+        np.testing.assert_array_equal(data.values, values[keep])
+        assert len(data) <= 40
 
     def test_snapshots_reject_bad_arguments(self, backend):
         group = new_group()
