@@ -7,6 +7,8 @@ class TrainingConfig(AppConfig):
     verbose_name = "Training and promotion"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from apps.accounts.roles import ADMIN, MODELER
         from apps.common.navigation import NavLink, register_link
 
@@ -22,3 +24,12 @@ class TrainingConfig(AppConfig):
                 order=40,
             )
         )
+        post_migrate.connect(_ensure_bias_schedule, dispatch_uid="training.ensure_bias_schedule")
+
+
+def _ensure_bias_schedule(sender: AppConfig, **kwargs) -> None:
+    if sender.label != "training":
+        return
+    from .services import bias_schedule_ensure
+
+    bias_schedule_ensure(using=kwargs.get("using", "default"))

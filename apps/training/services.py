@@ -23,6 +23,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -1051,12 +1052,13 @@ def bias_correction_configure(*, deployment: Any, user: Any, data: Mapping[str, 
     )
 
 
-def bias_correction_apply(*, deployment: Any) -> dict[str, Any]:
+def bias_correction_apply(*, deployment: Any, since: datetime | None = None) -> dict[str, Any]:
     """Recompute ``corrected_value`` of every stored prediction of the deployment from its lab samples.
 
     Per batch and per predicted series, the filtered bias is replayed from the batch's lab samples in the
     order their results became known, so the result is the same however often it runs (idempotent), and
-    the raw prediction (``value``) and its validity verdict are written back unchanged.
+    the raw prediction (``value``) and its validity verdict are written back unchanged. ``since`` limits
+    the work to batches with predictions after that time (the periodic update replays live batches only).
     """
     from apps.tsdb import selectors as tsdb  # noqa: PLC0415
     from apps.tsdb.services import points_ingest  # noqa: PLC0415
@@ -1072,6 +1074,8 @@ def bias_correction_apply(*, deployment: Any) -> dict[str, Any]:
     infos = tsdb.series_list(
         collection=Collection.PREDICTIONS,
         where=SeriesFilter(project_name=project_name, source=PREDICTION_SOURCE, model_id=soft_sensor.model_id.lower()),
+        start=since,
+        end=timezone.now() if since is not None else None,
     )
     infos = [i for i in infos if deployment.in_scope(device_id=i.series.device_id, batch_id=i.series.batch_id)]
     state: dict[str, Any] = {}
@@ -1129,3 +1133,47 @@ def bias_correction_apply(*, deployment: Any) -> dict[str, Any]:
         }
     BiasCorrection.objects.filter(pk=config.pk).update(applied_at=timezone.now(), state=_json(state))
     return {"applied": True, "version": config.number, "points": written, "series": state}
+
+
+def bias_corrections_apply_recent(*, window_seconds: int = 6 * 3600) -> dict[str, Any]:
+    """The periodic update: every deployment whose newest bias configuration is enabled, for the batches
+    that received predictions in the last ``window_seconds``. One failing deployment does not stop the others."""
+    from apps.orchestrator.models import Deployment  # noqa: PLC0415
+
+    since = timezone.now() - timedelta(seconds=int(window_seconds))
+    newest = {}
+    for config in BiasCorrection.objects.order_by("deployment_id", "-number"):
+        newest.setdefault(config.deployment_id, config)
+    enabled = [pk for pk, config in newest.items() if config.enabled]
+    results: dict[str, Any] = {}
+    for deployment in Deployment.objects.filter(pk__in=enabled, enabled=True).select_related("soft_sensor__project"):
+        try:
+            outcome = bias_correction_apply(deployment=deployment, since=since)
+            results[deployment.name] = {"points": outcome.get("points", 0), "series": len(outcome.get("series", {}))}
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported per deployment, the others still run
+            logger.warning("bias update of %s failed: %s", deployment.name, exc)
+            results[deployment.name] = {"error": _describe(exc)}
+    return results
+
+
+#: Periodic task created on migrate (editable, or disabled, in the admin like every beat schedule).
+BIAS_SCHEDULE = ("training-bias-update", "training.bias_apply_recent", 300)
+
+
+@transaction.atomic
+def bias_schedule_ensure(*, using: str = "default") -> bool:
+    """Create the periodic bias update if absent (an existing one, maybe edited, is left alone)."""
+    import json  # noqa: PLC0415
+
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask  # noqa: PLC0415
+
+    name, task, every = BIAS_SCHEDULE
+    if PeriodicTask.objects.using(using).filter(name=name).exists():
+        return False
+    interval, _ = IntervalSchedule.objects.using(using).get_or_create(every=every, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.using(using).create(
+        name=name, task=task, interval=interval, kwargs=json.dumps({"window_seconds": 6 * 3600}), enabled=True
+    )
+    return True

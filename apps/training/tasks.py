@@ -117,6 +117,13 @@ def bias_apply(deployment_id: int) -> dict:
     )
 
 
+@shared_task(name="training.bias_apply_recent", **RETRY_OPTIONS)
+def bias_apply_recent(window_seconds: int = 6 * 3600) -> dict:
+    from .services import bias_corrections_apply_recent  # noqa: PLC0415
+
+    return bias_corrections_apply_recent(window_seconds=window_seconds)
+
+
 def workflow_signature(run_id: int):
     """The run's canvas: learners are trained in parallel by a chord whose callback evaluates them."""
     from .models import TrainingRun  # noqa: PLC0415

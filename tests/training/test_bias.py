@@ -127,3 +127,27 @@ def test_bias_configuration_is_versioned_and_validated_over_http(deployed, api_c
     assert [(c["number"], c["alpha"]) for c in listing] == [(2, 0.6), (1, 0.3)]
     applied = client.post(reverse("api:training-bias-apply", args=[deployment.pk]), {}, format="json")
     assert applied.status_code == 200 and applied.json()["version"] == 2
+
+
+def test_periodic_update_replays_recent_batches_of_enabled_deployments(deployed, role_users, settings):
+    from django_celery_beat.models import PeriodicTask
+
+    from apps.training.tasks import bias_apply_recent
+
+    deployment, key, times, predicted, truth = deployed
+    task = PeriodicTask.objects.get(name="training-bias-update")  # created on migrate
+    assert task.task == "training.bias_apply_recent" and task.enabled
+    assert bias_apply_recent.apply(kwargs={"window_seconds": 3600}).get() == {}  # nothing configured yet
+    services.bias_correction_configure(deployment=deployment, user=role_users["modeler"], data={"alpha": 0.5})
+    # The predictions of batch 98 are dated from T0 + 45 days, far outside a one-hour window...
+    assert bias_apply_recent.apply(kwargs={"window_seconds": 3600}).get() == {"pen-rf": {"points": 0, "series": 0}}
+    # ...and inside a window that reaches back to them.
+    window = int(
+        (np.datetime64("now") - np.datetime64(from_ns(int(times[0])).replace(tzinfo=None))) / np.timedelta64(1, "s")
+    )
+    result = bias_apply_recent.apply(kwargs={"window_seconds": window + 3600}).get()
+    assert result == {"pen-rf": {"points": len(times), "series": 1}}
+    services.bias_correction_configure(
+        deployment=deployment, user=role_users["modeler"], data={"alpha": 0.5, "enabled": False}
+    )
+    assert bias_apply_recent.apply(kwargs={"window_seconds": window + 3600}).get() == {}

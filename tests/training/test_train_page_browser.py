@@ -1,4 +1,5 @@
 """The Train page in Debian's Chromium: choose data, learners and gates, follow the run, promote."""
+
 from __future__ import annotations
 
 import pytest
