@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -72,16 +73,28 @@ def payload_requests(points: int, lines_per_request: int, start_ns: int, batches
     return bodies
 
 
-def send(url: str, bodies: list[bytes], headers: dict[str, str]) -> float:
-    """Seconds to POST every body in order on one keep-alive connection; every answer must be 204."""
-    session = requests.Session()
+def send(url: str, bodies: list[bytes], headers: dict[str, str], concurrency: int = 1) -> float:
+    """Seconds to POST every body (``concurrency`` clients, each on one keep-alive connection); all 204."""
+    errors: list[str] = []
+
+    def client(mine: list[bytes]) -> None:
+        session = requests.Session()
+        for body in mine:
+            response = session.post(url, data=body, headers=headers, timeout=600)
+            if response.status_code != 204:
+                errors.append(f"{url} answered {response.status_code}: {response.text[:300]}")
+                return
+        session.close()
+
+    threads = [threading.Thread(target=client, args=(bodies[i::concurrency],)) for i in range(concurrency)]
     started = time.perf_counter()
-    for i, body in enumerate(bodies):
-        response = session.post(url, data=body, headers=headers, timeout=600)
-        if response.status_code != 204:
-            raise RuntimeError(f"request {i} to {url} answered {response.status_code}: {response.text[:300]}")
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     elapsed = time.perf_counter() - started
-    session.close()
+    if errors:
+        raise RuntimeError(errors[0])
     return elapsed
 
 
@@ -251,6 +264,7 @@ def main() -> int:
     parser.add_argument("--lines-per-request", type=int, default=10_000)
     parser.add_argument("--big-mb", type=int, default=100, help="size of the single large request (0: skip)")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per app")
+    parser.add_argument("--concurrency", type=int, default=1, help="clients sending at once, to every receiver")
     parser.add_argument(
         "--pg-admin-url", default=os.environ.get("STAMM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
     )
@@ -263,6 +277,8 @@ def main() -> int:
     print(f"payload: {summary}")
     text = {"Content-Type": "text/plain; charset=utf-8"}
     results: dict[str, Any] = {
+        "workers": args.workers,
+        "concurrency": args.concurrency,
         "points": args.points,
         "lines_per_request": args.lines_per_request,
         "payload_mb": round(payload_mb, 1),
@@ -282,13 +298,13 @@ def main() -> int:
             requests.post(
                 f"{influx_url}/query", data={"q": 'CREATE DATABASE "bench_direct"'}, timeout=30
             ).raise_for_status()
-            seconds = send(f"{influx_url}/write?db=bench_direct&precision=ns", bodies, text)
+            seconds = send(f"{influx_url}/write?db=bench_direct&precision=ns", bodies, text, args.concurrency)
             results["influxdb_direct"] = {"seconds": round(seconds, 2), "points_per_s": round(args.points / seconds)}
             rows.append(("(c) InfluxDB /write", args.points / seconds, influx_url))
 
         # (a) the app, SQL backend on PostgreSQL.
         with gunicorn(sql_env, args.workers) as (url, _worker):
-            seconds = send(f"{url}/api/v2/write?bucket=stamm_raw&precision=ns", bodies, auth)
+            seconds = send(f"{url}/api/v2/write?bucket=stamm_raw&precision=ns", bodies, auth, args.concurrency)
         with psycopg.connect(database_url) as conn:
             stored = conn.execute("SELECT count(*) FROM tsdb_rawpoint").fetchone()[0]
         results["app_sql_postgres"] = {
@@ -308,7 +324,7 @@ def main() -> int:
                 "from apps.tsdb.backends import get_backend; get_backend().ensure_collections()",
             )
             with gunicorn(influx_env, args.workers) as (url, _worker):
-                seconds = send(f"{url}/api/v2/write?bucket=stamm_raw&precision=ns", bodies, auth)
+                seconds = send(f"{url}/api/v2/write?bucket=stamm_raw&precision=ns", bodies, auth, args.concurrency)
             answer = requests.post(
                 f"{influx_url}/query",
                 data={"db": "stamm_raw", "q": 'SELECT count("value") FROM "device_obs"'},
