@@ -562,7 +562,9 @@ def flag_rows(flags: Iterable[PointFlag]) -> list[dict[str, Any]]:
     return [
         {
             "time": f.time.strftime("%Y-%m-%d %H:%M:%S"),
-            "series": f.observed_property + (f" · {f.model_id} v{f.version}" if f.model_id else ""),
+            "series": ("lab " if f.source == LAB_SOURCE else "estimate " if f.model_id else "")
+            + f.observed_property
+            + (f" · {f.model_id} v{f.version}" if f.model_id else ""),
             "value": None if f.value is None else round(f.value, 4),
             "level": f.get_level_display(),
             "type": f.get_type_display(),

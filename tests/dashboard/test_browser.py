@@ -97,6 +97,8 @@ def test_operator_live_page(page, live_server, demo):
     page.click("#flag-save")
     page.locator("[data-testid=flag-message] .dash-ok").wait_for()
     page.locator("#flags").get_by_text("Lab value looks transposed").wait_for()
+    # The chart marks the flagged point.
+    page.wait_for_function("() => (document.querySelector('#chart .js-plotly-plot').layout.shapes || []).length > 0")
     screenshot(page, "dashboard-operator-flagged")
     from apps.dashboard.models import PointFlag
 

@@ -301,7 +301,7 @@ def chart_figure(chart: sel.LiveChart, flags: list | None = None) -> dict[str, A
         uirevision=str(chart.group),
         height=600,
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 14}},
-        margin={"l": 70, "r": 30, "t": 20, "b": 50},
+        margin={"l": 70, "r": 90 if extra else 30, "t": 20, "b": 50},
         shapes=[
             {
                 "type": "line",
@@ -353,6 +353,9 @@ def chart_figure(chart: sel.LiveChart, flags: list | None = None) -> dict[str, A
             "position": min(1.0, right_edge + 0.07 * index),
             "showgrid": False,
             "tickfont": {"color": colour_code},
+            "nticks": 6,
+            "tickmode": "auto",
+            "automargin": True,
         }
     if not data:
         return empty_figure("No estimates or lab samples in this window")
