@@ -14,6 +14,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -212,6 +213,9 @@ class ProjectUpdateApi(APIView):
     permission_classes = [CanManage]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ProjectUpdateInput"
+
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(required=False, allow_blank=True)
         coordinator = serializers.CharField(required=False, allow_blank=True)
@@ -240,7 +244,8 @@ class ProjectImportApi(APIView):
     @extend_schema(
         request={
             "multipart/form-data": {"type": "object", "properties": {"bundle": {"type": "string", "format": "binary"}}}
-        }
+        },
+        responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("bundle")
@@ -336,6 +341,9 @@ class ModelVersionUploadApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ModelVersionUploadInput"
+
         descriptor = serializers.CharField(required=False, help_text="Descriptor YAML text (or upload it as a file).")
         status = serializers.ChoiceField(choices=["online", "offline"], required=False)
         alias = serializers.SlugField(required=False)
@@ -443,6 +451,9 @@ class ModelVersionStatusApi(APIView):
     permission_classes = [CanManage]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ModelVersionStatusInput"
+
         status = serializers.ChoiceField(choices=["online", "offline"])
         description = serializers.CharField(required=False, allow_blank=True, default="")
 
@@ -542,6 +553,9 @@ class AliasMoveApi(APIView):
     permission_classes = [CanManage]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AliasMoveInput"
+
         version = serializers.IntegerField(min_value=1)
         reason = serializers.CharField()
 
@@ -565,6 +579,9 @@ class AliasDeleteApi(APIView):
     permission_classes = [CanManage]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AliasDeleteInput"
+
         reason = serializers.CharField()
 
     @extend_schema(request=InputSerializer, responses={204: None})
@@ -629,6 +646,9 @@ class SoftSensorPredictApi(APIView):
     parser_classes = [JSONParser]
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "SoftSensorPredictOutput"
+
         project_id = serializers.CharField()
         soft_sensor = serializers.CharField()
         version = serializers.IntegerField()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -36,6 +37,7 @@ def _current(project_id: str, model_id: str) -> ModelVersion:
 class StammProjectListApi(APIView):
     permission_classes = [CanView]
 
+    @extend_schema(responses=OpenApiTypes.ANY)
     def get(self, request: Request) -> Response:
         return Response(
             [
@@ -57,6 +59,7 @@ class StammProjectInfoApi(APIView):
     permission_classes = [CanView]
     section: str | None = None
 
+    @extend_schema(responses=OpenApiTypes.ANY)
     def get(self, request: Request, project_id: str) -> Response:
         document = selectors.project_info_json(project=selectors.project_get(project_id=project_id))
         return Response(document if self.section is None else document.get(self.section, []))
@@ -68,6 +71,7 @@ class StammModelListApi(APIView):
 
     permission_classes = [CanView]
 
+    @extend_schema(responses=OpenApiTypes.ANY)
     def get(self, request: Request, project_id: str) -> Response:
         project = selectors.project_get(project_id=project_id)
         rows: list[dict[str, Any]] = []
@@ -94,6 +98,7 @@ class StammModelsFullApi(APIView):
 
     permission_classes = [CanView]
 
+    @extend_schema(responses=OpenApiTypes.ANY)
     def get(self, request: Request, project_id: str) -> Response:
         project = selectors.project_get(project_id=project_id)
         return Response([{"ml_model_configuration": v.descriptor} for v in selectors.online_versions(project=project)])
@@ -103,6 +108,7 @@ class StammModelsFullApi(APIView):
 class StammModelMetadataApi(APIView):
     permission_classes = [CanView]
 
+    @extend_schema(responses=OpenApiTypes.ANY)
     def get(self, request: Request, project_id: str, model_id: str) -> Response:
         return Response(_current(project_id, model_id).descriptor)
 
@@ -114,6 +120,7 @@ class StammModelUpdateApi(APIView):
     permission_classes = [CanManage]
     parser_classes = [JSONParser]
 
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def put(self, request: Request, project_id: str, model_id: str) -> Response:
         version = _current(project_id, model_id)
         services.model_version_update_descriptor(
@@ -129,6 +136,7 @@ class StammModelPredictApi(APIView):
     permission_classes = [CanPredict]
     parser_classes = [JSONParser]
 
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, project_id: str, model_id: str) -> Response:
         body = request.data
         request_block = body.get("req") if isinstance(body, dict) else None
