@@ -209,3 +209,23 @@ def test_line_break_in_a_string_field_fails_the_batch_before_anything_is_sent(ba
     with pytest.raises(InvalidBatch, match="line break"):
         backend.write_points(Collection.PREDICTIONS, points)
     assert backend.list_series(collection=Collection.PREDICTIONS, where=SeriesFilter(batch_id=group.batch_id)) == []
+
+
+def test_chunked_query_answers_are_merged(backend, monkeypatch):
+    from apps.tsdb.backends import influx
+
+    monkeypatch.setattr(influx, "CHUNK_ROWS", 300)  # the server splits every long series into chunks
+    group = new_group()
+    n = 2000
+    t = seconds(*range(n))
+    backend.write(raw_batch(group, {"temperature": (t, np.arange(n, dtype=float)), "ph": (t[:700], np.ones(700))}))
+    data = read_all(backend, raw_key(group))
+    np.testing.assert_array_equal(data.times_ns, t)
+    np.testing.assert_array_equal(data.values, np.arange(n, dtype=float))
+    counts = {
+        i.series.observed_property: i.point_count
+        for i in backend.list_series(collection=Collection.RAW, where=SeriesFilter(batch_id=group.batch_id))
+    }
+    assert counts == {"temperature": n, "ph": 700}
+    snaps = backend.snapshots(group=group, variables=("temperature", "ph"), after=None, max_age=timedelta(seconds=5))
+    assert len(snaps) == n and snaps.complete.sum() == 705  # ph (last at 699 s) is fresh for 5 s more

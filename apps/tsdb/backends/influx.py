@@ -31,6 +31,7 @@ STAMM's by default), ``RETENTION`` (collection -> InfluxQL duration; 90d / 180d 
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import time
 from collections import defaultdict
@@ -74,6 +75,8 @@ DEFAULT_RETENTION = {Collection.RAW: "90d", Collection.PREDICTIONS: "180d", Coll
 _DURATION = re.compile(r"^(INF|[1-9][0-9]*[hdw])$")
 _FROM = ",".join(f'"{m}"' for m in READ_MEASUREMENTS)
 _ALL_TIME = (0, MAX_TIME_NS)
+#: Rows per chunk of a chunked /query answer.
+CHUNK_ROWS = 10_000
 
 
 def ident(name: str) -> str:
@@ -159,22 +162,47 @@ class InfluxBackend(TimeSeriesBackend):
         return str(body)[:500]
 
     def query(self, statements: str | Sequence[str], *, database: str | None = None) -> list[dict[str, Any]]:
-        """Run InfluxQL statements in one request; one result dict per statement (errors raise)."""
+        """Run InfluxQL statements in one request; one result dict per statement (errors raise).
+
+        Asks for a chunked answer (a stream of JSON documents of at most ``CHUNK_ROWS`` rows each), so a
+        server's ``max-row-limit`` cannot silently truncate a long read; the chunks are merged back into
+        one result per statement. A server that ignores ``chunked`` answers one document: same code path.
+        """
         text = statements if isinstance(statements, str) else ";\n".join(statements)
-        data = {"q": text, "epoch": "ns"}
+        data = {"q": text, "epoch": "ns", "chunked": "true", "chunk_size": str(CHUNK_ROWS)}
         if database is not None:
             data["db"] = database
-        response = self._request("POST", "/query", data=data)
+        response = self._request("POST", "/query", data=data, stream=True)
         if response.status_code != 200:
             raise BackendError(f"InfluxDB query failed ({response.status_code}): {self._error_text(response)}")
-        body = response.json()
-        if "error" in body:
-            raise BackendError(f"InfluxDB query failed: {body['error']}")
-        results = body.get("results", [])
-        for result in results:
-            if "error" in result:
-                raise BackendError(f"InfluxDB refused a statement: {result['error']}")
-        return results
+        merged: dict[int, dict[str, Any]] = {}
+        try:
+            for raw in response.iter_lines():
+                if not raw.strip():
+                    continue
+                body = json.loads(raw)
+                if "error" in body:
+                    raise BackendError(f"InfluxDB query failed: {body['error']}")
+                for result in body.get("results", []):
+                    if "error" in result:
+                        raise BackendError(f"InfluxDB refused a statement: {result['error']}")
+                    target = merged.setdefault(result.get("statement_id", 0), {"series": []})
+                    for series in result.get("series", []):
+                        last = target["series"][-1] if target["series"] else None
+                        if (
+                            last is not None
+                            and last.get("name") == series.get("name")
+                            and last.get("tags") == series.get("tags")
+                            and last.get("columns") == series.get("columns")
+                        ):
+                            last["values"].extend(series.get("values") or [])
+                        else:
+                            target["series"].append({**series, "values": list(series.get("values") or [])})
+        except (requests.RequestException, ValueError) as exc:
+            raise BackendError(f"InfluxDB answered a malformed query result: {exc}") from exc
+        finally:
+            response.close()
+        return [merged.get(i, {"series": []}) for i in range(max(merged, default=-1) + 1)] or [{"series": []}]
 
     def _write_lines(self, database: str, lines: list[str], *, already: int = 0, total: int | None = None) -> int:
         """Send lines in gzip-compressed requests of ``batch_size``; returns the lines sent."""
