@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -89,6 +90,9 @@ class TrainingRunStartApi(APIView):
     permission_classes = [CanTrain]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TrainingRunStartInput"
+
         project_id = serializers.CharField()
         target = serializers.CharField()
         batches = serializers.ListField(child=serializers.CharField(), min_length=2)
@@ -106,6 +110,7 @@ class TrainingRunStartApi(APIView):
         phases = serializers.ListField(child=serializers.DictField(), required=False)
         author = serializers.CharField(required=False, allow_blank=True)
 
+    @extend_schema(operation_id="training_run_start", request=InputSerializer, responses={202: RunDetailOutput})
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -118,6 +123,11 @@ class TrainingRunStartApi(APIView):
 class TrainingRunListApi(APIView):
     permission_classes = [CanTrain]
 
+    @extend_schema(
+        operation_id="training_run_list",
+        parameters=[OpenApiParameter("project_id", str, required=False)],
+        responses=inline_serializer("TrainingRunList", fields={"results": RunSummaryOutput(many=True)}),
+    )
     def get(self, request: Request) -> Response:
         project_id = request.query_params.get("project_id")
         runs = selectors.run_list(project=_project(project_id) if project_id else None)[:200]
@@ -129,6 +139,7 @@ class TrainingRunDetailApi(APIView):
 
     permission_classes = [CanTrain]
 
+    @extend_schema(operation_id="training_run_detail", responses=RunDetailOutput)
     def get(self, request: Request, run_id: int) -> Response:
         return Response(RunDetailOutput(selectors.run_get(run_id=run_id)).data)
 
@@ -137,8 +148,12 @@ class TrainingRunApproveApi(APIView):
     permission_classes = [CanTrain]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TrainingRunApproveInput"
+
         note = serializers.CharField(required=False, allow_blank=True)
 
+    @extend_schema(operation_id="training_run_approve", request=InputSerializer, responses=RunDetailOutput)
     def post(self, request: Request, run_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -153,10 +168,14 @@ class TrainingRunPromoteApi(APIView):
     permission_classes = [CanTrain]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TrainingRunPromoteInput"
+
         alias = serializers.SlugField()
         learner = serializers.CharField(required=False, allow_blank=True)
         reason = serializers.CharField(required=False, allow_blank=True)
 
+    @extend_schema(operation_id="training_run_promote", request=InputSerializer, responses=RunDetailOutput)
     def post(self, request: Request, run_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -177,6 +196,19 @@ class TrainingOptionsApi(APIView):
 
     permission_classes = [CanTrain]
 
+    @extend_schema(
+        operation_id="training_options",
+        parameters=[OpenApiParameter("project_id", str, required=False)],
+        responses=inline_serializer(
+            "TrainingOptions",
+            fields={
+                "batches": serializers.JSONField(required=False),
+                "variables": serializers.ListField(child=serializers.CharField(), required=False),
+                "learners": serializers.JSONField(),
+                "projects": serializers.JSONField(required=False),
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         project_id = request.query_params.get("project_id")
         if not project_id:
@@ -221,6 +253,10 @@ def _deployment(deployment_id: int) -> Any:
 class BiasCorrectionListApi(APIView):
     permission_classes = [CanTrain]
 
+    @extend_schema(
+        operation_id="training_bias_list",
+        responses=inline_serializer("BiasCorrectionList", fields={"results": BiasCorrectionOutput(many=True)}),
+    )
     def get(self, request: Request, deployment_id: int) -> Response:
         deployment = _deployment(deployment_id)
         return Response(
@@ -234,6 +270,9 @@ class BiasCorrectionConfigureApi(APIView):
     permission_classes = [CanTrain]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "BiasCorrectionConfigureInput"
+
         alpha = serializers.FloatField(min_value=0.0, max_value=1.0)
         enabled = serializers.BooleanField(required=False)
         max_lab_age_seconds = serializers.IntegerField(required=False, min_value=0)
@@ -243,6 +282,9 @@ class BiasCorrectionConfigureApi(APIView):
         reset_each_batch = serializers.BooleanField(required=False)
         reason = serializers.CharField(required=False, allow_blank=True)
 
+    @extend_schema(
+        operation_id="training_bias_configure", request=InputSerializer, responses={201: BiasCorrectionOutput}
+    )
     def post(self, request: Request, deployment_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -257,5 +299,19 @@ class BiasCorrectionApplyApi(APIView):
 
     permission_classes = [CanTrain]
 
+    @extend_schema(
+        operation_id="training_bias_apply",
+        request=None,
+        responses=inline_serializer(
+            "BiasCorrectionApplied",
+            fields={
+                "applied": serializers.BooleanField(),
+                "version": serializers.IntegerField(required=False),
+                "points": serializers.IntegerField(required=False),
+                "series": serializers.JSONField(required=False),
+                "reason": serializers.CharField(required=False),
+            },
+        ),
+    )
     def post(self, request: Request, deployment_id: int) -> Response:
         return Response(services.bias_correction_apply(deployment=_deployment(deployment_id)))
