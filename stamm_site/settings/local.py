@@ -49,7 +49,7 @@ else:
     }
 
 _celery_dir = VAR_DIR / "celery"
-for _sub in ("in", "processed", "results"):
+for _sub in ("in", "processed", "results", "control"):
     (_celery_dir / _sub).mkdir(parents=True, exist_ok=True)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or "filesystem://"
@@ -60,6 +60,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_out": str(_celery_dir / "in"),
         "processed_folder": str(_celery_dir / "processed"),
         "store_processed": False,
+        # Broadcast (remote control) exchange files; kombu's default is ./control in the working directory.
+        "control_folder": str(_celery_dir / "control"),
     }
     if CELERY_BROKER_URL == "filesystem://"
     else {}
