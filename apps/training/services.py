@@ -308,7 +308,16 @@ def training_run_start(*, user: Any, project: Any, data: Mapping[str, Any]) -> T
 def _enqueue(run_id: int) -> None:
     from .tasks import workflow_signature  # noqa: PLC0415
 
-    result = workflow_signature(run_id).apply_async()
+    try:
+        result = workflow_signature(run_id).apply_async()
+    except Exception as exc:  # noqa: BLE001 - broker down: the committed run says so instead of a 500
+        from kombu.exceptions import OperationalError  # noqa: PLC0415
+
+        if not isinstance(exc, (OperationalError, ConnectionError, TimeoutError)):
+            raise
+        logger.warning("training run %s could not be queued: %s", run_id, exc)
+        training_run_fail(run_id=run_id, step="queue", error=f"the task broker is unavailable: {exc}")
+        return
     TrainingRun.objects.filter(pk=run_id).update(task_id=str(getattr(result, "id", "") or ""))
 
 

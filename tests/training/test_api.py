@@ -136,3 +136,26 @@ def test_train_pages(project, client, role_users, django_capture_on_commit_callb
     assert reverse("api:training-run-detail", args=[run.pk]) in response.content.decode()
     home = client.get(reverse("dashboard:home", kwargs={"role": "modeler"})).content.decode()
     assert 'data-testid="link-training"' in home and page in home
+
+
+def test_a_broker_outage_fails_the_run_with_the_reason_instead_of_a_500(
+    project, api_client_for, monkeypatch, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    from apps.training import tasks
+
+    class Down:
+        def apply_async(self, *args, **kwargs):
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks, "workflow_signature", lambda run_id: Down())
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client_for("modeler").post(reverse(START), body(), format="json")
+    assert response.status_code == 202
+    run = TrainingRun.objects.get()
+    assert (
+        run.status == RunStatus.FAILED
+        and "task broker is unavailable" in run.error
+        and "Connection refused" in run.error
+    )
