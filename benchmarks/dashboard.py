@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -201,6 +202,11 @@ def main() -> None:
     print(f"{'callback':<14}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'bytes':>10}")
     for name, row in results.items():
         print(f"{name:<14}{row['p50_ms']:>10}{row['p95_ms']:>10}{row['max_ms']:>10}{row['bytes']:>10}")
+    if not args.database_url:
+        from django.db import connections
+
+        connections.close_all()
+        shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(report))
 
 
