@@ -1,7 +1,7 @@
 """Account endpoints: who am I, and obtaining a token with a username and password."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.request import Request
@@ -34,6 +34,7 @@ class TokenLoginThrottle(AnonRateThrottle):
     rate = "20/min"
 
 
+@extend_schema_view(post=extend_schema(auth=[], operation_id="auth_token_create"))
 class TokenObtainApi(ObtainAuthToken):
     """Exchange a username and password for the user's API token (throttled against guessing)."""
 
