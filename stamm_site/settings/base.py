@@ -179,6 +179,16 @@ STAMM_PIPELINE_LIVE_WINDOW = env_int("STAMM_PIPELINE_LIVE_WINDOW", 3600, minimum
 STAMM_PIPELINE_MAX_LAG = env_int("STAMM_PIPELINE_MAX_LAG", 300, minimum=1)
 STAMM_PIPELINE_SERVICE_USER = env_str("STAMM_PIPELINE_SERVICE_USER", "stamm-pipeline")
 
+# Registry (apps/registry): upload and serving limits.
+REGISTRY_MAX_ARTIFACT_BYTES = env_int("REGISTRY_MAX_ARTIFACT_BYTES", 200 * 1024 * 1024, minimum=1024)
+REGISTRY_MODEL_CACHE_SIZE = env_int("REGISTRY_MODEL_CACHE_SIZE", 32, minimum=1)
+REGISTRY_MAX_PREDICT_ROWS = env_int("REGISTRY_MAX_PREDICT_ROWS", 100_000, minimum=1)
+
+# Training (apps/training) and lab scoring (apps/drift).
+STAMM_TRAINING_RETRIES = env_int("STAMM_TRAINING_RETRIES", 4, minimum=0)
+STAMM_LAB_SCORING_INTERVAL = env_int("STAMM_LAB_SCORING_INTERVAL", 600, minimum=1)
+STAMM_LAB_SCORING_LOOKBACK = env_int("STAMM_LAB_SCORING_LOOKBACK", 2 * 86400, minimum=1)
+
 # Time-series store: a dotted backend path plus options, checked at start-up (tsdb.E001...).
 TSDB_BACKEND_NAME = env_choice("TSDB_BACKEND", ("sql", "influxdb"), "sql")
 TSDB = {
