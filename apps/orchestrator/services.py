@@ -370,18 +370,29 @@ def _watermarks_ensure(pairs: Iterable[tuple[Deployment, GroupKey]]) -> list[Wat
 
 
 def _pending_flip(ids: Sequence[int], *, now: datetime) -> list[int]:
-    """Set ``pending`` on the rows where it was False; returns exactly those ids (one UPDATE … RETURNING)."""
+    """Set ``pending`` where it was False (one UPDATE … RETURNING); returns the ids that need a task.
+
+    A row whose lease is held by a live run gets the flag but no task: that run's completion reads the
+    flag and queues the follow-up itself (its completion UPDATE on the same row serialises with this one),
+    which saves a worker from picking up a task only to find the group busy.
+    """
     if not ids:
         return []
     table = Watermark._meta.db_table
     placeholders = ", ".join(["%s"] * len(ids))
+    stamp = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET pending = %s, pending_since = %s WHERE id IN ({placeholders}) AND pending = %s"
-            " RETURNING id",
-            [True, connection.ops.adapt_datetimefield_value(now), *ids, False],
+            " RETURNING id, lease_token",
+            [True, stamp, *ids, False],
         )
-        return sorted(int(row[0]) for row in cursor.fetchall())
+        rows = cursor.fetchall()
+    free = [int(row[0]) for row in rows if row[1] is None]
+    held = [int(row[0]) for row in rows if row[1] is not None]
+    if held:  # a lease past its expiry belongs to a dead run: queue the redo now
+        free += list(Watermark.objects.filter(id__in=held, lease_expires_at__lt=now).values_list("id", flat=True))
+    return sorted(free)
 
 
 def pipeline_groups_notify(*, groups: Iterable[GroupKey], trigger: str = Trigger.EVENT) -> list[int]:

@@ -158,12 +158,14 @@ def test_a_burst_of_ingests_leaves_one_pending_run(transactional_db, deployment,
     wm = watermark_of(deployment)
     assert wm.pending is True and len(sent_tasks) == 1
     assert Watermark.objects.filter(deployment=deployment).count() == 1
-    # Once a run claims the group, the next ingest queues exactly one more.
+    # While a run holds the group, new data only sets the flag; the run's end queues exactly one follow-up.
     claim = services._claim(watermark_id=wm.pk, trigger=Trigger.EVENT)
+    assert claim is not None and not watermark_of(deployment).pending
     ingest(batch92.iloc[20:24], offset_rows=20)
     ingest(batch92.iloc[24:28], offset_rows=24)
-    assert len(sent_tasks) == 2 and watermark_of(deployment).pending
-    assert claim is not None
+    assert len(sent_tasks) == 1 and watermark_of(deployment).pending
+    services._release(claim, status=RunStatus.SUCCEEDED, error="", retry=False)
+    assert len(sent_tasks) == 2 and sent_tasks[-1]["args"] == [wm.pk, "event"]
 
 
 def test_claim_excludes_a_second_worker_until_the_lease_expires(transactional_db, deployment, settings):
