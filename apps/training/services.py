@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -56,7 +56,8 @@ logger = logging.getLogger(__name__)
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ServiceUnavailable,
     BackendError,
-    DatabaseError,
+    OperationalError,
+    InterfaceError,
     ConnectionError,
     TimeoutError,
 )
@@ -949,7 +950,11 @@ def training_run_execute_inline(*, run_id: int, progress: Callable[[str], None] 
     for name, call in steps:
         if progress:
             progress(name)
-        call()
+        try:
+            call()
+        except TRANSIENT_ERRORS as exc:  # no worker to retry here: the run fails with the reason
+            training_run_fail(run_id=run_id, step=name, error=_describe(exc))
+            raise
     return _run(run_id)
 
 

@@ -130,7 +130,7 @@ class Command(BaseCommand):
 
                 try:
                     run = services.training_run_execute_inline(run_id=run.pk, progress=advance)
-                except ApplicationError:
+                except (ApplicationError, *services.TRANSIENT_ERRORS):
                     run.refresh_from_db()
                 bar.update(total - bar.n)
             elif not options["no_wait"]:
