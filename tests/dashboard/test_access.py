@@ -123,3 +123,15 @@ def test_homes_link_the_pages(client, role_users, role, keys):
         assert f'data-testid="link-{key}"'.encode() in response.content, key
     if role == "operator":
         assert b"link-modeler-drift" not in response.content and b"link-manager-overview" not in response.content
+
+
+@pytest.mark.django_db
+def test_malformed_callback_input_is_a_400(client, role_users):
+    client.force_login(role_users["operator"])
+    response = dash_update(
+        client,
+        "operator_live",
+        "..variables.options...flag-series.options..",
+        [{"id": "batch", "property": "value", "value": "no-pipes-here"}],
+    )
+    assert response.status_code == 400

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dash import html
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 
-from apps.common.errors import ApplicationError
+from apps.common.errors import ApplicationError, ValidationFailed
 
 from ..access import has_capabilities
 
@@ -34,7 +34,9 @@ def guarded_callback(
     """Register a Dash callback that refuses (HTTP 403) callers without ``capabilities``.
 
     django-plotly-dash hands the request's ``user`` to a callback accepting ``**kwargs``; the wrapper
-    checks it before the body runs, then calls the body with the Dash values and ``user=``.
+    checks it before the body runs, then calls the body with the Dash values and ``user=``. Bodies show
+    the errors a person can act on in the page; a ``ValidationFailed`` escaping a body comes from input
+    the page never sends and becomes HTTP 400 with its message.
     """
 
     def decorate(body: Callable) -> Callable:
@@ -44,9 +46,12 @@ def guarded_callback(
                 user = kwargs["request"].user
             if not has_capabilities(user, tuple(capabilities)):
                 raise PermissionDenied("Your role does not allow this dashboard.")
-            if wants_triggered:
-                return body(*args, user=user, triggered=triggered_ids(kwargs.get("callback_context")))
-            return body(*args, user=user)
+            try:
+                if wants_triggered:
+                    return body(*args, user=user, triggered=triggered_ids(kwargs.get("callback_context")))
+                return body(*args, user=user)
+            except ValidationFailed as exc:  # input the page never sends (a hand-made request): HTTP 400
+                raise BadRequest(exc.message) from exc
 
         wants_triggered = "triggered" in inspect.signature(body).parameters
 
