@@ -23,7 +23,8 @@ Writes
 Reads
   Every read takes a time range and is served by the primary-key btree. Downsampling runs in SQL for
   ``mean`` (per-bucket avg/min/max/count) and ``minmax`` (each bucket's min and max point: a per-bucket
-  aggregate joined back to the points); ``lttb`` fetches the range's points and reduces them in NumPy (``apps.tsdb.asof.lttb``).
+  aggregate joined back to the points); ``lttb`` fetches the range's points and reduces them in NumPy
+  (``apps.tsdb.asof.lttb``).
 
 TimescaleDB
   When the ``timescaledb`` extension is available on the server, ``ensure_collections`` turns both point
