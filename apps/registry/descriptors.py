@@ -234,6 +234,8 @@ class _Checker:
         block = self.mapping(parent, "expected_range", f"{path}.expected_range", required=False)
         if block is None:
             return None
+        # Upstream writes NaN / null / "" for "no bound": that is an absent bound, not an error.
+        block = {key: (None if _is_blank(value) else value) for key, value in block.items()}
         low = self.number(block, "min", f"{path}.expected_range.min")
         high = self.number(block, "max", f"{path}.expected_range.max")
         if low is not None and high is not None and low > high:
@@ -242,6 +244,10 @@ class _Checker:
         if low is None and high is None:
             return None
         return Range(low, high)
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "nan", "none", "null", "na"))
 
 
 def parse_language(value: Any, path: str = "model_description.language") -> tuple[str, str | None]:

@@ -204,17 +204,19 @@ def feature_bounds(config: Mapping[str, Any], training_data: Mapping[str, Any] |
     low = np.full(len(features), np.nan)
     high = np.full(len(features), np.nan)
     for index, feature in enumerate(features):
-        declared = feature.get("expected_range") or {}
+        declared = {k: v for k, v in (feature.get("expected_range") or {}).items() if _is_number(v)}
         bounds = (
-            declared
-            if (declared.get("min") is not None or declared.get("max") is not None)
-            else envelope.get(feature["name"]) or {}
+            declared if declared else {k: v for k, v in (envelope.get(feature["name"]) or {}).items() if _is_number(v)}
         )
-        if isinstance(bounds.get("min"), (int, float)):
+        if "min" in bounds:
             low[index] = bounds["min"]
-        if isinstance(bounds.get("max"), (int, float)):
+        if "max" in bounds:
             high[index] = bounds["max"]
     return low, high
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def validity(X: np.ndarray, features: Sequence[str], low: np.ndarray, high: np.ndarray) -> list[dict[str, Any]]:

@@ -289,3 +289,12 @@ def test_project_info_errors_are_path_named():
     assert "project_ID: must be P followed by 4 digits, got 'PX1'" in err.value.errors
     assert any(e.startswith("variables[2].column_type: must be one of") for e in err.value.errors)
     assert any(e.startswith("start_date: unrecognised date") for e in err.value.errors)
+
+
+def test_nan_bounds_mean_no_bound():
+    doc = descriptor()
+    doc["ml_model_configuration"]["inputs"]["features"][0]["expected_range"] = {"min": "NaN", "max": None}
+    doc["ml_model_configuration"]["inputs"]["features"][1]["expected_range"] = {"min": 0, "max": "nan"}
+    d = parse_descriptor(doc)
+    assert d.features[0].expected_range is None
+    assert d.features[1].expected_range.min == 0 and d.features[1].expected_range.max is None

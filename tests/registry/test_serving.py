@@ -270,3 +270,20 @@ def test_r_version_without_r_runtime_stays_offline(project, role_users, monkeypa
     assert version.status == VersionStatus.OFFLINE and version.status_description == "R runtime not available"
     with pytest.raises(Conflict, match="R runtime not available"):
         services.model_version_set_status(version=version, status="online", user=role_users["modeler"])
+
+
+def test_nan_declared_range_falls_back_to_the_envelope():
+    from apps.registry.serving import feature_bounds
+
+    config = {
+        "inputs": {
+            "features": [
+                {"name": "a", "expected_range": {"min": "NaN", "max": "NaN"}},
+                {"name": "b", "expected_range": {"min": 1, "max": 2}},
+                {"name": "c"},
+            ]
+        }
+    }
+    low, high = feature_bounds(config, {"envelope": {"a": {"min": -1, "max": 1}, "b": {"min": 0, "max": 9}}})
+    assert low.tolist()[:2] == [-1, 1] and high.tolist()[:2] == [1, 2]
+    assert np.isnan(low[2]) and np.isnan(high[2])
