@@ -31,7 +31,7 @@ Parsing stops at the first bad line, with its number and the problem, so a rejec
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 
 import numpy as np
@@ -785,9 +785,3 @@ def parse(
         for chunk in body:
             parser.feed(chunk)
     return parser.finish()
-
-
-def iter_chunks(lines: list[str], size: int) -> Iterator[list[str]]:
-    """Consecutive slices of at most ``size`` lines."""
-    for start in range(0, len(lines), size):
-        yield lines[start : start + size]
