@@ -1,5 +1,6 @@
-"""End to end with real processes: gunicorn (registry + ingest API), a Celery worker with embedded beat on
-Redis, and the database they share (a SQLite file in WAL mode, or a throwaway PostgreSQL database).
+"""End to end with real processes: gunicorn (registry + ingest API), a Celery worker with embedded beat, and
+the database they share. Three stacks: Redis + a SQLite file in WAL mode, Redis + a throwaway PostgreSQL
+database, and the embedded default (SQLite + kombu's filesystem broker, no server at all).
 
 Everything goes through public interfaces: raw points are POSTed to ``/api/v1/tsdb/points``; the worker
 calls the registry's REST predict endpoint through a real HTTP proxy in this process (which can delay or
@@ -116,9 +117,10 @@ class Proxy:
 class Stack:
     """The processes of one deployment of the application, sharing one database and one broker."""
 
-    def __init__(self, tmp: Path, database: str) -> None:
+    def __init__(self, tmp: Path, database: str, broker: str = BROKER) -> None:
         self.tmp = tmp
         self.database = database
+        self.broker = broker
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proxy = Proxy()
@@ -130,7 +132,7 @@ class Stack:
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
             "STAMM_VAR_DIR": str(tmp / "var"),
-            "CELERY_BROKER_URL": BROKER,
+            "CELERY_BROKER_URL": broker,
             "CELERY_RESULT_BACKEND": "",
             "STAMM_REGISTRY_URL": self.proxy.url,
             "STAMM_PIPELINE_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -310,15 +312,19 @@ def frame():
     return load_batch(93)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "embedded"])
 def stack(request, tmp_path_factory) -> Iterator[Stack]:
-    require(redis_available(), "Redis")
-    if request.param == "postgres":
-        require(postgres_available(), "PostgreSQL")
-    import redis
+    """``sqlite``/``postgres``: production-style on Redis; ``embedded``: SQLite + kombu's filesystem broker."""
+    if request.param == "embedded":
+        stack = Stack(tmp_path_factory.mktemp("e2e-embedded"), "sqlite", broker="")  # local settings: filesystem://
+    else:
+        require(redis_available(), "Redis")
+        if request.param == "postgres":
+            require(postgres_available(), "PostgreSQL")
+        import redis
 
-    redis.Redis.from_url(BROKER).flushdb()
-    stack = Stack(tmp_path_factory.mktemp(f"e2e-{request.param}"), request.param)
+        redis.Redis.from_url(BROKER).flushdb()
+        stack = Stack(tmp_path_factory.mktemp(f"e2e-{request.param}"), request.param)
     try:
         stack.manage("migrate", "--noinput", "-v", "0")
         seed = json.loads(stack.manage("shell", "-c", "import tests.orchestrator.e2e_seed").strip().splitlines()[-1])
@@ -399,6 +405,8 @@ def _redis_restart_allowed() -> bool:
 
 
 def test_redis_restarted_mid_stream_loses_nothing(stack, model, frame):
+    if not stack.broker.startswith("redis://"):
+        pytest.skip("the embedded stack has no Redis")
     if not _redis_restart_allowed():
         pytest.skip("restarts the shared local redis-server: set STAMM_TEST_REDIS_RESTART=1 (always on in CI)")
     try:
