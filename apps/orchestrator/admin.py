@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+
+from apps.common.errors import ApplicationError
 
 from .models import Deployment, Heartbeat, PipelineRun, Watermark
 
@@ -15,8 +20,37 @@ class HeartbeatAdmin(admin.ModelAdmin):
     readonly_fields = ("name", "last_seen", "hostname", "ok", "detail")
 
 
+class DeploymentForm(forms.ModelForm):
+    """Runs the service's rules in ``clean`` so a bad deployment is a form error, not a server error."""
+
+    class Meta:
+        model = Deployment
+        exclude = ("created_by",)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        from .services import DEPLOYMENT_FIELDS, _deployment_validate
+
+        candidate = Deployment(pk=self.instance.pk, **{k: cleaned.get(k) for k in DEPLOYMENT_FIELDS if k in cleaned})
+        candidate.alias = candidate.alias or ""
+        candidate.device_ids = candidate.device_ids or []
+        candidate.input_mapping = candidate.input_mapping or {}
+        try:
+            _deployment_validate(candidate)
+        except ApplicationError as exc:
+            details = exc.details if isinstance(exc.details, dict) else {}
+            for field, message in details.items():
+                self.add_error(field if field in self.fields else None, message)
+            if not details:
+                raise forms.ValidationError(exc.message) from exc
+        return cleaned
+
+
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
+    form = DeploymentForm
     list_display = ("name", "soft_sensor", "target", "enabled", "live_only", "batch_pattern", "updated_at")
     list_filter = ("enabled", "live_only", "soft_sensor__project")
     search_fields = ("name", "soft_sensor__model_id", "description")
