@@ -237,6 +237,16 @@ def deployment_create(*, user: Any = None, **data: Any) -> Deployment:
 
 
 @transaction.atomic
+def deployment_ensure(*, name: str, user: Any = None, **data: Any) -> tuple[Deployment, bool]:
+    """The deployment called ``name``, created with ``data`` if absent (left as is otherwise): for seed scripts
+    such as the demo's, which must be safe to run again. Returns (deployment, created)."""
+    existing = Deployment.objects.filter(name=name).first()
+    if existing is not None:
+        return existing, False
+    return deployment_create(user=user, name=name, **data), True
+
+
+@transaction.atomic
 def deployment_update(*, deployment: Deployment, data: Mapping[str, Any]) -> Deployment:
     """Change some fields; a scope or model change resets nothing (watermarks keep their progress)."""
     unknown = set(data) - set(DEPLOYMENT_FIELDS)

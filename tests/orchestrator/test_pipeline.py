@@ -397,3 +397,10 @@ def test_two_deployments_score_the_same_group_each_with_its_version(registry_url
     np.testing.assert_allclose(
         predictions(version="2").values, expected_predictions(model2, batch92.iloc[:20]), rtol=1e-9
     )
+
+
+def test_deployment_ensure_is_idempotent(transactional_db, rf):
+    version, _ = rf
+    first, created = services.deployment_ensure(name="demo", soft_sensor=version.soft_sensor, alias="production")
+    again, created_again = services.deployment_ensure(name="demo", soft_sensor=version.soft_sensor, alias="other")
+    assert created and not created_again and first.pk == again.pk and again.alias == "production"
