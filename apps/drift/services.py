@@ -35,6 +35,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.common.errors import ApplicationError, ValidationFailed
+from apps.tsdb.derived import DERIVED_VARIABLES
 from apps.tsdb.types import Collection, GroupKey, from_ns, to_ns
 
 from . import lab_scoring
@@ -173,7 +174,8 @@ def target_resolve(*, deployment: Any = None, soft_sensor: Any = None) -> Target
             raise ValidationFailed(f"deployment: alias {deployment.alias!r} of {soft_sensor.model_id} points nowhere",
                                    details={"deployment": deployment.name})
         version = ModelVersion.objects.get(pk=plan.version_id)
-        features = plan.snapshot_variables
+        # Derived inputs (batch age) are computed, not measured: nothing to drift.
+        features = tuple(v for v in plan.snapshot_variables if v not in DERIVED_VARIABLES)
         scope = Scope(soft_sensor.project.name.lower(), tuple(deployment.device_ids), deployment.batch_pattern,
                       timedelta(seconds=deployment.max_input_age_seconds))
     elif soft_sensor is not None:
@@ -182,7 +184,8 @@ def target_resolve(*, deployment: Any = None, soft_sensor: Any = None) -> Target
             raise ValidationFailed(f"soft_sensor: {soft_sensor.model_id} has no version",
                                    details={"soft_sensor": soft_sensor.model_id})
         features = tuple(dict.fromkeys(
-            str(f["name"]) for f in (version.descriptor.get("inputs") or {}).get("features") or []))
+            str(f["name"]) for f in (version.descriptor.get("inputs") or {}).get("features") or []
+            if str(f["name"]) not in DERIVED_VARIABLES))
         scope = Scope(soft_sensor.project.name.lower())
     else:
         raise ValidationFailed("give a deployment or a soft sensor", details={"deployment": "required"})

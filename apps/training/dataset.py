@@ -27,10 +27,9 @@ import numpy as np
 from apps.common.errors import ValidationFailed
 from apps.tsdb import selectors as tsdb
 from apps.tsdb.asof import asof_matrix
+from apps.tsdb.derived import BATCH_AGE, NS_PER_HOUR  # one definition for training and inference
 from apps.tsdb.types import LAB_SOURCE, Collection, GroupKey, SeriesFilter, SeriesInfo, SeriesKey, from_ns, to_ns
 
-BATCH_AGE = "batch_age"
-NS_PER_HOUR = 3600 * 1_000_000_000
 #: Sources whose series are model inputs by default (STAMM: the project's sensor and actuator variables).
 DEFAULT_FEATURE_SOURCES = ("sensor", "actuator")
 INPUT_SOURCES = ("sensor", "actuator", "computed_variable", "computed")

@@ -10,12 +10,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-UTC = timezone.utc
+UTC = UTC
 NS_PER_S = 1_000_000_000
 #: Earliest and latest accepted timestamps (1970-01-01 .. 2262-04-11, the int64-ns range).
 MIN_TIME_NS = 0
@@ -196,7 +196,8 @@ class PointBatch:
     def points(self) -> Iterator[Point]:
         for i in range(len(self)):
             fields = {name: arr[i] for name, arr in self.fields.items()}
-            yield Point(self.series[int(self.series_index[i])], from_ns(int(self.times_ns[i])), float(self.values[i]), fields)
+            series = self.series[int(self.series_index[i])]
+            yield Point(series, from_ns(int(self.times_ns[i])), float(self.values[i]), fields)
 
     def groups(self) -> set[GroupKey]:
         used = np.unique(self.series_index) if len(self) else np.array([], dtype=np.int32)

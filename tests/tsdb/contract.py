@@ -333,6 +333,26 @@ class BackendContract:
         np.testing.assert_array_equal(snaps.times_ns, seconds(0, 20))
         np.testing.assert_allclose(snaps.matrix[:, 0], [1.0, 2.0])
 
+    def test_snapshots_compute_batch_age_from_the_first_raw_point(self, backend):
+        group = new_group()
+        # The batch starts with a lab sample at 0 s; batch age counts from the first raw point of any source.
+        backend.write(raw_batch(group, {"penicillin_concentration": (seconds(0), [0.1])}, source="lab"))
+        backend.write(raw_batch(group, {"temperature": (seconds(3600, 7200), [1.0, 2.0])}))
+        snaps = backend.snapshots(
+            group=group, variables=("batch_age", "temperature"), after=None, max_age=timedelta(hours=2)
+        )
+        assert snaps.variables == ("batch_age", "temperature")
+        np.testing.assert_array_equal(snaps.times_ns, seconds(3600, 7200))
+        np.testing.assert_allclose(snaps.matrix, [[1.0, 1.0], [2.0, 2.0]])
+        assert snaps.complete.all()
+        later = backend.snapshots(
+            group=group, variables=("temperature", "batch_age"), after=from_ns(int(seconds(3600)[0])),
+            max_age=timedelta(hours=2),
+        )
+        np.testing.assert_allclose(later.matrix, [[2.0, 2.0]])
+        with pytest.raises(ValueError, match="stored variable"):
+            backend.snapshots(group=group, variables=("batch_age",), after=None, max_age=timedelta(hours=1))
+
     # --- deletes and metadata --------------------------------------------------------------------
     def test_delete_time_range_then_batch(self, backend):
         group, other = new_group(), new_group()

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..derived import split_derived, with_derived
 from ..types import (
     BackendHealth,
     Collection,
@@ -29,6 +30,7 @@ from ..types import (
     SeriesKey,
     SnapshotSet,
     VariableMetadata,
+    to_ns,
 )
 
 
@@ -107,11 +109,35 @@ class TimeSeriesBackend:
         max_age: timedelta,
         limit: int | None = None,
     ) -> SnapshotSet:
-        """As-of wide rows at every raw timestamp of ``group`` in (after, until], oldest first.
+        """As-of rows at every raw timestamp of ``group`` in (after, until], oldest first.
 
         Each variable takes its latest raw value at or before the row's time, within ``max_age``;
         rows with a missing or stale input stay in the set with ``complete=False`` and the reason.
+        Derived variables (``apps.tsdb.derived``, e.g. ``batch_age``) are computed, not read: backends
+        implement ``snapshots_stored`` for the stored ones and this method adds the rest.
         """
+        stored, derived = split_derived(tuple(variables))
+        if not stored:
+            raise ValueError("variables must name at least one stored variable besides derived ones")
+        result = self.snapshots_stored(
+            group=group, variables=stored, after=after, until=until, max_age=max_age, limit=limit
+        )
+        if not derived:
+            return result
+        start_ns = self.group_start_ns(group) if len(result) else None
+        return with_derived(result, tuple(variables), group_start_ns=start_ns)
+
+    def snapshots_stored(
+        self,
+        *,
+        group: GroupKey,
+        variables: tuple[str, ...],
+        after: datetime | None,
+        until: datetime | None = None,
+        max_age: timedelta,
+        limit: int | None = None,
+    ) -> SnapshotSet:
+        """``snapshots`` restricted to stored variables: what each backend implements."""
         raise NotImplementedError
 
     def delete(
@@ -134,6 +160,14 @@ class TimeSeriesBackend:
         raise NotImplementedError
 
     # --- helpers with defaults ------------------------------------------------------------------
+    def group_start_ns(self, group: GroupKey) -> int | None:
+        """Time of the group's first raw point (any source), or None when it has none."""
+        infos = self.list_series(
+            collection=Collection.RAW,
+            where=SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id),
+        )
+        return min((to_ns(info.first_time) for info in infos), default=None)
+
     def write_points(self, collection: Collection, points: Iterable[Point]) -> int:
         """Convenience for small writes: builds a ``PointBatch``."""
         return self.write(PointBatch.from_points(collection, points))

@@ -545,7 +545,7 @@ class InfluxBackend(TimeSeriesBackend):
             if since is None or last >= since
         ]
 
-    def snapshots(
+    def snapshots_stored(
         self,
         *,
         group: GroupKey,

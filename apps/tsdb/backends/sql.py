@@ -707,7 +707,7 @@ class SQLBackend(TimeSeriesBackend):
             if since_ns is None or last >= since_ns
         ]
 
-    def snapshots(
+    def snapshots_stored(
         self,
         *,
         group: GroupKey,
