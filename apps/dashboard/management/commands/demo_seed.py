@@ -49,7 +49,8 @@ class Command(BaseCommand):
         project = self._project()
         self._history(data_dir)
         soft_sensor = self._soft_sensor(project)
-        self._deployment(soft_sensor)
+        deployment = self._deployment(soft_sensor)
+        self._drift_jobs(deployment)
         self.stdout.write(self.style.SUCCESS("Demo ready: project P0001 (penicillin), reactor R1."))
 
     def _project(self):
@@ -119,14 +120,15 @@ class Command(BaseCommand):
             raise CommandError("Training finished without promoting a version to production (see above).")
         return alias.first().soft_sensor
 
-    def _deployment(self, soft_sensor) -> None:
+    def _deployment(self, soft_sensor):
         from apps.orchestrator.models import Deployment
         from apps.orchestrator.services import deployment_create
 
-        if Deployment.objects.filter(name=DEPLOYMENT).exists():
+        existing = Deployment.objects.filter(name=DEPLOYMENT).first()
+        if existing is not None:
             self.stdout.write(f"Deployment {DEPLOYMENT} exists.")
-            return
-        deployment_create(
+            return existing
+        deployment = deployment_create(
             name=DEPLOYMENT,
             description="Production penicillin soft sensor on reactor R1 (every batch).",
             soft_sensor=soft_sensor,
@@ -135,3 +137,27 @@ class Command(BaseCommand):
             max_input_age_seconds=3600,
         )
         self.stdout.write(f"Deployment {DEPLOYMENT} created: the worker scores every batch of R1.")
+        return deployment
+
+    def _drift_jobs(self, deployment) -> None:
+        """PSI on the log phase against the training batches: an aeration-fault batch and an in-control one."""
+        from apps.drift.models import DriftJob
+        from apps.drift.services import drift_job_create, drift_job_run
+
+        for batch in ("batch_100", "batch_98"):
+            name = f"psi-log-phase-{batch.replace('_', '-')}"
+            if DriftJob.objects.filter(name=name).exists():
+                continue
+            job = drift_job_create(
+                name=name,
+                description=f"PSI, log phase (30-120 h) of {batch} against the model's training batches.",
+                deployment=deployment,
+                detector="psi",
+                params={},
+                reference={"kind": "training"},
+                test={"kind": "phase", "phase": "log", "batch_id": batch},
+                schedule_seconds=86400,
+            )
+            result = drift_job_run(job=job)
+            verdict = "drift" if result.drift else ("no drift" if result.status == "succeeded" else result.error)
+            self.stdout.write(f"Drift job {name}: {verdict}.")
