@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dash import html
+from dash import dcc, html
 from django.core.exceptions import BadRequest, PermissionDenied
 
 from apps.common.errors import ApplicationError, ValidationFailed
@@ -130,3 +130,35 @@ def stat_card(label: str, value: str, *, tone: str = "neutral", detail: str = ""
         children.append(html.Div(detail, className="stat-detail"))
     props = {"data-testid": testid} if testid else {}
     return html.Div(children, className=f"stat-card tone-{tone}", **props)
+
+
+def flag_level_type_controls(*, default_type: str) -> list:
+    """The level and type pickers of a flag form (operator live page, simulation table)."""
+    from ..models import FlagLevel, FlagType
+
+    return [
+        html.Div(
+            [
+                html.Label("Level", htmlFor="flag-level"),
+                dcc.Dropdown(
+                    id="flag-level",
+                    options=[{"label": label, "value": value} for value, label in FlagLevel.choices],
+                    value=FlagLevel.WARNING,
+                    clearable=False,
+                ),
+            ],
+            className="control narrow",
+        ),
+        html.Div(
+            [
+                html.Label("Type", htmlFor="flag-type"),
+                dcc.Dropdown(
+                    id="flag-type",
+                    options=[{"label": label, "value": value} for value, label in FlagType.choices],
+                    value=default_type,
+                    clearable=False,
+                ),
+            ],
+            className="control",
+        ),
+    ]

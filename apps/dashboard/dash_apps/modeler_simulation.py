@@ -18,9 +18,9 @@ from apps.tsdb.types import from_ns
 from .. import selectors as sel
 from ..access import MODELER_PAGE, has_capabilities
 from ..modeling import simulation_run, version_options, version_resolve
-from ..models import FlagLevel, FlagType
+from ..models import FlagType
 from ..services import point_flag_create
-from .common import PALETTE, base_layout, error_box, fmt, guarded_callback, stat_card
+from .common import PALETTE, base_layout, error_box, flag_level_type_controls, fmt, guarded_callback, stat_card
 from .operator import parse_time
 
 NAME = "modeler_simulation"
@@ -106,30 +106,7 @@ app.layout = html.Div(
                 html.Div(
                     className="controls",
                     children=[
-                        html.Div(
-                            [
-                                html.Label("Level", htmlFor="flag-level"),
-                                dcc.Dropdown(
-                                    id="flag-level",
-                                    options=[{"label": label, "value": value} for value, label in FlagLevel.choices],
-                                    value=FlagLevel.WARNING,
-                                    clearable=False,
-                                ),
-                            ],
-                            className="control narrow",
-                        ),
-                        html.Div(
-                            [
-                                html.Label("Type", htmlFor="flag-type"),
-                                dcc.Dropdown(
-                                    id="flag-type",
-                                    options=[{"label": label, "value": value} for value, label in FlagType.choices],
-                                    value=FlagType.MODEL_ERROR,
-                                    clearable=False,
-                                ),
-                            ],
-                            className="control",
-                        ),
+                        *flag_level_type_controls(default_type=FlagType.MODEL_ERROR),
                         html.Div(
                             [
                                 html.Label("Description", htmlFor="flag-description"),

@@ -15,9 +15,18 @@ from apps.tsdb.types import UTC
 
 from .. import selectors as sel
 from ..access import OPERATOR_PAGE
-from ..models import FlagLevel, FlagType
+from ..models import FlagType
 from ..services import point_flag_create
-from .common import PALETTE, base_layout, empty_figure, error_box, fmt, guarded_callback, stat_card
+from .common import (
+    PALETTE,
+    base_layout,
+    empty_figure,
+    error_box,
+    flag_level_type_controls,
+    fmt,
+    guarded_callback,
+    stat_card,
+)
 
 NAME = "operator_live"
 app = DjangoDash(NAME, serve_locally=True)
@@ -132,30 +141,7 @@ app.layout = html.Div(
                             [html.Label("Value", htmlFor="flag-value"), dcc.Input(id="flag-value", type="number")],
                             className="control narrow",
                         ),
-                        html.Div(
-                            [
-                                html.Label("Level", htmlFor="flag-level"),
-                                dcc.Dropdown(
-                                    id="flag-level",
-                                    options=[{"label": label, "value": value} for value, label in FlagLevel.choices],
-                                    value=FlagLevel.WARNING,
-                                    clearable=False,
-                                ),
-                            ],
-                            className="control narrow",
-                        ),
-                        html.Div(
-                            [
-                                html.Label("Type", htmlFor="flag-type"),
-                                dcc.Dropdown(
-                                    id="flag-type",
-                                    options=[{"label": label, "value": value} for value, label in FlagType.choices],
-                                    value=FlagType.OUTLIER,
-                                    clearable=False,
-                                ),
-                            ],
-                            className="control",
-                        ),
+                        *flag_level_type_controls(default_type=FlagType.OUTLIER),
                     ],
                 ),
                 html.Label("Description", htmlFor="flag-description"),
