@@ -27,7 +27,8 @@ import requests
 #: Path of the predict endpoint for one version of a soft sensor, below the base URL.
 PREDICT_PATH = "/api/v1/registry/projects/{project_id}/soft-sensors/{model_id}/versions/{number}/predict/"
 #: A cheap path to prove the registry answers (any HTTP answer below 500 counts as reachable).
-PING_PATH = "/api/v1/registry/projects/"
+#: Any authenticated caller may read it: proves the server answers and the service token is accepted.
+PING_PATH = "/api/v1/me/"
 
 
 class RegistryError(Exception):
@@ -199,7 +200,7 @@ class RegistryClient:
             self._sleep(self.backoff * (2 ** (attempts - 1)))
 
     def ping(self) -> tuple[bool, str]:
-        """Reachable when the registry answers anything below 500 within the timeout."""
+        """Reachable when the registry answers within the timeout, below 500, and accepts the token."""
         url = self.base_url + PING_PATH
         try:
             response = self.session.get(url, headers=self._headers(), timeout=min(self.timeout, 5))
@@ -207,4 +208,6 @@ class RegistryClient:
             return False, f"registry at {self.base_url} unreachable: {type(exc).__name__}: {exc}"
         if response.status_code >= 500:
             return False, f"registry at {self.base_url} answered {response.status_code}"
+        if response.status_code == 401:
+            return False, f"registry at {self.base_url} refused the pipeline's token (401)"
         return True, f"registry at {self.base_url} answered {response.status_code}"
