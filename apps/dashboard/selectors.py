@@ -24,7 +24,6 @@ from apps.tsdb.selectors import (
     latest_points,
     series_list,
     series_read,
-    snapshots_get,
     variable_metadata_list,
 )
 from apps.tsdb.types import (
@@ -460,12 +459,11 @@ def group_lag(
     """How long the group's data has waited for an estimate, worst over the enabled deployments scoring
     it, and those deployments.
 
-    The rule is ``apps.orchestrator.selectors.pipeline_lag``'s (the age of the oldest as-of snapshot newer
-    than the deployment's newest prediction; 0 when caught up), applied to this one group: that selector
-    walks every group of the project, which grows with the history, and the trust panel refreshes often.
-    ``raw_latest`` / ``predictions_latest`` are the group's newest points per series (already read).
+    The rule is the orchestrator's (``apps.orchestrator.selectors.waiting_seconds``, the one the health
+    endpoint's ``pipeline_lag`` uses), applied to this one group with its newest points already read, since
+    ``pipeline_lag`` walks every recent group of the project and the trust panel refreshes often.
     """
-    from apps.orchestrator.selectors import deployments_for_project
+    from apps.orchestrator.selectors import deployments_for_project, is_plan_input, is_plan_output, waiting_seconds
 
     now_ns = to_ns(now or timezone.now())
     worst: float | None = None
@@ -475,31 +473,18 @@ def group_lag(
             continue
         if not deployment.in_scope(device_id=group.device_id, batch_id=group.batch_id):
             continue
-        raw_times = [
-            to_ns(p.time)
-            for p in raw_latest
-            if p.series.source != LAB_SOURCE and p.series.observed_property in plan.snapshot_variables
-        ]
+        raw_times = [to_ns(p.time) for p in raw_latest if is_plan_input(plan, p.series)]
         if not raw_times:
             continue
-        predicted = [
-            to_ns(p.time)
-            for p in predictions_latest
-            if (p.series.model_id, p.series.version) == (plan.model_tag, plan.version_tag)
-            and p.series.observed_property in plan.outputs
-        ]
-        newest_prediction = max(predicted) if predicted else None
-        waiting = 0.0
-        if newest_prediction is None or max(raw_times) > newest_prediction:
-            probe = snapshots_get(
-                group=group,
-                variables=plan.snapshot_variables,
-                after=from_ns(newest_prediction) if newest_prediction is not None else None,
-                max_age=timedelta(seconds=deployment.max_input_age_seconds),
-                limit=1,
-            )
-            if len(probe):
-                waiting = max(0.0, (now_ns - int(probe.times_ns[0])) / 1e9)
+        predicted = [to_ns(p.time) for p in predictions_latest if is_plan_output(plan, p.series)]
+        waiting = waiting_seconds(
+            deployment=deployment,
+            plan=plan,
+            group=group,
+            newest_raw_ns=max(raw_times),
+            newest_prediction_ns=max(predicted) if predicted else None,
+            now_ns=now_ns,
+        )
         names.append(deployment.name)
         worst = max(worst or 0.0, waiting)
     return worst, names

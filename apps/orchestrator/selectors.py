@@ -195,6 +195,38 @@ def run_get(*, run_id: int) -> PipelineRun:
 # ---------------------------------------------------------------------------------------------------- lag
 
 
+def is_plan_input(plan: ScoringPlan, key: Any) -> bool:
+    """A raw series feeding the plan's snapshots (lab samples are targets, never inputs)."""
+    return key.source != LAB_SOURCE and key.observed_property in plan.snapshot_variables
+
+
+def is_plan_output(plan: ScoringPlan, key: Any) -> bool:
+    """A prediction series written by the plan's version."""
+    return key.model_id == plan.model_tag and key.version == plan.version_tag and key.observed_property in plan.outputs
+
+
+def waiting_seconds(
+    *,
+    deployment: Deployment,
+    plan: ScoringPlan,
+    group: GroupKey,
+    newest_raw_ns: int,
+    newest_prediction_ns: int | None,
+    now_ns: int,
+) -> float:
+    """The lag rule: age of the oldest as-of snapshot newer than the newest prediction (0 when caught up)."""
+    if newest_prediction_ns is not None and newest_raw_ns <= newest_prediction_ns:
+        return 0.0
+    probe = get_backend().snapshots(
+        group=group,
+        variables=plan.snapshot_variables,
+        after=from_ns(newest_prediction_ns) if newest_prediction_ns is not None else None,
+        max_age=timedelta(seconds=deployment.max_input_age_seconds),
+        limit=1,
+    )
+    return max(0.0, (now_ns - int(probe.times_ns[0])) / 1e9) if len(probe) else 0.0
+
+
 def pipeline_lag(*, now: datetime | None = None, groups_per_deployment: int = 20) -> list[dict[str, Any]]:
     """Per enabled deployment: how far scoring trails the raw data of its most recently active groups.
 
@@ -228,16 +260,12 @@ def pipeline_lag(*, now: datetime | None = None, groups_per_deployment: int = 20
         newest_raw: dict[GroupKey, int] = {}
         for point in raw_cache[project_name]:
             key = point.series
-            if key.source != LAB_SOURCE and key.observed_property in plan.snapshot_variables:
+            if is_plan_input(plan, key):
                 newest_raw[key.group] = max(newest_raw.get(key.group, -1), to_ns(point.time))
         newest_pred: dict[GroupKey, int] = {}
         for point in pred_cache[project_name]:
             key = point.series
-            if (
-                key.model_id == plan.model_tag
-                and key.version == plan.version_tag
-                and key.observed_property in plan.outputs
-            ):
+            if is_plan_output(plan, key):
                 newest_pred[key.group] = max(newest_pred.get(key.group, -1), to_ns(point.time))
         groups = sorted(
             (g for g in newest_raw if deployment.in_scope(device_id=g.device_id, batch_id=g.batch_id)),
@@ -247,18 +275,15 @@ def pipeline_lag(*, now: datetime | None = None, groups_per_deployment: int = 20
         worst = 0.0
         for group in groups:
             raw_ns, pred_ns = newest_raw[group], newest_pred.get(group)
-            waiting = unscored = 0.0
-            if pred_ns is None or raw_ns > pred_ns:
-                unscored = max(0.0, (now_ns - raw_ns) / 1e9)
-                probe = backend.snapshots(
-                    group=group,
-                    variables=plan.snapshot_variables,
-                    after=from_ns(pred_ns) if pred_ns is not None else None,
-                    max_age=timedelta(seconds=deployment.max_input_age_seconds),
-                    limit=1,
-                )
-                if len(probe):
-                    waiting = max(0.0, (now_ns - int(probe.times_ns[0])) / 1e9)
+            unscored = 0.0 if pred_ns is not None and raw_ns <= pred_ns else max(0.0, (now_ns - raw_ns) / 1e9)
+            waiting = waiting_seconds(
+                deployment=deployment,
+                plan=plan,
+                group=group,
+                newest_raw_ns=raw_ns,
+                newest_prediction_ns=pred_ns,
+                now_ns=now_ns,
+            )
             worst = max(worst, waiting)
             entry["groups"].append(
                 {
