@@ -124,6 +124,14 @@ def batch_options(
     ]
 
 
+def all_batch_options() -> list[dict[str, str]]:
+    """Picker options for every stored batch of every project: "project / device / batch"."""
+    return [
+        {"label": f"{g.group.project_name} / {g.group.device_id} / {g.group.batch_id}", "value": group_value(g.group)}
+        for g in group_infos()
+    ]
+
+
 def device_ids(*, project_name: str) -> list[str]:
     return sorted({info.group.device_id for info in group_infos(project_name=project_name)})
 

@@ -72,14 +72,7 @@ def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
 )
 def load_choices(_boot: Any, *, user: Any) -> tuple:
     versions = version_options()
-    groups = sel.group_infos()
-    batches = [
-        {
-            "label": f"{g.group.project_name} / {g.group.device_id} / {g.group.batch_id}",
-            "value": sel.group_value(g.group),
-        }
-        for g in groups
-    ]
+    batches = sel.all_batch_options()
     return (versions, [v["value"] for v in versions[:2]], batches, batches[0]["value"] if batches else None)
 
 

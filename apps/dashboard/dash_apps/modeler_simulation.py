@@ -134,14 +134,7 @@ def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
 )
 def load_choices(_boot: Any, *, user: Any) -> tuple:
     versions = version_options()
-    groups = sel.group_infos()
-    batches = [
-        {
-            "label": f"{g.group.project_name} / {g.group.device_id} / {g.group.batch_id}",
-            "value": sel.group_value(g.group),
-        }
-        for g in groups
-    ]
+    batches = sel.all_batch_options()
     return versions, (versions[0]["value"] if versions else None), batches, (batches[-1]["value"] if batches else None)
 
 
