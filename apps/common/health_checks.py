@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from django.conf import settings
 from django.db import connection
 
 from .health import CheckResult, register_check
@@ -35,9 +34,3 @@ def check_broker() -> CheckResult:
         transport = conn.transport_cls
     return CheckResult(ok=True, detail=f"{transport} broker reachable")
 
-
-def broker_url_redacted() -> str:
-    """The broker URL without its password, for display."""
-    from kombu.utils.url import maybe_sanitize_url
-
-    return maybe_sanitize_url(settings.CELERY_BROKER_URL or "")

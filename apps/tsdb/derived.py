@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .types import GroupKey, SnapshotSet
+from .types import SnapshotSet
 
 BATCH_AGE = "batch_age"
 NS_PER_HOUR = 3600 * 1_000_000_000
@@ -53,8 +53,3 @@ def with_derived(stored: SnapshotSet, variables: tuple[str, ...], *, group_start
         reasons=stored.reasons,
     )
 
-
-def empty_snapshots(group: GroupKey, variables: tuple[str, ...]) -> SnapshotSet:
-    return SnapshotSet(
-        group, variables, np.empty(0, dtype=np.int64), np.empty((0, len(variables))), np.empty(0, dtype=bool), []
-    )
