@@ -49,6 +49,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.common.errors import Conflict, ValidationFailed
+from apps.common.health import health_report, registered_checks
 from apps.tsdb.backends import get_backend
 from apps.tsdb.types import (
     LAB_SOURCE,
@@ -288,6 +289,8 @@ class HealthVerdict:
 
 
 _health_cache: dict[str, tuple[float, HealthVerdict]] = {}
+#: Checks of apps.common.health the pipeline needs before it runs.
+PLATFORM_CHECKS = ("database", "broker", "timeseries")
 
 
 def pipeline_health_check(*, use_cache: bool = True) -> HealthVerdict:
@@ -295,21 +298,12 @@ def pipeline_health_check(*, use_cache: bool = True) -> HealthVerdict:
     cached = _health_cache.get("verdict")
     if use_cache and cached and time.monotonic() - cached[0] < HEALTH_CACHE_SECONDS:
         return cached[1]
-    checks: dict[str, tuple[bool, str]] = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = (True, f"{connection.vendor} reachable")
-    except Exception as exc:  # noqa: BLE001 - reported as the run's failure reason
-        checks["database"] = (False, f"{type(exc).__name__}: {exc}")
-    try:
-        ping = get_backend().ping()
-        missing = [name for name in ("raw", "predictions") if not ping.collections.get(name)]
-        ok = ping.ok and not missing
-        checks["tsdb"] = (ok, ping.detail if ok or not missing else f"{ping.detail}; missing: {', '.join(missing)}")
-    except Exception as exc:  # noqa: BLE001
-        checks["tsdb"] = (False, f"{type(exc).__name__}: {exc}")
-    checks["broker"] = _broker_check()
+    # The platform's own checks (apps.common.health: database, broker, time-series store with its
+    # collections), plus the one only the pipeline needs: the registry answers and accepts its token.
+    report = health_report({name: registered_checks()[name] for name in PLATFORM_CHECKS})
+    checks: dict[str, tuple[bool, str]] = {
+        name: (part["ok"], part["detail"]) for name, part in report["checks"].items()
+    }
     checks["registry"] = registry_client().ping()
     verdict = HealthVerdict(ok=all(ok for ok, _ in checks.values()), checks=checks)
     if verdict.ok:
@@ -317,19 +311,6 @@ def pipeline_health_check(*, use_cache: bool = True) -> HealthVerdict:
     else:
         _health_cache.pop("verdict", None)
     return verdict
-
-
-def _broker_check() -> tuple[bool, str]:
-    from stamm_site.celery import app
-
-    url = app.conf.broker_url or ""
-    transport = url.split("://", 1)[0] or "?"
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=3)
-        return True, f"{transport} broker reachable"
-    except Exception as exc:  # noqa: BLE001
-        return False, f"{transport} broker unreachable: {type(exc).__name__}: {exc}"
 
 
 def pipeline_health_record() -> HealthVerdict:
