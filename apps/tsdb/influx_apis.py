@@ -17,11 +17,17 @@ Unlike the rest of the API these two endpoints answer with InfluxDB's status cod
 - Buckets/databases: ``stamm_raw``, ``stamm_predictions``, ``stamm_metadata`` (a ``/<rp>`` suffix and
   ``rp=`` are accepted and ignored; ``org``/``orgID`` too: the platform has one organisation).
 
-The body is read in 1 MiB pieces, decompressed in bounded steps and parsed as it arrives. Nothing is
-written until the whole body has parsed and validated. A body of up to ``CHUNK_POINTS`` points is then
-written by one ``points_ingest`` call; a larger one is re-read from a spool (memory, then a temporary
-file) and written ``CHUNK_POINTS`` at a time inside one transaction, so a web process's memory does not
-grow with the body (``benchmarks/ingest.py`` measures it). ``points_ingest`` fires the after-commit hook.
+The body is read in 1 MiB pieces, decompressed in bounded steps and parsed as it arrives; a web
+process's memory does not grow with the body (``benchmarks/ingest.py`` measures it). Either way a
+rejected body writes nothing and the after-commit hook fires once the whole body is stored:
+
+- On a ``transactional`` backend (SQL), each ``FEED_SIZE`` piece is written as soon as it has parsed,
+  through ``points_stream``, inside one transaction: a bad line later in the body rolls everything back.
+  On PostgreSQL the database inserts one piece while the next parses (``backends/sql_stream.py``).
+- On the others (InfluxDB, which cannot roll back), nothing is written until the whole body has parsed
+  and validated. A body of up to ``CHUNK_POINTS`` points is then written by one ``points_ingest`` call;
+  a larger one is re-read from a spool (memory, then a temporary file) and written ``CHUNK_POINTS`` at a
+  time.
 """
 
 from __future__ import annotations
@@ -50,11 +56,15 @@ from rest_framework.views import APIView
 from apps.common.errors import ApplicationError
 from apps.common.permissions import capability
 
+from .backends import TimeSeriesBackend, get_backend
 from .lineprotocol import LineProtocolError, LineProtocolParser, MetadataLineParser
-from .services import points_ingest, variable_metadata_store
+from .services import points_ingest, points_stream, variable_metadata_store
 from .types import DEFAULT_BUCKETS, Collection
 
 READ_SIZE = 1024 * 1024
+#: Bytes parsed, then written, per step on a transactional backend: small enough that PostgreSQL inserts
+#: one step while the next one parses, large enough that the vectorised parser pays its setup rarely.
+FEED_SIZE = 256 * 1024
 #: Points written per ``points_ingest`` call for large bodies (bounds the memory of one request).
 CHUNK_POINTS = 50_000
 #: Decompressed body bytes kept in memory before the spool for the second pass moves to a temporary file.
@@ -292,8 +302,36 @@ class _LineProtocolWriteApi(APIView):
         self._ingest_points(request, collection, precision, body)
         return Response(status=204)
 
+    @classmethod
+    def _ingest_points(cls, request: Request, collection: Collection, precision: str, body: Iterator[bytes]) -> None:
+        backend = get_backend()
+        if backend.transactional:
+            cls._stream_points(request, collection, precision, body, backend)
+        else:
+            cls._validate_then_write(request, collection, precision, body)
+
     @staticmethod
-    def _ingest_points(request: Request, collection: Collection, precision: str, body: Iterator[bytes]) -> None:
+    def _stream_points(
+        request: Request, collection: Collection, precision: str, body: Iterator[bytes], backend: TimeSeriesBackend
+    ) -> None:
+        """Parse ``FEED_SIZE`` bytes, write what parsed, repeat; one transaction, rolled back on any error."""
+        try:
+            parser = LineProtocolParser(collection, precision=precision, now_ns=time.time_ns())
+            with points_stream(collection=collection, user=request.user, backend=backend) as write:
+                for piece in body:
+                    for offset in range(0, len(piece), FEED_SIZE):
+                        parser.feed(piece[offset : offset + FEED_SIZE] if len(piece) > FEED_SIZE else piece)
+                        if parser.buffered_points:
+                            write(parser.take())
+                parser.close()
+                if parser.buffered_points:
+                    write(parser.take())
+        except LineProtocolError as exc:
+            _LineProtocolWriteApi._drain(body)
+            raise InfluxError(400, str(exc), line=exc.line or None) from None
+
+    @staticmethod
+    def _validate_then_write(request: Request, collection: Collection, precision: str, body: Iterator[bytes]) -> None:
         """Parse and validate the whole body, then write it: in one batch, or in pieces when it is large.
 
         Pass 1 parses every line; the decompressed body is also spooled (in memory up to

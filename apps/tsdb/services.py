@@ -5,7 +5,8 @@ the same everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,6 +74,53 @@ def points_ingest(*, batch: PointBatch, user: Any = None, backend: TimeSeriesBac
         raise ServiceUnavailable(f"The time-series store refused the write: {exc}") from exc
     used = {int(i) for i in set(batch.series_index.tolist())} if len(batch) else set()
     return IngestResult(batch.collection, written, len(used), tuple(sorted(groups)))
+
+
+@contextmanager
+def points_stream(
+    *, collection: Collection, user: Any = None, backend: TimeSeriesBackend | None = None
+) -> Iterator[Callable[[PointBatch], int]]:
+    """Write a long ingest in pieces, atomically: ``with points_stream(...) as write: write(batch) ...``.
+
+    For a caller that parses as it reads (the line-protocol endpoint): each batch is validated and
+    written at once, in order (a later duplicate replaces an earlier one), all inside one transaction,
+    so an error anywhere in the block (a bad line found later, a bad batch) writes nothing. After the
+    commit ``points_committed`` is sent once, for every group written. Needs a ``transactional`` backend.
+    """
+    backend = backend or get_backend()
+    if not backend.transactional:
+        raise ValueError(f"the {backend.name} backend cannot roll back a write: validate everything, then write")
+    written = 0
+
+    def write(batch: PointBatch) -> int:
+        nonlocal written
+        try:
+            count = stream.write(batch)  # validates first, as every backend write does
+        except InvalidBatch as exc:
+            raise invalid_batch_error(exc) from exc
+        written += count
+        return count
+
+    try:
+        with transaction.atomic():
+            stream = backend.write_stream(collection)
+            try:
+                yield write
+                stream.close()
+            except BaseException:
+                stream.abort()
+                raise
+            if written:
+                done = (frozenset(stream.groups), written)
+                transaction.on_commit(
+                    lambda: points_committed.send(
+                        sender=TimeSeriesBackend, collection=collection, groups=done[0], points=done[1], user=user
+                    )
+                )
+    except InvalidBatch as exc:
+        raise invalid_batch_error(exc) from exc
+    except BackendError as exc:
+        raise ServiceUnavailable(f"The time-series store refused the write: {exc}") from exc
 
 
 def variable_dictionary_for(*, project_name: str) -> dict[str, tuple[str, str, str]] | None:

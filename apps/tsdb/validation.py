@@ -7,11 +7,21 @@ the field, so interfaces can point at the row/column/line at fault.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from .types import EXTRA_FIELDS, MAX_TIME_NS, MIN_TIME_NS, PREDICTION_SOURCE, RAW_SOURCES, Collection, PointBatch
+from .types import (
+    EXTRA_FIELDS,
+    MAX_TIME_NS,
+    MIN_TIME_NS,
+    PREDICTION_SOURCE,
+    RAW_SOURCES,
+    Collection,
+    PointBatch,
+    SeriesKey,
+)
 
 #: Longest tag value the stores accept (SQL column width).
 MAX_TAG_LENGTH = 128
@@ -54,29 +64,43 @@ class InvalidBatch(ValueError):
 def _series_problems(batch: PointBatch) -> list[Problem]:
     problems: list[Problem] = []
     for i, key in enumerate(batch.series):
-        for tag in REQUIRED_TAGS:
-            value = getattr(key, tag)
-            if not isinstance(value, str) or not value:
-                problems.append(Problem(tag, "is required and must be a non-empty string", series=i))
-        for tag in (*REQUIRED_TAGS, "model_id", "version"):
-            value = getattr(key, tag)
-            if isinstance(value, str) and len(value) > MAX_TAG_LENGTH:
-                problems.append(Problem(tag, f"is longer than {MAX_TAG_LENGTH} characters", series=i))
-        if batch.collection is Collection.RAW:
-            if key.source not in RAW_SOURCES:
-                problems.append(Problem("source", f"{key.source!r} is not one of {', '.join(RAW_SOURCES)}", series=i))
-            if key.model_id or key.version:
-                problems.append(Problem("model_id", "raw points carry no model_id/version", series=i))
-        elif batch.collection is Collection.PREDICTIONS:
-            if key.source != PREDICTION_SOURCE:
-                problems.append(Problem("source", f"predictions must have source {PREDICTION_SOURCE!r}", series=i))
-            if not key.model_id:
-                problems.append(Problem("model_id", "is required for predictions", series=i))
-            if not key.version:
-                problems.append(Problem("version", "is required for predictions", series=i))
+        try:
+            found = _key_problems(key, batch.collection)
+        except TypeError:  # a tag that is not hashable (not a string): check without the cache
+            found = _key_problems.__wrapped__(key, batch.collection)
+        problems.extend(Problem(field, message, series=i) for field, message in found)
         if len(problems) >= MAX_PROBLEMS:
             break
     return problems
+
+
+@functools.lru_cache(maxsize=16_384)
+def _key_problems(key: SeriesKey, collection: Collection) -> tuple[tuple[str, str], ...]:
+    """``(field, message)`` of everything wrong with one series key. Cached per process: writers send
+    the same series in every request, and checking a key costs as much as checking a hundred values.
+    """
+    problems: list[tuple[str, str]] = []
+    for tag in REQUIRED_TAGS:
+        value = getattr(key, tag)
+        if not isinstance(value, str) or not value:
+            problems.append((tag, "is required and must be a non-empty string"))
+    for tag in (*REQUIRED_TAGS, "model_id", "version"):
+        value = getattr(key, tag)
+        if isinstance(value, str) and len(value) > MAX_TAG_LENGTH:
+            problems.append((tag, f"is longer than {MAX_TAG_LENGTH} characters"))
+    if collection is Collection.RAW:
+        if key.source not in RAW_SOURCES:
+            problems.append(("source", f"{key.source!r} is not one of {', '.join(RAW_SOURCES)}"))
+        if key.model_id or key.version:
+            problems.append(("model_id", "raw points carry no model_id/version"))
+    elif collection is Collection.PREDICTIONS:
+        if key.source != PREDICTION_SOURCE:
+            problems.append(("source", f"predictions must have source {PREDICTION_SOURCE!r}"))
+        if not key.model_id:
+            problems.append(("model_id", "is required for predictions"))
+        if not key.version:
+            problems.append(("version", "is required for predictions"))
+    return tuple(problems)
 
 
 def batch_validate(batch: PointBatch) -> None:

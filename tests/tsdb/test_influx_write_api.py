@@ -374,14 +374,37 @@ def test_endpoint_on_influxdb_backend(writer, settings):
             backend.query(f"DROP DATABASE {ident(name)}")
 
 
-# --- large bodies: validated whole, then written in chunks in one transaction -------------------------
+# --- large bodies -------------------------------------------------------------------------------------
+def _count_stream_writes(monkeypatch) -> list[int]:
+    """Spy on the stream the endpoint opens: one entry (points written) per ``write`` call."""
+    from apps.tsdb.backends.sql import SQLBackend
+
+    calls: list[int] = []
+    open_stream = SQLBackend.write_stream
+
+    def spying(self, collection):
+        stream = open_stream(self, collection)
+        write = stream.write
+
+        def counted(batch):
+            calls.append(write(batch))
+            return calls[-1]
+
+        stream.write = counted
+        return stream
+
+    monkeypatch.setattr(SQLBackend, "write_stream", spying)
+    return calls
+
+
 @pytest.mark.django_db(transaction=True)
-def test_large_body_is_written_in_chunks_with_last_wins_and_one_commit(writer, monkeypatch):
+def test_large_body_is_written_while_it_parses_with_last_wins_and_one_commit(writer, monkeypatch):
+    """SQL backend: each piece is written as soon as it parses, all in one transaction, one signal."""
     from apps.tsdb import influx_apis
 
-    monkeypatch.setattr(influx_apis, "CHUNK_POINTS", 100)
-    monkeypatch.setattr(influx_apis, "SPOOL_MEMORY", 2000)  # the spool moves to a temporary file
-    monkeypatch.setattr(influx_apis, "READ_SIZE", 4096)  # about 30 lines per read
+    monkeypatch.setattr(influx_apis, "FEED_SIZE", 4096)  # about 30 lines per piece
+    monkeypatch.setattr(influx_apis, "READ_SIZE", 10_000)
+    writes = _count_stream_writes(monkeypatch)
     received = []
 
     def receiver(sender, **kwargs):
@@ -397,16 +420,56 @@ def test_large_body_is_written_in_chunks_with_last_wins_and_one_commit(writer, m
     assert response.status_code == 204, response.content
     data = read(b)
     assert len(data) == 450 and data.values[0] == -1.0 and data.values[1] == pytest.approx(298.1)
+    assert len(writes) >= 10 and sum(writes) == 451
+    assert received == [451]  # one signal, after the one commit
+    assert stored(b) == {"temperature": 450}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_large_body_is_validated_whole_then_written_in_chunks_when_the_backend_cannot_roll_back(
+    writer, monkeypatch
+):
+    """A backend without transactions (InfluxDB) gets nothing until the whole body has validated."""
+    from apps.tsdb import influx_apis
+    from apps.tsdb.backends.sql import SQLBackend
+
+    monkeypatch.setattr(SQLBackend, "transactional", False)  # the SQL store standing in for one
+    monkeypatch.setattr(influx_apis, "CHUNK_POINTS", 100)
+    monkeypatch.setattr(influx_apis, "SPOOL_MEMORY", 2000)  # the spool moves to a temporary file
+    monkeypatch.setattr(influx_apis, "READ_SIZE", 4096)  # about 30 lines per read
+    writes = _count_stream_writes(monkeypatch)
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append(kwargs["points"])
+
+    b = batch_id()
+    body = lines(b, 450, step_s=1) + f"device_obs,{tags(b)} value=-1 {T0}\n"  # overwrites the first point
+    points_committed.connect(receiver)
+    try:
+        response = post(writer, f"{V2}?bucket=stamm_raw", gzip.compress(body.encode()), HTTP_CONTENT_ENCODING="gzip")
+        bad = post(writer, f"{V2}?bucket=stamm_raw", lines(batch_id(), 450) + "device_obs value=oops\n")
+    finally:
+        points_committed.disconnect(receiver)
+    assert response.status_code == 204, response.content
+    assert bad.status_code == 400 and bad.json()["line"] == 451
+    assert writes == []  # no stream: the two-pass path
+    data = read(b)
+    assert len(data) == 450 and data.values[0] == -1.0 and data.values[1] == pytest.approx(298.1)
     # Several chunks of about 100 points (reads are whole lines), all signalled after the one commit.
     assert sum(received) == 451 and 4 <= len(received) <= 5 and max(received) < 140
 
 
 @pytest.mark.django_db
 def test_large_body_with_a_bad_last_line_writes_nothing(writer, monkeypatch):
+    """Pieces already written when the bad line arrives are rolled back."""
     from apps.tsdb import influx_apis
 
     monkeypatch.setattr(influx_apis, "CHUNK_POINTS", 100)
+    monkeypatch.setattr(influx_apis, "FEED_SIZE", 4096)
+    writes = _count_stream_writes(monkeypatch)
     b = batch_id()
     response = post(writer, f"{V2}?bucket=stamm_raw", lines(b, 450) + f"device_obs,{tags(b)} value=oops\n")
     assert response.status_code == 400 and response.json()["line"] == 451
+    assert len(writes) >= 10  # pieces had gone to the database before the bad line
     assert stored(b) == {}

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from apps.tsdb.backends.sql import SQLBackend
-from apps.tsdb.types import Collection, Downsample
+from apps.tsdb.types import Collection, Downsample, to_ns
 from tests.services import postgres_available, require
 
 from .contract import BackendContract, new_group, raw_batch, raw_key, read_all, seconds
@@ -22,6 +22,70 @@ from .contract import BackendContract, new_group, raw_batch, raw_key, read_all, 
 
 class SQLSpecific:
     """SQL-only behaviour, run on each engine."""
+
+    # --- write streams (the line-protocol endpoint's path: PostgreSQL keeps one COPY open) -----------
+    def _stats(self, backend, group):
+        return {
+            i.series.observed_property: (i.point_count, i.first_time, i.last_time)
+            for i in backend.list_series(collection=Collection.RAW, where=_filter(group))
+        }
+
+    def test_stream_appends_overwrites_and_new_series_keep_exact_statistics(self, backend):
+        group = new_group()
+        with transaction.atomic(using=backend.alias):
+            stream = backend.write_stream(Collection.RAW)
+            assert stream.write(raw_batch(group, {"temperature": (seconds(*range(10)), np.arange(10.0))})) == 10
+            # More appends, plus a series first seen mid-stream.
+            stream.write(
+                raw_batch(
+                    group,
+                    {"temperature": (seconds(*range(10, 20)), np.arange(10.0, 20)), "ph": (seconds(3), [7.0])},
+                )
+            )
+            # An overwrite of an earlier point and a duplicate inside the batch: the last value wins.
+            stream.write(raw_batch(group, {"temperature": (seconds(5, 5, 25), [-1.0, -5.0, 25.0])}))
+            # Appending again after the overwrite.
+            stream.write(raw_batch(group, {"temperature": (seconds(*range(26, 30)), np.arange(26.0, 30))}))
+            stream.close()
+        assert stream.groups == {group}
+        data = read_all(backend, raw_key(group))
+        assert len(data) == 25 and data.values[5] == -5.0 and data.values[-1] == 29.0
+        stats = self._stats(backend, group)
+        assert stats["temperature"][0] == 25 and stats["ph"][0] == 1
+        assert (to_ns(stats["temperature"][1]), to_ns(stats["temperature"][2])) == (data.times_ns[0], data.times_ns[-1])
+
+    def test_aborted_stream_writes_nothing_and_leaves_the_connection_usable(self, backend):
+        group = new_group()
+        with pytest.raises(RuntimeError), transaction.atomic(using=backend.alias):
+            stream = backend.write_stream(Collection.RAW)
+            stream.write(raw_batch(group, {"temperature": (seconds(0, 20), [1.0, 2.0])}))
+            stream.write(raw_batch(group, {"temperature": (seconds(40, 60), [3.0, 4.0])}))
+            try:
+                raise RuntimeError("a bad line further down the body")
+            except RuntimeError:
+                stream.abort()
+                raise
+        assert self._stats(backend, group) == {}
+        backend.write(raw_batch(group, {"temperature": (seconds(0), [1.0])}))
+        assert len(read_all(backend, raw_key(group))) == 1
+
+    def test_appends_are_decided_from_the_points_not_the_statistics(self, backend):
+        """Statistics that fell behind the points (rows written around the backend) cannot break a write."""
+        group = new_group()
+        backend.write(raw_batch(group, {"temperature": (seconds(0, 10, 20), [1.0, 2.0, 3.0])}))
+        with transaction.atomic(using=backend.alias), connections[backend.alias].cursor() as cursor:
+            cursor.execute(
+                "UPDATE tsdb_series SET last_time = first_time WHERE project_name = %s AND batch_id = %s",
+                [group.project_name, group.batch_id],
+            )
+        # Looks like an append after t=0 to the statistics; t=20 is stored: must overwrite, not clash.
+        backend.write(raw_batch(group, {"temperature": (seconds(20, 30), [30.0, 40.0])}))
+        with transaction.atomic(using=backend.alias):
+            stream = backend.write_stream(Collection.RAW)
+            stream.write(raw_batch(group, {"temperature": (seconds(30, 40), [-4.0, 50.0])}))
+            stream.close()
+        data = read_all(backend, raw_key(group))
+        assert data.values.tolist() == [1.0, 2.0, 30.0, -4.0, 50.0]
 
     def test_write_joins_the_callers_transaction(self, backend):
         group = new_group()

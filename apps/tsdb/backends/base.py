@@ -9,6 +9,7 @@ Rules every backend keeps:
 - Reads take a time range, never the whole history; ``max_points`` reduces server-side.
 - All times are timezone-aware UTC; inside batches, int64 nanoseconds since the epoch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -38,11 +39,44 @@ class BackendError(Exception):
     """The store could not do what was asked (unreachable, refused, malformed answer)."""
 
 
+class WriteStream:
+    """Batches of one collection written one after another inside the caller's database transaction.
+
+    Made by ``TimeSeriesBackend.write_stream`` for a backend whose writes are ``transactional``: a caller
+    that parses a long body can write each piece as soon as it is parsed and still commit all or nothing.
+    Batches are written in order, so a later duplicate of a (series, time) replaces an earlier one.
+    This default writes each batch with ``write``; a backend may override it to keep work open between
+    batches (the PostgreSQL one keeps a COPY running). ``close`` must be called before the commit.
+    """
+
+    def __init__(self, backend: TimeSeriesBackend, collection: Collection) -> None:
+        self.backend = backend
+        self.collection = Collection(collection)
+        #: Every (project, device, batch) group this stream has written to.
+        self.groups: set[GroupKey] = set()
+
+    def write(self, batch: PointBatch) -> int:
+        """Validate and write one batch of this collection; returns the number of points written."""
+        if batch.collection is not self.collection:
+            raise ValueError(f"this stream writes {self.collection.value} points, not {batch.collection.value}")
+        written = self.backend.write(batch)
+        self.groups.update(batch.groups())
+        return written
+
+    def close(self) -> None:
+        """Finish what is still open; the caller's transaction then commits."""
+
+    def abort(self) -> None:
+        """Give up after an error; the caller's transaction rolls back."""
+
+
 class TimeSeriesBackend:
     """Base class of every time-series backend; ``options`` come from ``settings.TSDB["OPTIONS"]``."""
 
     #: Short name shown in health reports and benchmarks.
     name = "base"
+    #: True when ``write`` joins the caller's database transaction (so ``write_stream`` is atomic).
+    transactional = False
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
@@ -171,6 +205,10 @@ class TimeSeriesBackend:
     def write_points(self, collection: Collection, points: Iterable[Point]) -> int:
         """Convenience for small writes: builds a ``PointBatch``."""
         return self.write(PointBatch.from_points(collection, points))
+
+    def write_stream(self, collection: Collection) -> WriteStream:
+        """A ``WriteStream`` of ``collection``; only atomic when the backend is ``transactional``."""
+        return WriteStream(self, collection)
 
     def close(self) -> None:
         """Release connections or sessions held by the backend."""

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,7 +70,7 @@ from ..types import (
     to_ns,
 )
 from ..validation import MAX_TAG_LENGTH, InvalidBatch, Problem, batch_validate
-from .base import BackendError, TimeSeriesBackend
+from .base import BackendError, TimeSeriesBackend, WriteStream
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ DEFAULT_RETENTION_DAYS = {"raw": 90, "predictions": 180}
 NS_PER_DAY = 86_400 * NS_PER_S
 
 # PostgreSQL binary COPY: header, one fixed-size tuple per raw point, trailer.
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
-_COPY_TRAILER = struct.pack("!h", -1)
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+COPY_TRAILER = struct.pack("!h", -1)
 _RAW_COPY_DTYPE = np.dtype(
     [("n", ">i2"), ("l1", ">i4"), ("sid", ">i8"), ("l2", ">i4"), ("t", ">i8"), ("l3", ">i4"), ("v", ">f8")]
 )
@@ -94,10 +94,43 @@ def _placeholders(n: int) -> str:
     return ", ".join(["%s"] * n)
 
 
+def point_columns(collection: Collection) -> str:
+    """The column list of a collection's point table, in COPY order."""
+    predictions = Collection(collection) is Collection.PREDICTIONS
+    return "series_id, time, value" + (", validity, corrected_value" if predictions else "")
+
+
+def raw_copy_rows(columns: PointColumns) -> bytes:
+    """Raw points as binary COPY tuples (no header or trailer), built by NumPy without a Python loop."""
+    rows = np.empty(len(columns.times), dtype=_RAW_COPY_DTYPE)
+    rows["n"], rows["l1"], rows["l2"], rows["l3"] = 3, 8, 8, 8
+    rows["sid"], rows["t"], rows["v"] = columns.series_ids, columns.times, columns.values
+    return rows.tobytes()
+
+
+@dataclass(slots=True)
+class PointColumns:
+    """A de-duplicated batch as database columns, ordered by (series id, time).
+
+    ``stats`` holds one ``(series id, first time, last time, points)`` per series of the batch.
+    """
+
+    series_ids: np.ndarray
+    times: np.ndarray
+    values: np.ndarray
+    extras: dict[str, np.ndarray]
+    stats: list[tuple[int, int, int, int]]
+
+    def appends_after(self, last_known: Mapping[int, int | None]) -> bool:
+        """True when every series' first point here is after its newest stored one (no key can clash)."""
+        return all(last_known.get(sid) is None or lo > last_known[sid] for sid, lo, _hi, _n in self.stats)
+
+
 class SQLBackend(TimeSeriesBackend):
     """Time series in the Django database; see the module docstring for the design."""
 
     name = "sql"
+    transactional = True
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -158,32 +191,51 @@ class SQLBackend(TimeSeriesBackend):
             [Collection(collection).value, group.project_name, group.device_id, group.batch_id, *params],
         )
 
-    def _series_ids_for(self, collection: Collection, keys: list[SeriesKey]) -> dict[SeriesKey, int]:
-        """Ids of ``keys``, creating the missing series rows (concurrency-safe: ON CONFLICT DO NOTHING)."""
+    def _series_ids_for(
+        self, collection: Collection, keys: list[SeriesKey], *, lock: bool = False
+    ) -> dict[SeriesKey, int]:
+        """Ids of ``keys``, creating the missing series rows (concurrency-safe: ON CONFLICT DO NOTHING).
+
+        With ``lock`` (PostgreSQL), the rows are also locked for the transaction (``FOR UPDATE``, in id
+        order, as every SQL writer does), which serialises writers of the same series and keeps a series
+        from being deleted while points are written to it. PostgreSQL looks all keys up in one statement
+        (the keys unnested from arrays); SQLite, which serialises writers itself, one group at a time.
+        """
         from ..models import Series
 
-        def lookup(wanted: list[SeriesKey]) -> dict[SeriesKey, int]:
+        value = Collection(collection).value
+
+        def lookup_postgres(wanted: list[SeriesKey]) -> dict[SeriesKey, int]:
+            columns = ", ".join(TAG_COLUMNS)
+            arrays = ", ".join(["%s::text[]"] * len(TAG_COLUMNS))
+            rows = self._fetch(
+                f"SELECT s.id, {', '.join('s.' + c for c in TAG_COLUMNS)} FROM {SERIES_TABLE} s"
+                f" JOIN unnest({arrays}) AS k({columns}) USING ({columns})"
+                " WHERE s.collection = %s ORDER BY s.id" + (" FOR UPDATE OF s" if lock else ""),
+                [[getattr(key, c) for key in wanted] for c in TAG_COLUMNS] + [value],
+            )
+            return {SeriesKey(*row[1:]): int(row[0]) for row in rows}
+
+        def lookup_sqlite(wanted: list[SeriesKey]) -> dict[SeriesKey, int]:
             found: dict[SeriesKey, int] = {}
             wanted_set = set(wanted)
-            by_group: dict[GroupKey, list[SeriesKey]] = defaultdict(list)
-            for key in wanted:
-                by_group[key.group].append(key)
-            for group in by_group:
+            for group in dict.fromkeys(key.group for key in wanted):
                 for row in self._fetch(
                     f"SELECT id, {', '.join(TAG_COLUMNS)} FROM {SERIES_TABLE} "
                     "WHERE collection = %s AND project_name = %s AND device_id = %s AND batch_id = %s",
-                    [Collection(collection).value, group.project_name, group.device_id, group.batch_id],
+                    [value, group.project_name, group.device_id, group.batch_id],
                 ):
                     key = SeriesKey(*row[1:])
                     if key in wanted_set:
                         found[key] = int(row[0])
             return found
 
+        lookup = lookup_postgres if self.is_postgres else lookup_sqlite
         ids = lookup(keys)
         missing = [key for key in keys if key not in ids]
         if missing:
             Series.objects.using(self.alias).bulk_create(
-                [Series(collection=Collection(collection).value, **key.tags()) for key in missing],
+                [Series(collection=value, **key.tags()) for key in missing],
                 ignore_conflicts=True,
                 batch_size=500,
             )
@@ -294,158 +346,193 @@ class SQLBackend(TimeSeriesBackend):
 
         The series rows are locked first (``SELECT ... FOR UPDATE`` on PostgreSQL), which serialises
         writers of the same series, keeps the statistics exact, and lets the common case, a batch that
-        only appends after each series' last point, skip telling inserted rows from updated ones.
+        only appends after each series' last point, skip telling inserted rows from updated ones (and,
+        on PostgreSQL, COPY straight into the point table).
         """
         batch_validate(batch)
         if len(batch) == 0:
             return 0
-        keep = last_wins(batch.series_index, batch.times_ns)  # ordered by (series, time)
-        used = np.unique(batch.series_index[keep])
-        keys = [batch.series[int(i)] for i in used]
         with transaction.atomic(using=self.alias):
-            ids = self._series_ids_for(batch.collection, keys)
-            lookup = np.zeros(len(batch.series), dtype=np.int64)
-            for i, key in zip(used, keys, strict=True):
-                lookup[int(i)] = ids[key]
-            series_ids = lookup[batch.series_index[keep]]
-            times = batch.times_ns[keep].astype(np.int64, copy=False)
-            values = batch.values[keep].astype(np.float64, copy=False)
-            extras: dict[str, np.ndarray] = {}
-            if batch.collection is Collection.PREDICTIONS:
-                validity = batch.fields.get("validity")
-                corrected = batch.fields.get("corrected_value")
-                extras["validity"] = (
-                    np.array(["" if v is None else str(v) for v in validity[keep]], dtype=object)
-                    if validity is not None
-                    else np.full(len(keep), "", dtype=object)
-                )
-                extras["corrected_value"] = (
-                    corrected[keep].astype(np.float64) if corrected is not None else np.full(len(keep), np.nan)
-                )
-            # Per-series (id, first, last, count) of the batch: points are sorted by series, then time.
-            starts = np.flatnonzero(np.r_[True, series_ids[1:] != series_ids[:-1]])
-            ends = np.r_[starts[1:], len(series_ids)] - 1
-            stats = list(
-                zip(
-                    series_ids[starts].tolist(),
-                    times[starts].tolist(),
-                    times[ends].tolist(),
-                    (ends - starts + 1).tolist(),
-                    strict=True,
-                )
-            )
-            last_known = self._lock_series([sid for sid, *_ in stats])
-            appending = all(last_known.get(sid) is None or lo > last_known[sid] for sid, lo, _hi, _n in stats)
+            keep, keys = self._keep(batch)
+            ids = self._series_ids_for(batch.collection, keys, lock=True)
+            columns = self._columns(batch, keep, ids)
+            last_known = self._newest_times(batch.collection, [sid for sid, *_ in columns.stats])
+            appending = columns.appends_after(last_known)
             if self.is_postgres:
-                added = self._write_postgres(batch.collection, series_ids, times, values, extras, appending=appending)
+                added = self._write_postgres(batch.collection, columns, appending=appending)
             else:
-                added = self._write_sqlite(batch.collection, series_ids, times, values, extras, appending=appending)
+                added = self._write_sqlite(batch.collection, columns, appending=appending)
             if added is None:  # appending: every point is new
-                added = {sid: n for sid, _lo, _hi, n in stats}
-            with self.connection.cursor() as cursor:
-                cursor.executemany(
-                    f"UPDATE {SERIES_TABLE} SET point_count = point_count + %s,"
-                    " first_time = CASE WHEN first_time IS NULL OR first_time > %s THEN %s ELSE first_time END,"
-                    " last_time = CASE WHEN last_time IS NULL OR last_time < %s THEN %s ELSE last_time END"
-                    " WHERE id = %s",
-                    [(int(added.get(sid, 0)), lo, lo, hi, hi, sid) for sid, lo, hi, _n in stats],
-                )
+                added = {sid: n for sid, _lo, _hi, n in columns.stats}
+            self._stats_add([(sid, lo, hi, int(added.get(sid, 0))) for sid, lo, hi, _n in columns.stats])
         return int(len(keep))
 
-    def _lock_series(self, series_ids: list[int]) -> dict[int, int | None]:
-        """Lock the series rows for this transaction (PostgreSQL) and return their last times."""
-        lock = " FOR UPDATE" if self.is_postgres else ""
+    def write_stream(self, collection: Collection) -> WriteStream:
+        """On PostgreSQL, a stream that keeps one COPY open while batches append (``sql_stream``)."""
+        if self.is_postgres and Collection(collection) is Collection.RAW:
+            from .sql_stream import PostgresAppendStream
+
+            return PostgresAppendStream(self, collection)
+        return super().write_stream(collection)
+
+    @staticmethod
+    def _keep(batch: PointBatch) -> tuple[np.ndarray, list[SeriesKey]]:
+        """Indexes of the points kept (last wins), ordered by (series, time), and the series they use."""
+        keep = last_wins(batch.series_index, batch.times_ns)
+        used = np.unique(batch.series_index[keep])
+        return keep, [batch.series[int(i)] for i in used]
+
+    @staticmethod
+    def _columns(batch: PointBatch, keep: np.ndarray, ids: Mapping[SeriesKey, int]) -> PointColumns:
+        """The kept points as database columns, with each series' (id, first, last, count) in the batch."""
+        lookup = np.zeros(len(batch.series), dtype=np.int64)
+        for i, key in enumerate(batch.series):
+            sid = ids.get(key)
+            if sid is not None:
+                lookup[i] = sid
+        series_ids = lookup[batch.series_index[keep]]
+        times = batch.times_ns[keep].astype(np.int64, copy=False)
+        values = batch.values[keep].astype(np.float64, copy=False)
+        extras: dict[str, np.ndarray] = {}
+        if batch.collection is Collection.PREDICTIONS:
+            validity = batch.fields.get("validity")
+            corrected = batch.fields.get("corrected_value")
+            extras["validity"] = (
+                np.array(["" if v is None else str(v) for v in validity[keep]], dtype=object)
+                if validity is not None
+                else np.full(len(keep), "", dtype=object)
+            )
+            extras["corrected_value"] = (
+                corrected[keep].astype(np.float64) if corrected is not None else np.full(len(keep), np.nan)
+            )
+        # Points are sorted by series, then time: each series is one run.
+        starts = np.flatnonzero(np.r_[True, series_ids[1:] != series_ids[:-1]])
+        ends = np.r_[starts[1:], len(series_ids)] - 1
+        stats = list(
+            zip(
+                series_ids[starts].tolist(),
+                times[starts].tolist(),
+                times[ends].tolist(),
+                (ends - starts + 1).tolist(),
+                strict=True,
+            )
+        )
+        return PointColumns(series_ids, times, values, extras, stats)
+
+    def _stats_add(self, stats: list[tuple[int, int, int, int]]) -> None:
+        """Widen each series' first/last time and add to its point count: ``(id, first, last, added)``.
+
+        One statement on PostgreSQL (arrays unnested), an ``executemany`` on SQLite.
+        """
+        if not stats:
+            return
+        with self.connection.cursor() as cursor:
+            if self.is_postgres:
+                ids, firsts, lasts, added = (list(column) for column in zip(*stats, strict=True))
+                cursor.execute(
+                    f"UPDATE {SERIES_TABLE} s SET point_count = s.point_count + b.added,"
+                    " first_time = LEAST(COALESCE(s.first_time, b.lo), b.lo),"
+                    " last_time = GREATEST(COALESCE(s.last_time, b.hi), b.hi)"
+                    " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS b(id, lo, hi, added)"
+                    " WHERE s.id = b.id",
+                    [ids, firsts, lasts, added],
+                )
+                return
+            cursor.executemany(
+                f"UPDATE {SERIES_TABLE} SET point_count = point_count + %s,"
+                " first_time = CASE WHEN first_time IS NULL OR first_time > %s THEN %s ELSE first_time END,"
+                " last_time = CASE WHEN last_time IS NULL OR last_time < %s THEN %s ELSE last_time END"
+                " WHERE id = %s",
+                [(n, lo, lo, hi, hi, sid) for sid, lo, hi, n in stats],
+            )
+
+    def _newest_times(self, collection: Collection, series_ids: list[int]) -> dict[int, int | None]:
+        """Each series' newest stored point time (None when it has none), one backward index probe each.
+
+        Read from the point table, not from the statistics, and after the series rows are locked (a new
+        statement sees every writer that committed before the lock was granted), so the append decision
+        holds even if the statistics were ever behind the points.
+        """
+        table = self._point_table(collection)
         rows = self._fetch(
-            f"SELECT id, last_time FROM {SERIES_TABLE}"
-            f" WHERE id IN ({_placeholders(len(series_ids))}) ORDER BY id{lock}",
+            f"SELECT s.id, (SELECT MAX(p.time) FROM {table} p WHERE p.series_id = s.id)"
+            f" FROM {SERIES_TABLE} s WHERE s.id IN ({_placeholders(len(series_ids))})",
             series_ids,
         )
         return {int(sid): (None if last is None else int(last)) for sid, last in rows}
 
     def _write_postgres(
-        self,
-        collection: Collection,
-        series_ids: np.ndarray,
-        times: np.ndarray,
-        values: np.ndarray,
-        extras: dict[str, np.ndarray],
-        *,
-        appending: bool,
+        self, collection: Collection, columns: PointColumns, *, appending: bool
     ) -> dict[int, int] | None:
-        """Binary COPY into a temporary staging table, then one ``INSERT ... ON CONFLICT DO UPDATE``.
+        """Appending: binary COPY straight into the point table (no key can clash: the series rows are
+        locked and every point is after its series' newest). Otherwise: binary COPY into a temporary
+        staging table, then one ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING (xmax = 0)``.
 
-        Returns the points newly inserted per series, or None when ``appending`` (all of them): only a
-        batch that may overwrite asks ``RETURNING (xmax = 0)`` to tell inserts from updates.
+        Returns the points newly inserted per series, or None when ``appending`` (all of them).
         """
         table, stage = POINT_TABLES[collection], STAGE_TABLES[collection]
         predictions = collection is Collection.PREDICTIONS
-        columns = "series_id, time, value" + (", validity, corrected_value" if predictions else "")
+        names = point_columns(collection)
         with self.connection.cursor() as cursor:
+            if appending:
+                self._copy_points(cursor, table, columns)
+                return None
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {stage} (series_id bigint, time bigint, value double precision"
                 + (", validity text, corrected_value double precision" if predictions else "")
                 + ") ON COMMIT DELETE ROWS"
             )
             cursor.execute(f"TRUNCATE {stage}")
-            with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                if not predictions:
-                    rows = np.empty(len(times), dtype=_RAW_COPY_DTYPE)
-                    rows["n"], rows["l1"], rows["l2"], rows["l3"] = 3, 8, 8, 8
-                    rows["sid"], rows["t"], rows["v"] = series_ids, times, values
-                    payload = memoryview(rows.tobytes())
-                    step = 200_000 * _RAW_COPY_DTYPE.itemsize
-                    copy.write(_COPY_HEADER)
-                    for offset in range(0, len(payload), step):
-                        copy.write(payload[offset : offset + step])
-                    copy.write(_COPY_TRAILER)
-                else:
-                    copy.set_types(["int8", "int8", "float8", "text", "float8"])
-                    for sid, t, v, ok, c in zip(
-                        series_ids.tolist(),
-                        times.tolist(),
-                        values.tolist(),
-                        extras["validity"],
-                        extras["corrected_value"].tolist(),
-                        strict=True,
-                    ):
-                        copy.write_row((sid, t, v, ok, None if c != c else c))
+            self._copy_points(cursor, stage, columns)
             updates = "value = EXCLUDED.value" + (
                 ", validity = EXCLUDED.validity, corrected_value = EXCLUDED.corrected_value" if predictions else ""
             )
             upsert = (
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}"
                 f" ON CONFLICT (series_id, time) DO UPDATE SET {updates}"
             )
-            if appending:
-                cursor.execute(upsert)
-                return None
             cursor.execute(
                 f"WITH written AS ({upsert} RETURNING series_id, (xmax = 0) AS inserted)"
                 " SELECT series_id, count(*) FILTER (WHERE inserted) FROM written GROUP BY series_id"
             )
             return {int(sid): int(n) for sid, n in cursor.fetchall()}
 
-    def _write_sqlite(
-        self,
-        collection: Collection,
-        series_ids: np.ndarray,
-        times: np.ndarray,
-        values: np.ndarray,
-        extras: dict[str, np.ndarray],
-        *,
-        appending: bool,
-    ) -> dict[int, int] | None:
+    @staticmethod
+    def _copy_points(cursor: Any, table: str, columns: PointColumns) -> None:
+        """``COPY table FROM STDIN (FORMAT BINARY)`` of ``columns``; raw rows are built by NumPy in one go."""
+        collection = Collection.PREDICTIONS if columns.extras else Collection.RAW
+        with cursor.copy(f"COPY {table} ({point_columns(collection)}) FROM STDIN (FORMAT BINARY)") as copy:
+            if collection is Collection.RAW:
+                payload = memoryview(raw_copy_rows(columns))
+                step = 200_000 * _RAW_COPY_DTYPE.itemsize
+                copy.write(COPY_HEADER)
+                for offset in range(0, len(payload), step):
+                    copy.write(payload[offset : offset + step])
+                copy.write(COPY_TRAILER)
+                return
+            copy.set_types(["int8", "int8", "float8", "text", "float8"])
+            for sid, t, v, ok, c in zip(
+                columns.series_ids.tolist(),
+                columns.times.tolist(),
+                columns.values.tolist(),
+                columns.extras["validity"],
+                columns.extras["corrected_value"].tolist(),
+                strict=True,
+            ):
+                copy.write_row((sid, t, v, ok, None if c != c else c))
+
+    def _write_sqlite(self, collection: Collection, points: PointColumns, *, appending: bool) -> dict[int, int] | None:
         """``executemany`` upsert; a batch that may overwrite goes through a staging table to count new keys."""
         table = POINT_TABLES[collection]
         predictions = collection is Collection.PREDICTIONS
-        columns = "series_id, time, value" + (", validity, corrected_value" if predictions else "")
+        columns = point_columns(collection)
         updates = "value = excluded.value" + (
             ", validity = excluded.validity, corrected_value = excluded.corrected_value" if predictions else ""
         )
-        data: list[list[Any]] = [series_ids.tolist(), times.tolist(), values.tolist()]
+        data: list[list[Any]] = [points.series_ids.tolist(), points.times.tolist(), points.values.tolist()]
         if predictions:
-            data.append(list(extras["validity"]))
-            data.append([None if c != c else c for c in extras["corrected_value"].tolist()])
+            data.append(list(points.extras["validity"]))
+            data.append([None if c != c else c for c in points.extras["corrected_value"].tolist()])
         rows = list(zip(*data, strict=True))
         marks = _placeholders(len(data))
         with self.connection.cursor() as cursor:
