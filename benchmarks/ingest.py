@@ -7,7 +7,10 @@ Receivers, in one run, each fed the same payload in the same requests, one reque
   (a) this app (gunicorn, production settings) with the SQL backend on PostgreSQL, via /api/v2/write;
   (b) this app with the InfluxDB backend, via /api/v2/write;
   (c) InfluxDB's own /write.
-It prints points/s for each and the ratios a/c and b/c (target a/c >= 0.5). Then one ~100 MB request
+The receivers take turns, round after round (``--rounds``, default 3: c, a, b, c, a, b, ...), each round
+with its timestamps moved past the previous round's, so every round is fresh data and a slow spell of
+this shared machine hits all three alike. It prints points/s per round and the median of each, and the
+ratios a/c and b/c of the medians (target a/c >= 0.5). Then one ~100 MB request
 (``--big-mb``) goes to a fresh web process of each app; the peak RSS of that worker (VmHWM) is reported
 next to its baseline, to show that memory does not grow with the body.
 
@@ -25,6 +28,7 @@ import os
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -265,6 +269,7 @@ def main() -> int:
     parser.add_argument("--big-mb", type=int, default=100, help="size of the single large request (0: skip)")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per app")
     parser.add_argument("--concurrency", type=int, default=1, help="clients sending at once, to every receiver")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each receiver takes (the median counts)")
     parser.add_argument(
         "--pg-admin-url", default=os.environ.get("STAMM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
     )
@@ -281,6 +286,7 @@ def main() -> int:
         "concurrency": args.concurrency,
         "points": args.points,
         "lines_per_request": args.lines_per_request,
+        "rounds": args.rounds,
         "payload_mb": round(payload_mb, 1),
     }
     rows: list[tuple[str, float | None, str]] = []
@@ -293,29 +299,24 @@ def main() -> int:
         token = manage(sql_env, "shell", "-c", TOKEN_SCRIPT).strip().splitlines()[-1]
         auth = {**text, "Authorization": f"Token {token}"}
 
-        # (c) InfluxDB's own /write, into a database of its own.
-        if influx_url:
+        receivers: list[tuple[str, str, str, dict[str, str]]] = []  # (key, label, write URL, headers)
+        if influx_url:  # (c) InfluxDB's own /write, into a database of its own
             requests.post(
                 f"{influx_url}/query", data={"q": 'CREATE DATABASE "bench_direct"'}, timeout=30
             ).raise_for_status()
-            seconds = send(f"{influx_url}/write?db=bench_direct&precision=ns", bodies, text, args.concurrency)
-            results["influxdb_direct"] = {"seconds": round(seconds, 2), "points_per_s": round(args.points / seconds)}
-            rows.append(("(c) InfluxDB /write", args.points / seconds, influx_url))
-
-        # (a) the app, SQL backend on PostgreSQL.
-        with gunicorn(sql_env, args.workers) as (url, _worker):
-            seconds = send(f"{url}/api/v2/write?bucket=stamm_raw&precision=ns", bodies, auth, args.concurrency)
-        with psycopg.connect(database_url) as conn:
-            stored = conn.execute("SELECT count(*) FROM tsdb_rawpoint").fetchone()[0]
-        results["app_sql_postgres"] = {
-            "seconds": round(seconds, 2),
-            "points_per_s": round(args.points / seconds),
-            "stored": stored,
-        }
-        rows.append(("(a) app, SQL on PostgreSQL", args.points / seconds, f"{stored} points stored"))
-
-        # (b) the app, InfluxDB backend.
-        if influx_url:
+            receivers.append(
+                ("influxdb_direct", "(c) InfluxDB /write", f"{influx_url}/write?db=bench_direct&precision=ns", text)
+            )
+        sql_url, _ = stack.enter_context(gunicorn(sql_env, args.workers))  # (a) the app, SQL on PostgreSQL
+        receivers.append(
+            (
+                "app_sql_postgres",
+                "(a) app, SQL on PostgreSQL",
+                f"{sql_url}/api/v2/write?bucket=stamm_raw&precision=ns",
+                auth,
+            )
+        )
+        if influx_url:  # (b) the app, InfluxDB backend
             influx_env = app_env(database_url, TSDB_BACKEND="influxdb", INFLUXDB_URL=influx_url)
             manage(
                 influx_env,
@@ -323,24 +324,63 @@ def main() -> int:
                 "-c",
                 "from apps.tsdb.backends import get_backend; get_backend().ensure_collections()",
             )
-            with gunicorn(influx_env, args.workers) as (url, _worker):
-                seconds = send(f"{url}/api/v2/write?bucket=stamm_raw&precision=ns", bodies, auth, args.concurrency)
-            answer = requests.post(
-                f"{influx_url}/query",
-                data={"db": "stamm_raw", "q": 'SELECT count("value") FROM "device_obs"'},
-                timeout=60,
-            ).json()
-            stored = sum(s["values"][0][1] for s in answer["results"][0].get("series", []))
-            results["app_influxdb"] = {
-                "seconds": round(seconds, 2),
-                "points_per_s": round(args.points / seconds),
-                "stored": stored,
+            app_influx_url, _ = stack.enter_context(gunicorn(influx_env, args.workers))
+            receivers.append(
+                (
+                    "app_influxdb",
+                    "(b) app, InfluxDB backend",
+                    f"{app_influx_url}/api/v2/write?bucket=stamm_raw&precision=ns",
+                    auth,
+                )
+            )
+
+        rates: dict[str, list[float]] = {key: [] for key, *_ in receivers}
+        span_ns = (args.points // (5 * len(PROPS)) + 1) * 1_000_000_000
+        for round_number in range(args.rounds):
+            round_bodies = (
+                bodies
+                if round_number == 0
+                else payload_requests(
+                    args.points, args.lines_per_request, start_ns + round_number * (span_ns + 60 * 10**9)
+                )
+            )
+            for key, _label, url, headers in receivers:
+                seconds = send(url, round_bodies, headers, args.concurrency)
+                rates[key].append(args.points / seconds)
+            print(
+                f"round {round_number + 1}: "
+                + ", ".join(f"{label.split(')')[0]}) {rates[key][-1]:,.0f}" for key, label, *_ in receivers)
+                + " points/s"
+            )
+            del round_bodies
+
+        with psycopg.connect(database_url) as conn:
+            stored_sql = conn.execute("SELECT count(*) FROM tsdb_rawpoint").fetchone()[0]
+        stored: dict[str, int] = {"app_sql_postgres": stored_sql}
+        if influx_url:
+            for key, database in (("influxdb_direct", "bench_direct"), ("app_influxdb", "stamm_raw")):
+                answer = requests.post(
+                    f"{influx_url}/query",
+                    data={"db": database, "q": 'SELECT count("value") FROM "device_obs"'},
+                    timeout=120,
+                ).json()
+                stored[key] = sum(s["values"][0][1] for s in answer["results"][0].get("series", []))
+        for key, label, *_ in receivers:
+            median = statistics.median(rates[key])
+            results[key] = {
+                "points_per_s": round(median),
+                "rounds_points_per_s": [round(r) for r in rates[key]],
+                "stored": stored[key],
             }
-            rows.append(("(b) app, InfluxDB backend", args.points / seconds, f"{stored} points stored"))
+            note = f"{stored[key]} points stored; rounds: " + ", ".join(f"{r:,.0f}" for r in rates[key])
+            rows.append((label, median, note))
 
         if "influxdb_direct" in results:
             direct = results["influxdb_direct"]["points_per_s"]
             results["ratio_a_c"] = round(results["app_sql_postgres"]["points_per_s"] / direct, 3)
+            results["ratio_a_c_rounds"] = [
+                round(a / c, 3) for a, c in zip(rates["app_sql_postgres"], rates["influxdb_direct"], strict=True)
+            ]
             if "app_influxdb" in results:
                 results["ratio_b_c"] = round(results["app_influxdb"]["points_per_s"] / direct, 3)
 
@@ -357,7 +397,7 @@ def main() -> int:
                         results[f"big_request_{label}_{size}mb"] = big_request(url, token, size, big_start, worker)
 
     print()
-    print(f"{'receiver':32} {'points/s':>12}  note")
+    print(f"{'receiver':32} {'median p/s':>12}  note")
     for name, rate, note in rows:
         print(f"{name:32} {rate:12,.0f}  {note}")
     if "ratio_a_c" in results:

@@ -393,18 +393,19 @@ def pipeline_groups_notify(*, groups: Iterable[GroupKey], trigger: str = Trigger
     """
     groups = set(groups)
     now = timezone.now()
+    pairs = []
+    for project_name in {g.project_name for g in groups}:
+        for deployment, plan in deployments_for_project(project_name=project_name):
+            if plan is None or not plan.online:
+                continue
+            pairs += [
+                (deployment, g)
+                for g in groups
+                if g.project_name == project_name and deployment.in_scope(device_id=g.device_id, batch_id=g.batch_id)
+            ]
+    if not pairs:  # data no deployment scores (raw ingest of other projects): no transaction to open
+        return []
     with transaction.atomic():
-        pairs = []
-        for project_name in {g.project_name for g in groups}:
-            for deployment, plan in deployments_for_project(project_name=project_name):
-                if plan is None or not plan.online:
-                    continue
-                pairs += [
-                    (deployment, g)
-                    for g in groups
-                    if g.project_name == project_name
-                    and deployment.in_scope(device_id=g.device_id, batch_id=g.batch_id)
-                ]
         watermarks = _watermarks_ensure(pairs)
         ready = [w.pk for w in watermarks if not (w.retry_after and w.retry_after > now)]
         flipped = _pending_flip(ready, now=now)

@@ -426,9 +426,7 @@ def test_large_body_is_written_while_it_parses_with_last_wins_and_one_commit(wri
 
 
 @pytest.mark.django_db(transaction=True)
-def test_large_body_is_validated_whole_then_written_in_chunks_when_the_backend_cannot_roll_back(
-    writer, monkeypatch
-):
+def test_large_body_is_validated_whole_then_written_in_chunks_when_the_backend_cannot_roll_back(writer, monkeypatch):
     """A backend without transactions (InfluxDB) gets nothing until the whole body has validated."""
     from apps.tsdb import influx_apis
     from apps.tsdb.backends.sql import SQLBackend

@@ -69,6 +69,22 @@ class SQLSpecific:
         backend.write(raw_batch(group, {"temperature": (seconds(0), [1.0])}))
         assert len(read_all(backend, raw_key(group))) == 1
 
+    def test_cached_series_ids_are_checked_against_the_rows(self, backend):
+        """A remembered id whose row was deleted, or now names another series, is looked up again."""
+        group = new_group()
+        backend.write(raw_batch(group, {"temperature": (seconds(0), [1.0])}))
+        backend.delete(collection=Collection.RAW, group=group)
+        backend.write(raw_batch(group, {"temperature": (seconds(10), [2.0])}))  # the cached id is gone
+        assert read_all(backend, raw_key(group)).values.tolist() == [2.0]
+        with transaction.atomic(using=backend.alias), connections[backend.alias].cursor() as cursor:
+            cursor.execute(
+                "UPDATE tsdb_series SET observed_property = 'renamed' WHERE project_name = %s AND batch_id = %s",
+                [group.project_name, group.batch_id],
+            )
+        backend.write(raw_batch(group, {"temperature": (seconds(20), [3.0])}))  # the cached id names another
+        assert read_all(backend, raw_key(group)).values.tolist() == [3.0]
+        assert read_all(backend, raw_key(group, "renamed")).values.tolist() == [2.0]
+
     def test_appends_are_decided_from_the_points_not_the_statistics(self, backend):
         """Statistics that fell behind the points (rows written around the backend) cannot break a write."""
         group = new_group()

@@ -81,6 +81,8 @@ STAGE_TABLES = {Collection.RAW: "tsdb_stage_raw", Collection.PREDICTIONS: "tsdb_
 TAG_COLUMNS = ("project_name", "device_id", "batch_id", "source", "observed_property", "model_id", "version")
 DEFAULT_RETENTION_DAYS = {"raw": 90, "predictions": 180}
 NS_PER_DAY = 86_400 * NS_PER_S
+#: Series ids a process remembers per collection before it starts over.
+SERIES_ID_CACHE_SIZE = 50_000
 
 # PostgreSQL binary COPY: header, one fixed-size tuple per raw point, trailer.
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -141,6 +143,8 @@ class SQLBackend(TimeSeriesBackend):
         self.retention_days = {**DEFAULT_RETENTION_DAYS, **dict(self.options.get("RETENTION_DAYS", {}))}
         if self.sqlite_chunk < 1:
             raise ValueError("SQLITE_CHUNK must be at least 1")
+        #: Per collection, series ids seen by this process (checked against the row on every use).
+        self._id_cache: dict[str, dict[SeriesKey, int]] = {}
 
     # --- plumbing --------------------------------------------------------------------------------
     @property
@@ -231,7 +235,9 @@ class SQLBackend(TimeSeriesBackend):
             return found
 
         lookup = lookup_postgres if self.is_postgres else lookup_sqlite
-        ids = lookup(keys)
+        ids = self._cached_series_ids(value, keys, lock=lock)
+        if ids is None:
+            ids = lookup(keys)
         missing = [key for key in keys if key not in ids]
         if missing:
             Series.objects.using(self.alias).bulk_create(
@@ -240,7 +246,38 @@ class SQLBackend(TimeSeriesBackend):
                 batch_size=500,
             )
             ids.update(lookup(missing))
+        cache = self._id_cache.setdefault(value, {})
+        if len(cache) + len(ids) > SERIES_ID_CACHE_SIZE:
+            cache.clear()
+        cache.update(ids)
         return ids
+
+    def _cached_series_ids(self, collection: str, keys: list[SeriesKey], *, lock: bool) -> dict[SeriesKey, int] | None:
+        """Ids of ``keys`` from this process's cache, confirmed (and locked) by primary key; None on a miss.
+
+        A writer sends the same series in every request; fetching rows by id skips matching seven tag
+        columns. Each row read back must still carry the cached tags (a series deleted since, or an id
+        reused after a rollback on SQLite, is a miss), so the cache can never route points to the wrong
+        series.
+        """
+        cache = self._id_cache.get(collection, {})
+        wanted = {}
+        for key in keys:
+            sid = cache.get(key)
+            if sid is None:
+                return None
+            wanted[sid] = key
+        rows = self._fetch(
+            f"SELECT id, {', '.join(TAG_COLUMNS)} FROM {SERIES_TABLE} WHERE id IN ({_placeholders(len(wanted))})"
+            " AND collection = %s ORDER BY id" + (" FOR UPDATE" if lock and self.is_postgres else ""),
+            [*wanted, collection],
+        )
+        found = {int(row[0]): SeriesKey(*row[1:]) for row in rows}
+        if found != wanted:
+            for key in keys:
+                cache.pop(key, None)
+            return None
+        return {key: sid for sid, key in wanted.items()}
 
     # --- health and setup ------------------------------------------------------------------------
     def _existing_tables(self) -> set[str]:
