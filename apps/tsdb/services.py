@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, transaction
 
 from apps.common.errors import ServiceUnavailable, ValidationFailed
 
@@ -101,8 +101,9 @@ def points_stream(
         written += count
         return count
 
+    using = backend.database_alias or DEFAULT_DB_ALIAS
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=using):
             stream = backend.write_stream(collection)
             try:
                 yield write
@@ -115,12 +116,17 @@ def points_stream(
                 transaction.on_commit(
                     lambda: points_committed.send(
                         sender=TimeSeriesBackend, collection=collection, groups=done[0], points=done[1], user=user
-                    )
+                    ),
+                    using=using,
                 )
     except InvalidBatch as exc:
         raise invalid_batch_error(exc) from exc
     except BackendError as exc:
         raise ServiceUnavailable(f"The time-series store refused the write: {exc}") from exc
+    except OperationalError as exc:
+        # A stream holds its series locks for the whole body, so two bodies taking the same series in
+        # opposite orders can deadlock; PostgreSQL cancels one. Nothing of it was kept: worth a retry.
+        raise ServiceUnavailable(f"The write was cancelled by the database, retry it: {exc}".strip()) from exc
 
 
 def variable_dictionary_for(*, project_name: str) -> dict[str, tuple[str, str, str]] | None:

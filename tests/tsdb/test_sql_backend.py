@@ -69,6 +69,32 @@ class SQLSpecific:
         backend.write(raw_batch(group, {"temperature": (seconds(0), [1.0])}))
         assert len(read_all(backend, raw_key(group))) == 1
 
+    def test_points_stream_is_one_transaction_with_one_signal(self, backend):
+        from apps.common.errors import ValidationFailed
+        from apps.tsdb.services import points_stream
+        from apps.tsdb.signals import points_committed
+
+        group, other = new_group(), new_group()
+        received = []
+
+        def receiver(sender, **kwargs):
+            received.append((kwargs["groups"], kwargs["points"]))
+
+        points_committed.connect(receiver)
+        try:
+            with pytest.raises(ValidationFailed), points_stream(collection=Collection.RAW, backend=backend) as write:
+                write(raw_batch(group, {"temperature": (seconds(0, 20), [1.0, 2.0])}))
+                write(raw_batch(group, {"temperature": (seconds(40), [np.inf])}))  # refused: all rolls back
+            assert self._stats(backend, group) == {} and received == []
+            with points_stream(collection=Collection.RAW, backend=backend) as write:
+                write(raw_batch(group, {"temperature": (seconds(0, 20), [1.0, 2.0])}))
+                write(raw_batch(other, {"ph": (seconds(0), [7.0])}))
+                assert received == []  # not before the commit
+        finally:
+            points_committed.disconnect(receiver)
+        assert received == [(frozenset({group, other}), 3)]
+        assert self._stats(backend, group)["temperature"][0] == 2
+
     def test_cached_series_ids_are_checked_against_the_rows(self, backend):
         """A remembered id whose row was deleted, or now names another series, is looked up again."""
         group = new_group()
@@ -240,6 +266,44 @@ class TestSQLBackendPostgres(BackendContract, SQLSpecific):
         group = new_group()
         backend.write(raw_batch(group, {"temperature": (seconds(0, 20), [1.0, 2.0])}))
         assert len(read_all(backend, raw_key(group))) == 2
+
+    def test_streams_that_deadlock_leave_one_whole_and_ask_the_other_to_retry(self, backend):
+        """Two bodies taking the same two series in opposite orders: PostgreSQL cancels one (503)."""
+        import threading
+
+        from apps.common.errors import ServiceUnavailable
+        from apps.tsdb.services import points_stream
+
+        group = new_group()
+        both_locked = threading.Barrier(2, timeout=30)
+        outcome: dict[str, object] = {}
+
+        def body(name: str, first: str, second: str) -> None:
+            try:
+                with points_stream(collection=Collection.RAW, backend=backend) as write:
+                    write(raw_batch(group, {first: (seconds(0), [1.0])}))
+                    both_locked.wait()
+                    write(raw_batch(group, {second: (seconds(10), [2.0])}))
+                outcome[name] = "written"
+            except BaseException as exc:  # reported to the main thread
+                outcome[name] = exc
+            finally:
+                connections[backend.alias].close()
+
+        threads = [
+            threading.Thread(target=body, args=("a", "temperature", "ph")),
+            threading.Thread(target=body, args=("b", "ph", "temperature")),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(map(type, outcome.values()), key=str) == sorted([str, ServiceUnavailable], key=str), outcome
+        # Only the winner's two points are stored: its first series at t=0, its second at t=10.
+        first, second = ("temperature", "ph") if outcome["a"] == "written" else ("ph", "temperature")
+        assert read_all(backend, raw_key(group, first)).times_ns.tolist() == seconds(0).tolist()
+        assert read_all(backend, raw_key(group, second)).times_ns.tolist() == seconds(10).tolist()
+        assert {prop: count for prop, (count, *_rest) in self._stats(backend, group).items()} == {first: 1, second: 1}
 
     def test_concurrent_overlapping_writers_keep_exact_statistics(self, backend):
         """Two connections upsert overlapping ranges of one series at once: no lost or double counts."""

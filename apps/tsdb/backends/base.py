@@ -77,6 +77,8 @@ class TimeSeriesBackend:
     name = "base"
     #: True when ``write`` joins the caller's database transaction (so ``write_stream`` is atomic).
     transactional = False
+    #: The Django database alias whose transaction a ``transactional`` backend's writes join.
+    database_alias: str | None = None
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})

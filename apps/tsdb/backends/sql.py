@@ -137,6 +137,7 @@ class SQLBackend(TimeSeriesBackend):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.alias = str(self.options.get("DATABASE", "default"))
+        self.database_alias = self.alias
         self.sqlite_chunk = int(self.options.get("SQLITE_CHUNK", 50_000))
         self.use_timescale = bool(self.options.get("TIMESCALE", True))
         self.compress_after_days = int(self.options.get("COMPRESS_AFTER_DAYS", 7))
@@ -177,6 +178,13 @@ class SQLBackend(TimeSeriesBackend):
                 clauses.append(f"{alias}.{column} = %s")
                 params.append(wanted)
         return " AND ".join(clauses), params
+
+    def _ids_in(self, column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
+        """``column`` among ``ids``: one array parameter on PostgreSQL (the statement text, and so its
+        client-side conversion, stays the same whatever the count), a list of placeholders on SQLite."""
+        if self.is_postgres:
+            return f"{column} = ANY(%s::bigint[])", [list(ids)]
+        return f"{column} IN ({_placeholders(len(ids))})", list(ids)
 
     def _series_id(self, collection: Collection, key: SeriesKey) -> int | None:
         rows = self._fetch(
@@ -267,10 +275,11 @@ class SQLBackend(TimeSeriesBackend):
             if sid is None:
                 return None
             wanted[sid] = key
+        among, params = self._ids_in("id", list(wanted))
         rows = self._fetch(
-            f"SELECT id, {', '.join(TAG_COLUMNS)} FROM {SERIES_TABLE} WHERE id IN ({_placeholders(len(wanted))})"
+            f"SELECT id, {', '.join(TAG_COLUMNS)} FROM {SERIES_TABLE} WHERE {among}"
             " AND collection = %s ORDER BY id" + (" FOR UPDATE" if lock and self.is_postgres else ""),
-            [*wanted, collection],
+            [*params, collection],
         )
         found = {int(row[0]): SeriesKey(*row[1:]) for row in rows}
         if found != wanted:
@@ -491,10 +500,11 @@ class SQLBackend(TimeSeriesBackend):
         holds even if the statistics were ever behind the points.
         """
         table = self._point_table(collection)
+        among, params = self._ids_in("s.id", series_ids)
         rows = self._fetch(
-            f"SELECT s.id, (SELECT MAX(p.time) FROM {table} p WHERE p.series_id = s.id)"
-            f" FROM {SERIES_TABLE} s WHERE s.id IN ({_placeholders(len(series_ids))})",
-            series_ids,
+            f"SELECT s.id, (SELECT MAX(p.time) FROM {table} p WHERE p.series_id = s.id) FROM {SERIES_TABLE} s"
+            f" WHERE {among}",
+            params,
         )
         return {int(sid): (None if last is None else int(last)) for sid, last in rows}
 
