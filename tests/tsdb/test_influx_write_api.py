@@ -397,21 +397,14 @@ def _count_stream_writes(monkeypatch) -> list[int]:
     return calls
 
 
-@pytest.mark.django_db(transaction=True)
-def test_large_body_is_written_while_it_parses_with_last_wins_and_one_commit(writer, monkeypatch):
-    """SQL backend: each piece is written as soon as it parses, all in one transaction, one signal."""
-    from apps.tsdb import influx_apis
-
-    monkeypatch.setattr(influx_apis, "FEED_SIZE", 4096)  # about 30 lines per piece
-    monkeypatch.setattr(influx_apis, "READ_SIZE", 10_000)
-    writes = _count_stream_writes(monkeypatch)
-    received = []
+def _post_450_lines_and_an_overwrite(writer, b: str) -> tuple[object, list[int]]:
+    """POST (gzip) 450 lines then one overwriting the first point; returns the answer and the signals' counts."""
+    received: list[int] = []
 
     def receiver(sender, **kwargs):
         received.append(kwargs["points"])
 
-    b = batch_id()
-    body = lines(b, 450, step_s=1) + f"device_obs,{tags(b)} value=-1 {T0}\n"  # overwrites the first point
+    body = lines(b, 450, step_s=1) + f"device_obs,{tags(b)} value=-1 {T0}\n"
     points_committed.connect(receiver)
     try:
         response = post(writer, f"{V2}?bucket=stamm_raw", gzip.compress(body.encode()), HTTP_CONTENT_ENCODING="gzip")
@@ -420,6 +413,19 @@ def test_large_body_is_written_while_it_parses_with_last_wins_and_one_commit(wri
     assert response.status_code == 204, response.content
     data = read(b)
     assert len(data) == 450 and data.values[0] == -1.0 and data.values[1] == pytest.approx(298.1)
+    return response, received
+
+
+@pytest.mark.django_db(transaction=True)
+def test_large_body_is_written_while_it_parses_with_last_wins_and_one_commit(writer, monkeypatch):
+    """SQL backend: each piece is written as soon as it parses, all in one transaction, one signal."""
+    from apps.tsdb import influx_apis
+
+    monkeypatch.setattr(influx_apis, "FEED_SIZE", 4096)  # about 30 lines per piece
+    monkeypatch.setattr(influx_apis, "READ_SIZE", 10_000)
+    writes = _count_stream_writes(monkeypatch)
+    b = batch_id()
+    _response, received = _post_450_lines_and_an_overwrite(writer, b)
     assert len(writes) >= 10 and sum(writes) == 451
     assert received == [451]  # one signal, after the one commit
     assert stored(b) == {"temperature": 450}
@@ -436,24 +442,10 @@ def test_large_body_is_validated_whole_then_written_in_chunks_when_the_backend_c
     monkeypatch.setattr(influx_apis, "SPOOL_MEMORY", 2000)  # the spool moves to a temporary file
     monkeypatch.setattr(influx_apis, "READ_SIZE", 4096)  # about 30 lines per read
     writes = _count_stream_writes(monkeypatch)
-    received = []
-
-    def receiver(sender, **kwargs):
-        received.append(kwargs["points"])
-
-    b = batch_id()
-    body = lines(b, 450, step_s=1) + f"device_obs,{tags(b)} value=-1 {T0}\n"  # overwrites the first point
-    points_committed.connect(receiver)
-    try:
-        response = post(writer, f"{V2}?bucket=stamm_raw", gzip.compress(body.encode()), HTTP_CONTENT_ENCODING="gzip")
-        bad = post(writer, f"{V2}?bucket=stamm_raw", lines(batch_id(), 450) + "device_obs value=oops\n")
-    finally:
-        points_committed.disconnect(receiver)
-    assert response.status_code == 204, response.content
+    _response, received = _post_450_lines_and_an_overwrite(writer, batch_id())
+    bad = post(writer, f"{V2}?bucket=stamm_raw", lines(batch_id(), 450) + "device_obs value=oops\n")
     assert bad.status_code == 400 and bad.json()["line"] == 451
     assert writes == []  # no stream: the two-pass path
-    data = read(b)
-    assert len(data) == 450 and data.values[0] == -1.0 and data.values[1] == pytest.approx(298.1)
     # Several chunks of about 100 points (reads are whole lines), all signalled after the one commit.
     assert sum(received) == 451 and 4 <= len(received) <= 5 and max(received) < 140
 
