@@ -8,17 +8,19 @@ runs before any SQL) writes nothing.
 Writes
   Duplicates inside a batch are resolved in NumPy first (last occurrence wins), because PostgreSQL
   refuses an ``ON CONFLICT DO UPDATE`` that touches one row twice. The batch's series rows are then
-  locked (``FOR UPDATE``), and:
-  - PostgreSQL: the points are streamed with psycopg 3 ``COPY ... FROM STDIN (FORMAT BINARY)`` into a
-    session-local temporary staging table (the binary rows are built by NumPy in one go, no per-row
-    Python), then one ``INSERT ... SELECT ... ON CONFLICT (series_id, time) DO UPDATE`` moves them.
+  locked (``FOR UPDATE``) and each series' newest stored time read from the point table. A batch whose
+  every point is after its series' newest one (live data, imports) *appends*:
+  - PostgreSQL: psycopg 3 ``COPY ... FROM STDIN (FORMAT BINARY)`` (the binary rows built by NumPy in
+    one go, no per-row Python) straight into the point table when appending; otherwise into a
+    session-local temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT (series_id,
+    time) DO UPDATE``. ``write_stream`` keeps one such COPY open across batches (``sql_stream``).
   - SQLite: one ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE`` inside the transaction.
-  Each series row keeps first/last time and point count, updated in the same transaction. When the
-  batch only appends (every point after its series' last time: live data, imports) every point is new;
-  otherwise the new keys are counted (``RETURNING (xmax = 0)`` on PostgreSQL, a staging-table join on
-  SQLite). The point tables carry no foreign-key constraint: PostgreSQL's deferred per-row FK checks
-  cost about a third of the ingest time, and the lock on the series rows already guarantees that a
-  series is never deleted while points are written to it (deletes only drop series left empty).
+  Each series row keeps first/last time and point count, updated in the same transaction. An appending
+  batch's points are all new; otherwise the new keys are counted (``RETURNING (xmax = 0)`` on
+  PostgreSQL, a staging-table join on SQLite). The point tables carry no foreign-key constraint:
+  PostgreSQL's deferred per-row FK checks cost about a third of the ingest time, and the lock on the
+  series rows already guarantees that a series is never deleted while points are written to it
+  (deletes only drop series left empty).
 
 Reads
   Every read takes a time range and is served by the primary-key btree. Downsampling runs in SQL for
