@@ -17,7 +17,7 @@ import copy
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -328,26 +328,37 @@ def parse_date(value: Any) -> dt.date | None:
         return None
 
 
-def _features(check: _Checker, inputs: Mapping) -> list[Feature]:
-    raw = inputs.get("features")
+def _named_items(
+    check: _Checker, section: Mapping, key: str, where: str, required_what: str, noun: str
+) -> Iterator[tuple[str, Mapping, str | None]]:
+    """``(path, item, name)`` of each mapping in ``section[key]``, a required non-empty list whose items
+    carry unique names; problems (missing list, non-mapping item, duplicate name) go to ``check``."""
+    raw = section.get(key)
     if raw is None:
-        check.error("inputs.features", "is required (the ordered list of model inputs)")
-        return []
+        check.error(f"{where}.{key}", f"is required ({required_what})")
+        return
     if not isinstance(raw, list) or not raw:
-        check.error("inputs.features", "must be a non-empty list")
-        return []
-    features: list[Feature] = []
+        check.error(f"{where}.{key}", "must be a non-empty list")
+        return
     seen: set[str] = set()
     for index, item in enumerate(raw):
-        path = f"inputs.features[{index}]"
+        path = f"{where}.{key}[{index}]"
         if not isinstance(item, Mapping):
             check.error(path, "must be a mapping")
             continue
         name = check.text(item, "name", f"{path}.name", required=True)
         if name is not None:
             if name in seen:
-                check.error(f"{path}.name", f"duplicate feature name {name!r}")
+                check.error(f"{path}.name", f"duplicate {noun} name {name!r}")
             seen.add(name)
+        yield path, item, name
+
+
+def _features(check: _Checker, inputs: Mapping) -> list[Feature]:
+    features: list[Feature] = []
+    for path, item, name in _named_items(
+        check, inputs, "features", "inputs", "the ordered list of model inputs", "feature"
+    ):
         kind = check.text(item, "type", f"{path}.type")
         if kind is not None and kind.lower() not in FEATURE_TYPES:
             check.error(f"{path}.type", f"must be one of {', '.join(FEATURE_TYPES)}, got {kind!r}")
@@ -362,25 +373,10 @@ def _features(check: _Checker, inputs: Mapping) -> list[Feature]:
 
 
 def _outputs(check: _Checker, outputs: Mapping) -> list[Output]:
-    raw = outputs.get("information")
-    if raw is None:
-        check.error("outputs.information", "is required (the list of predicted variables)")
-        return []
-    if not isinstance(raw, list) or not raw:
-        check.error("outputs.information", "must be a non-empty list")
-        return []
     result: list[Output] = []
-    seen: set[str] = set()
-    for index, item in enumerate(raw):
-        path = f"outputs.information[{index}]"
-        if not isinstance(item, Mapping):
-            check.error(path, "must be a mapping")
-            continue
-        name = check.text(item, "name", f"{path}.name", required=True)
-        if name is not None:
-            if name in seen:
-                check.error(f"{path}.name", f"duplicate output name {name!r}")
-            seen.add(name)
+    for path, item, name in _named_items(
+        check, outputs, "information", "outputs", "the list of predicted variables", "output"
+    ):
         units = check.text(item, "units", f"{path}.units", allow_number=True)
         check.text(item, "description", f"{path}.description")
         check.text(item, "feature_scaling", f"{path}.feature_scaling")
