@@ -104,6 +104,30 @@ def _check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> 
         raise _fail(f"{where}.{unknown[0]}", f"unknown field; allowed: {', '.join(sorted(allowed))}")
 
 
+def _kind(data: Any, kinds: Sequence[str], where: str, example: str) -> str:
+    """The ``kind`` of a window spec object, one of ``kinds``."""
+    if not isinstance(data, Mapping):
+        raise _fail(where, f"expected an object such as {example}")
+    kind = data.get("kind")
+    if kind not in kinds:
+        raise _fail(f"{where}.kind", f"expected one of {', '.join(kinds)}, got {kind!r}")
+    return kind
+
+
+def _device(data: Mapping[str, Any], where: str) -> str | None:
+    device = data.get("device_id")
+    if device is not None and (not isinstance(device, str) or not device):
+        raise _fail(f"{where}.device_id", "expected a non-empty string")
+    return device
+
+
+def _time_range(data: Mapping[str, Any], where: str) -> tuple[datetime, datetime]:
+    start, end = _moment(data.get("start"), f"{where}.start"), _moment(data.get("end"), f"{where}.end")
+    if end <= start:
+        raise _fail(f"{where}.end", "must be after start")
+    return start, end
+
+
 @dataclass(frozen=True)
 class ReferenceSpec:
     """``training`` | ``batches`` (``batches``) | ``time_range`` (``start``, ``end``) | ``values`` (``rows``)."""
@@ -117,15 +141,9 @@ class ReferenceSpec:
 
     @classmethod
     def parse(cls, data: Any, *, where: str = "reference", allow_values: bool = False) -> ReferenceSpec:
-        if not isinstance(data, Mapping):
-            raise _fail(where, 'expected an object such as {"kind": "training"}')
-        kind = data.get("kind")
         kinds = REFERENCE_KINDS if allow_values else REFERENCE_KINDS[:-1]
-        if kind not in kinds:
-            raise _fail(f"{where}.kind", f"expected one of {', '.join(kinds)}, got {kind!r}")
-        device = data.get("device_id")
-        if device is not None and (not isinstance(device, str) or not device):
-            raise _fail(f"{where}.device_id", "expected a non-empty string")
+        kind = _kind(data, kinds, where, '{"kind": "training"}')
+        device = _device(data, where)
         if kind == "training":
             _check_keys(data, ("kind", "device_id"), where)
             return cls(kind, device_id=device)
@@ -138,9 +156,7 @@ class ReferenceSpec:
             return cls(kind, batches=ids, device_id=device)
         if kind == "time_range":
             _check_keys(data, ("kind", "start", "end", "device_id"), where)
-            start, end = _moment(data.get("start"), f"{where}.start"), _moment(data.get("end"), f"{where}.end")
-            if end <= start:
-                raise _fail(f"{where}.end", "must be after start")
+            start, end = _time_range(data, where)
             return cls(kind, start=start, end=end, device_id=device)
         _check_keys(data, ("kind", "rows"), where)
         return cls(kind, rows=_rows(data.get("rows"), f"{where}.rows"))
@@ -176,19 +192,13 @@ class TestSpec:
 
     @classmethod
     def parse(cls, data: Any, *, where: str = "test", allow_values: bool = False) -> TestSpec:
-        if not isinstance(data, Mapping):
-            raise _fail(where, 'expected an object such as {"kind": "phase", "phase": "log"}')
-        kind = data.get("kind")
         kinds = TEST_KINDS if allow_values else TEST_KINDS[:-1]
-        if kind not in kinds:
-            raise _fail(f"{where}.kind", f"expected one of {', '.join(kinds)}, got {kind!r}")
+        kind = _kind(data, kinds, where, '{"kind": "phase", "phase": "log"}')
         if kind == "values":
             _check_keys(data, ("kind", "rows"), where)
             return cls(kind, rows=_rows(data.get("rows"), f"{where}.rows"))
         common = ("kind", "batch_id", "device_id")
-        device = data.get("device_id")
-        if device is not None and (not isinstance(device, str) or not device):
-            raise _fail(f"{where}.device_id", "expected a non-empty string")
+        device = _device(data, where)
         batch = batch_id_of(data["batch_id"], f"{where}.batch_id") if data.get("batch_id") is not None else None
         if kind == "last_points":
             _check_keys(data, (*common, "n"), where)
@@ -198,9 +208,7 @@ class TestSpec:
             return cls(kind, n=n, batch_id=batch, device_id=device)
         if kind == "time_range":
             _check_keys(data, (*common, "start", "end"), where)
-            start, end = _moment(data.get("start"), f"{where}.start"), _moment(data.get("end"), f"{where}.end")
-            if end <= start:
-                raise _fail(f"{where}.end", "must be after start")
+            start, end = _time_range(data, where)
             return cls(kind, start=start, end=end, batch_id=batch, device_id=device)
         _check_keys(data, (*common, "phase"), where)
         phase = data.get("phase")
