@@ -6,13 +6,10 @@ HTTP proxy in front of it that answers 500 a given number of times.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-import requests
 import time_machine
 from django.utils import timezone
 
@@ -23,6 +20,7 @@ from apps.tsdb.services import points_ingest
 from apps.tsdb.types import Collection, GroupKey, SeriesKey, from_ns, to_ns
 
 from .helpers import FEATURES, MODEL_ID, PROJECT, T0, TARGET, expected_predictions, raw_batch, row_time
+from .registry_proxy import RegistryProxy
 
 GROUP = GroupKey(PROJECT, "R1", "batch_92")
 
@@ -50,59 +48,6 @@ def watermark_of(deployment, group: GroupKey = GROUP) -> Watermark:
 
 def run_pending(deployment, group: GroupKey = GROUP, trigger=Trigger.EVENT) -> PipelineRun | None:
     return services.pipeline_group_run(watermark_id=watermark_of(deployment, group).pk, trigger=trigger)
-
-
-class FlakyProxy:
-    """A real HTTP server in front of the registry: the first ``failures`` POSTs get a 500 (or ``status``)."""
-
-    def __init__(self, target: str, failures: int, status: int = 500, body: bytes = b'{"error": {"message": "boom"}}'):
-        self.target, self.failures, self.status, self.body = target.rstrip("/"), failures, status, body
-        self.posts = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _forward(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                data = self.rfile.read(length) if length else None
-                if method == "POST":
-                    proxy.posts += 1
-                    if proxy.posts <= proxy.failures:
-                        self.send_response(proxy.status)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(proxy.body)))
-                        self.end_headers()
-                        self.wfile.write(proxy.body)
-                        return
-                headers = {
-                    k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type", "accept")
-                }
-                upstream = requests.request(method, proxy.target + self.path, data=data, headers=headers, timeout=30)
-                self.send_response(upstream.status_code)
-                self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(upstream.content)))
-                self.end_headers()
-                self.wfile.write(upstream.content)
-
-            def do_GET(self):
-                self._forward("GET")
-
-            def do_POST(self):
-                self._forward("POST")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # ------------------------------------------------------------------------------------------------ happy path
@@ -281,7 +226,7 @@ def test_offline_versions_are_never_called(registry_url, deployment, rf, batch92
 def test_registry_500_twice_then_200_is_retried_and_stored(live_server, settings, deployment, batch92):
     settings.STAMM_PIPELINE_RETRY_BACKOFF_MS = 10
     ingest(batch92.iloc[:15])
-    with FlakyProxy(live_server.url, failures=2) as proxy:
+    with RegistryProxy(live_server.url, failures=2) as proxy:
         settings.STAMM_REGISTRY_URL = proxy.url
         run = run_pending(deployment)
     assert run.status == RunStatus.SUCCEEDED, run.error
@@ -293,7 +238,7 @@ def test_registry_down_fails_the_run_then_a_retry_is_scheduled(live_server, sett
     settings.STAMM_PIPELINE_RETRY_BACKOFF_MS = 1
     settings.STAMM_PIPELINE_RETRIES = 2
     ingest(batch92.iloc[:15])
-    with FlakyProxy(live_server.url, failures=100) as proxy:
+    with RegistryProxy(live_server.url, failures=100) as proxy:
         settings.STAMM_REGISTRY_URL = proxy.url
         sent_tasks.clear()
         run = run_pending(deployment)
@@ -307,7 +252,7 @@ def test_registry_down_fails_the_run_then_a_retry_is_scheduled(live_server, sett
 def test_a_4xx_fails_the_run_with_the_registry_message(live_server, settings, deployment, batch92):
     body = b'{"error": {"status": 400, "code": "invalid", "message": "Missing input: pH"}}'
     ingest(batch92.iloc[:5])
-    with FlakyProxy(live_server.url, failures=100, status=400, body=body) as proxy:
+    with RegistryProxy(live_server.url, failures=100, status=400, body=body) as proxy:
         settings.STAMM_REGISTRY_URL = proxy.url
         run = run_pending(deployment)
     assert run.status == RunStatus.FAILED and proxy.posts == 1

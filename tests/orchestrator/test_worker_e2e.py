@@ -18,10 +18,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ import requests
 from tests.services import IN_CI, POSTGRES_URL, _port_open, postgres_available, redis_available, require
 
 from .helpers import FEATURES, MODEL_ID, PROJECT, T0, load_batch, train_rf
+from .registry_proxy import RegistryProxy
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -56,64 +55,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-class Proxy:
-    """A real HTTP proxy to the stack's registry; ``delay`` seconds before each POST, ``fail_next`` 500s."""
-
-    def __init__(self) -> None:
-        self.target = ""
-        self.delay = 0.0
-        self.fail_next = 0
-        self.posts = 0
-        self.failed = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _relay(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                data = self.rfile.read(length) if length else None
-                if method == "POST":
-                    proxy.posts += 1
-                    if proxy.fail_next > 0:
-                        proxy.fail_next -= 1
-                        proxy.failed += 1
-                        body = b'{"error": {"message": "injected failure"}}'
-                        self.send_response(500)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(body)))
-                        self.end_headers()
-                        self.wfile.write(body)
-                        return
-                    time.sleep(proxy.delay)
-                headers = {
-                    k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type", "accept")
-                }
-                upstream = requests.request(method, proxy.target + self.path, data=data, headers=headers, timeout=60)
-                self.send_response(upstream.status_code)
-                self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(upstream.content)))
-                self.end_headers()
-                self.wfile.write(upstream.content)
-
-            def do_GET(self):
-                self._relay("GET")
-
-            def do_POST(self):
-                self._relay("POST")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class Stack:
     """The processes of one deployment of the application, sharing one database and one broker."""
 
@@ -123,8 +64,7 @@ class Stack:
         self.broker = broker
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proxy = Proxy()
-        self.proxy.target = self.url
+        self.proxy = RegistryProxy(self.url)
         self.pg_name = None
         self.env = {
             **os.environ,
