@@ -13,7 +13,6 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -54,28 +53,6 @@ def capability_required(*capabilities: str, role: str) -> Callable:
             if not has_capabilities(request.user, capabilities):
                 return render(request, "dashboard/forbidden.html", {"role": role}, status=403)
             return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
-def callback_requires(*capabilities: str) -> Callable:
-    """Dash callback decorator: refuse (HTTP 403) unless the caller holds the capabilities.
-
-    django-plotly-dash passes ``request`` and ``user`` to callbacks that accept ``**kwargs``; the
-    wrapper takes them from there, so the callback body never runs for a refused caller.
-    """
-
-    def decorate(callback: Callable) -> Callable:
-        @wraps(callback)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            user = kwargs.get("user")
-            if user is None and kwargs.get("request") is not None:
-                user = kwargs["request"].user
-            if not has_capabilities(user, capabilities):
-                raise PermissionDenied("Your role does not allow this dashboard.")
-            return callback(*args, **kwargs)
 
         return wrapper
 

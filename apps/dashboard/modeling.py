@@ -16,10 +16,10 @@ import numpy as np
 
 from apps.common.errors import ValidationFailed
 from apps.tsdb.selectors import series_list, series_read, snapshots_get
-from apps.tsdb.types import LAB_SOURCE, Collection, Downsample, GroupKey, SeriesFilter, from_ns
+from apps.tsdb.types import LAB_SOURCE, Collection, Downsample, GroupKey, from_ns
 
 from .models import PointFlag
-from .selectors import LAB_MATCH_TOLERANCE, group_series, variable_units
+from .selectors import LAB_MATCH_TOLERANCE, group_filter, group_series, variable_units
 
 #: Most snapshot rows a simulation scores (the store's cap on one snapshot read).
 MAX_SIMULATION_ROWS = 10_000
@@ -635,10 +635,7 @@ def _label(group: GroupKey) -> str:
 
 def batch_hours(*, group: GroupKey) -> float:
     """Length of a batch in hours (for the window slider), from the series index."""
-    infos = series_list(
-        collection=Collection.RAW,
-        where=SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id),
-    )
+    infos = series_list(collection=Collection.RAW, where=group_filter(group))
     if not infos:
         return 0.0
     first = min(i.first_time for i in infos)

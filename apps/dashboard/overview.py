@@ -22,7 +22,7 @@ from django.utils import timezone
 from apps.tsdb.selectors import latest_points, series_list, series_read
 from apps.tsdb.types import LAB_SOURCE, PREDICTION_SOURCE, Collection, Downsample, GroupKey, SeriesFilter
 
-from .selectors import LAB_MATCH_TOLERANCE, MAX_TRACE_POINTS, drift_status, variable_units
+from .selectors import LAB_MATCH_TOLERANCE, MAX_TRACE_POINTS, drift_status, group_filter, variable_units
 
 #: Batches (most recent first) over which the lab-error trend is computed.
 TREND_BATCHES = 6
@@ -99,35 +99,15 @@ def lab_error_trend(
     trend = []
     tolerance_ns = int(LAB_MATCH_TOLERANCE.total_seconds() * 1e9)
     for group in groups:
-        where = SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id)
-        labs = [
-            i
-            for i in series_list(
-                collection=Collection.RAW,
-                where=SeriesFilter(
-                    project_name=group.project_name,
-                    device_id=group.device_id,
-                    batch_id=group.batch_id,
-                    source=LAB_SOURCE,
-                    observed_property=output,
-                ),
-            )
-        ]
-        preds = [
-            i
-            for i in series_list(
-                collection=Collection.PREDICTIONS,
-                where=SeriesFilter(
-                    project_name=where.project_name,
-                    device_id=where.device_id,
-                    batch_id=where.batch_id,
-                    source=PREDICTION_SOURCE,
-                    observed_property=output,
-                    model_id=model_tag,
-                    version=version_tag,
-                ),
-            )
-        ]
+        labs = series_list(
+            collection=Collection.RAW, where=group_filter(group, source=LAB_SOURCE, observed_property=output)
+        )
+        preds = series_list(
+            collection=Collection.PREDICTIONS,
+            where=group_filter(
+                group, source=PREDICTION_SOURCE, observed_property=output, model_id=model_tag, version=version_tag
+            ),
+        )
         if not labs or not preds:
             continue
         lab = series_read(

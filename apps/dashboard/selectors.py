@@ -250,20 +250,16 @@ class GroupSeries:
         return sorted({i.series.observed_property for i in self.raw if i.series.source == LAB_SOURCE})
 
 
+def group_filter(group: GroupKey, **tags: str | None) -> SeriesFilter:
+    """The series of one batch, narrowed by further tags (``source=``, ``observed_property=``, …)."""
+    return SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id, **tags)
+
+
 def group_series(*, group: GroupKey) -> GroupSeries:
-    where = SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id)
     return GroupSeries(
         group=group,
-        raw=series_list(collection=Collection.RAW, where=where),
-        predictions=series_list(
-            collection=Collection.PREDICTIONS,
-            where=SeriesFilter(
-                project_name=group.project_name,
-                device_id=group.device_id,
-                batch_id=group.batch_id,
-                source=PREDICTION_SOURCE,
-            ),
-        ),
+        raw=series_list(collection=Collection.RAW, where=group_filter(group)),
+        predictions=series_list(collection=Collection.PREDICTIONS, where=group_filter(group, source=PREDICTION_SOURCE)),
     )
 
 
@@ -500,17 +496,8 @@ def group_lag(
 
 def trust_panel(*, group: GroupKey) -> TrustPanel:
     """Validity of the latest estimate(s), the latest lab residual, data age and pipeline lag."""
-    where = SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id)
-    predictions = latest_points(
-        collection=Collection.PREDICTIONS,
-        where=SeriesFilter(
-            project_name=group.project_name,
-            device_id=group.device_id,
-            batch_id=group.batch_id,
-            source=PREDICTION_SOURCE,
-        ),
-    )
-    raw_latest = latest_points(collection=Collection.RAW, where=where)
+    predictions = latest_points(collection=Collection.PREDICTIONS, where=group_filter(group, source=PREDICTION_SOURCE))
+    raw_latest = latest_points(collection=Collection.RAW, where=group_filter(group))
     labs = {p.series.observed_property: p for p in raw_latest if p.series.source == LAB_SOURCE}
     units = variable_units(project_name=group.project_name, device_id=group.device_id)
     estimates = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -38,70 +40,71 @@ def _dash_page(
     return render(request, "dashboard/dash_page.html", context)
 
 
-@capability_required(*OPERATOR_PAGE, role="operator")
-def operator_live(request: HttpRequest) -> HttpResponse:
-    return _dash_page(
-        request,
-        app_name="operator_live",
-        title="Live process",
-        role="operator",
-        intro="Soft-sensor estimates with lab samples, the process variables you choose, and whether to trust them.",
-    )
+def _error_page(request: HttpRequest, exc: ApplicationError, *, role: str, status: int) -> HttpResponse:
+    return render(request, "dashboard/error.html", {"message": exc.message, "role": role}, status=status)
 
 
-@capability_required(*MODELER_PAGE, role="modeler")
-def modeler_data(request: HttpRequest) -> HttpResponse:
-    return _dash_page(
-        request,
-        app_name="modeler_data",
-        title="Data sources",
-        role="modeler",
-        intro="Per-batch statistics of every stored variable, with units, and how data arrived over time.",
-    )
+def _dash_view(
+    *, app_name: str, title: str, intro: str, capabilities: tuple[str, ...], role: str
+) -> Callable[[HttpRequest], HttpResponse]:
+    """A page that only frames one Dash app: the role is written once, for the check and the page."""
+
+    def view(request: HttpRequest) -> HttpResponse:
+        return _dash_page(request, app_name=app_name, title=title, intro=intro, role=role)
+
+    view.__name__ = view.__qualname__ = app_name
+    return capability_required(*capabilities, role=role)(view)
 
 
-@capability_required(*MODELER_PAGE, role="modeler")
-def modeler_sensors(request: HttpRequest) -> HttpResponse:
-    return _dash_page(
-        request,
-        app_name="modeler_sensors",
-        title="Soft sensors",
-        role="modeler",
-        intro="Descriptors, versions and alias history of every soft sensor in the registry.",
-    )
-
-
-@capability_required(*MODELER_PAGE, role="modeler")
-def modeler_drift(request: HttpRequest) -> HttpResponse:
-    return _dash_page(
-        request,
-        app_name="modeler_drift",
-        title="Drift analysis",
-        role="modeler",
-        intro="Compare a batch window with the same window of reference batches, with any detector of the catalogue.",
-    )
-
-
-@capability_required(*MODELER_PAGE, role="modeler")
-def modeler_divergence(request: HttpRequest) -> HttpResponse:
-    return _dash_page(
-        request,
-        app_name="modeler_divergence",
-        title="Model divergence",
-        role="modeler",
-        intro="Several versions scored on one batch, overlaid, and every pair compared with seven estimators.",
-    )
-
-
-@capability_required(*MODELER_PAGE, role="modeler")
-def modeler_simulation(request: HttpRequest) -> HttpResponse:
-    return _dash_page(
-        request,
-        app_name="modeler_simulation",
-        title="Simulation assessment",
-        role="modeler",
-        intro="Run a version over a stored batch, inspect every row against lab samples, export to Excel.",
-    )
+operator_live = _dash_view(
+    app_name="operator_live",
+    title="Live process",
+    intro="Soft-sensor estimates with lab samples, the process variables you choose, and whether to trust them.",
+    capabilities=OPERATOR_PAGE,
+    role="operator",
+)
+modeler_data = _dash_view(
+    app_name="modeler_data",
+    title="Data sources",
+    intro="Per-batch statistics of every stored variable, with units, and how data arrived over time.",
+    capabilities=MODELER_PAGE,
+    role="modeler",
+)
+modeler_sensors = _dash_view(
+    app_name="modeler_sensors",
+    title="Soft sensors",
+    intro="Descriptors, versions and alias history of every soft sensor in the registry.",
+    capabilities=MODELER_PAGE,
+    role="modeler",
+)
+modeler_drift = _dash_view(
+    app_name="modeler_drift",
+    title="Drift analysis",
+    intro="Compare a batch window with the same window of reference batches, with any detector of the catalogue.",
+    capabilities=MODELER_PAGE,
+    role="modeler",
+)
+modeler_divergence = _dash_view(
+    app_name="modeler_divergence",
+    title="Model divergence",
+    intro="Several versions scored on one batch, overlaid, and every pair compared with seven estimators.",
+    capabilities=MODELER_PAGE,
+    role="modeler",
+)
+modeler_simulation = _dash_view(
+    app_name="modeler_simulation",
+    title="Simulation assessment",
+    intro="Run a version over a stored batch, inspect every row against lab samples, export to Excel.",
+    capabilities=MODELER_PAGE,
+    role="modeler",
+)
+manager_overview = _dash_view(
+    app_name="manager_overview",
+    title="Soft-sensor overview",
+    intro="Every deployment: status, latest estimate, last pipeline run, lag and lab error.",
+    capabilities=MANAGER_PAGE,
+    role="manager",
+)
 
 
 @capability_required(*MODELER_PAGE, role="modeler")
@@ -115,24 +118,11 @@ def simulation_export(request: HttpRequest) -> HttpResponse:
         group = parse_group(request.GET.get("batch"))
         content = simulation_workbook(simulation=simulation_run(version=version, group=group), user=request.user)
     except ApplicationError as exc:
-        return render(
-            request, "dashboard/error.html", {"message": exc.message, "role": "modeler"}, status=exc.status_code
-        )
+        return _error_page(request, exc, role="modeler", status=exc.status_code)
     name = slugify(f"simulation-{version.soft_sensor.model_id}-v{version.number}-{group.batch_id}") + ".xlsx"
     response = HttpResponse(content, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
-
-
-@capability_required(*MANAGER_PAGE, role="manager")
-def manager_overview(request: HttpRequest) -> HttpResponse:
-    return _dash_page(
-        request,
-        app_name="manager_overview",
-        title="Soft-sensor overview",
-        role="manager",
-        intro="Every deployment: status, latest estimate, last pipeline run, lag and lab error.",
-    )
 
 
 @capability_required(*MANAGER_PAGE, role="manager")
@@ -142,7 +132,7 @@ def manager_deployment(request: HttpRequest, deployment_id: int) -> HttpResponse
     try:
         deployment = deployment_get(deployment_id=deployment_id)
     except ApplicationError as exc:
-        return render(request, "dashboard/error.html", {"message": exc.message, "role": "manager"}, status=404)
+        return _error_page(request, exc, role="manager", status=404)
     return _dash_page(
         request,
         app_name="manager_deployment",

@@ -132,33 +132,36 @@ def stat_card(label: str, value: str, *, tone: str = "neutral", detail: str = ""
     return html.Div(children, className=f"stat-card tone-{tone}", **props)
 
 
+def dropdown_control(label: str, component_id: str, *, width: str = "", **dropdown: Any) -> html.Div:
+    """A labelled picker for a ``controls`` row; the label points at the dropdown (screen readers, tests).
+
+    ``width`` is the CSS size class added to ``control`` (``wide``, ``narrow``); ``dropdown`` goes to
+    ``dcc.Dropdown`` as is.
+    """
+    return html.Div(
+        [html.Label(label, htmlFor=component_id), dcc.Dropdown(id=component_id, **dropdown)],
+        className=f"control {width}" if width else "control",
+    )
+
+
 def flag_level_type_controls(*, default_type: str) -> list:
     """The level and type pickers of a flag form (operator live page, simulation table)."""
     from ..models import FlagLevel, FlagType
 
     return [
-        html.Div(
-            [
-                html.Label("Level", htmlFor="flag-level"),
-                dcc.Dropdown(
-                    id="flag-level",
-                    options=[{"label": label, "value": value} for value, label in FlagLevel.choices],
-                    value=FlagLevel.WARNING,
-                    clearable=False,
-                ),
-            ],
-            className="control narrow",
+        dropdown_control(
+            "Level",
+            "flag-level",
+            width="narrow",
+            options=[{"label": label, "value": value} for value, label in FlagLevel.choices],
+            value=FlagLevel.WARNING,
+            clearable=False,
         ),
-        html.Div(
-            [
-                html.Label("Type", htmlFor="flag-type"),
-                dcc.Dropdown(
-                    id="flag-type",
-                    options=[{"label": label, "value": value} for value, label in FlagType.choices],
-                    value=default_type,
-                    clearable=False,
-                ),
-            ],
-            className="control",
+        dropdown_control(
+            "Type",
+            "flag-type",
+            options=[{"label": label, "value": value} for value, label in FlagType.choices],
+            value=default_type,
+            clearable=False,
         ),
     ]

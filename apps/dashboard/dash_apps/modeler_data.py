@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from dash import dash_table, dcc, html
@@ -12,7 +13,7 @@ from apps.common.errors import ApplicationError
 
 from .. import selectors as sel
 from ..access import MODELER_PAGE
-from .common import base_layout, empty_figure, error_box, guarded_callback, stat_card
+from .common import base_layout, dropdown_control, empty_figure, error_box, guarded_callback, stat_card
 
 NAME = "modeler_data"
 app = DjangoDash(NAME, serve_locally=True)
@@ -36,14 +37,8 @@ app.layout = html.Div(
         html.Div(
             className="controls",
             children=[
-                html.Div(
-                    [html.Label("Project", htmlFor="project"), dcc.Dropdown(id="project", clearable=False)],
-                    className="control",
-                ),
-                html.Div(
-                    [html.Label("Batch", htmlFor="batch"), dcc.Dropdown(id="batch", clearable=False)],
-                    className="control wide",
-                ),
+                dropdown_control("Project", "project", clearable=False),
+                dropdown_control("Batch", "batch", width="wide", clearable=False),
             ],
         ),
         html.Div(id="cards", className="controls", **{"data-testid": "batch-cards"}),
@@ -77,8 +72,7 @@ app.layout = html.Div(
 )
 
 
-def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
-    return guarded_callback(app, MODELER_PAGE, outputs, inputs, state, **kwargs)
+_guard = partial(guarded_callback, app, MODELER_PAGE)
 
 
 @_guard([Output("project", "options"), Output("project", "value")], [Input("boot", "data")])

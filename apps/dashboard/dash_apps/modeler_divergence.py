@@ -4,6 +4,7 @@ with the seven estimators of ``apps.drift.detectors.disagreement``, each cell co
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 from dash import dcc, html
@@ -16,7 +17,7 @@ from apps.tsdb.types import from_ns
 from .. import selectors as sel
 from ..access import MODELER_PAGE
 from ..modeling import divergence_run, version_options, version_resolve
-from .common import LEVEL_COLOURS, PALETTE, base_layout, error_box, guarded_callback
+from .common import LEVEL_COLOURS, PALETTE, base_layout, dropdown_control, error_box, guarded_callback
 
 NAME = "modeler_divergence"
 app = DjangoDash(NAME, serve_locally=True)
@@ -41,17 +42,8 @@ app.layout = html.Div(
                 html.Div(
                     className="controls",
                     children=[
-                        html.Div(
-                            [
-                                html.Label("Versions to compare (two or more)", htmlFor="versions"),
-                                dcc.Dropdown(id="versions", multi=True),
-                            ],
-                            className="control wide",
-                        ),
-                        html.Div(
-                            [html.Label("Batch", htmlFor="batch"), dcc.Dropdown(id="batch", clearable=False)],
-                            className="control wide",
-                        ),
+                        dropdown_control("Versions to compare (two or more)", "versions", width="wide", multi=True),
+                        dropdown_control("Batch", "batch", width="wide", clearable=False),
                     ],
                 ),
                 html.Button("Compare", id="run", n_clicks=0, className="primary"),
@@ -62,8 +54,7 @@ app.layout = html.Div(
 )
 
 
-def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
-    return guarded_callback(app, MODELER_PAGE, outputs, inputs, state, **kwargs)
+_guard = partial(guarded_callback, app, MODELER_PAGE)
 
 
 @_guard(

@@ -4,6 +4,7 @@ detector catalogue (tooltips from the detectors' docstrings); verdict, explanati
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 from dash import ALL, dcc, html
@@ -23,7 +24,7 @@ from ..modeling import (
     version_options,
     version_resolve,
 )
-from .common import PALETTE, base_layout, error_box, guarded_callback
+from .common import PALETTE, base_layout, dropdown_control, error_box, guarded_callback
 
 NAME = "modeler_drift"
 app = DjangoDash(NAME, serve_locally=True)
@@ -38,42 +39,21 @@ app.layout = html.Div(
                 html.Div(
                     className="controls",
                     children=[
-                        html.Div(
-                            [
-                                html.Label("Model (soft-sensor version)", htmlFor="version"),
-                                dcc.Dropdown(id="version", clearable=False),
-                            ],
-                            className="control wide",
-                        ),
-                        html.Div(
-                            [html.Label("Detector", htmlFor="detector"), dcc.Dropdown(id="detector", clearable=False)],
-                            className="control",
-                        ),
+                        dropdown_control("Model (soft-sensor version)", "version", width="wide", clearable=False),
+                        dropdown_control("Detector", "detector", clearable=False),
                     ],
                 ),
                 html.Div(
                     className="controls",
                     children=[
-                        html.Div(
-                            [html.Label("Variables", htmlFor="variables"), dcc.Dropdown(id="variables", multi=True)],
-                            className="control wide",
-                        ),
+                        dropdown_control("Variables", "variables", width="wide", multi=True),
                     ],
                 ),
                 html.Div(
                     className="controls",
                     children=[
-                        html.Div(
-                            [
-                                html.Label("Reference batches", htmlFor="reference"),
-                                dcc.Dropdown(id="reference", multi=True),
-                            ],
-                            className="control wide",
-                        ),
-                        html.Div(
-                            [html.Label("Test batch", htmlFor="test"), dcc.Dropdown(id="test", clearable=False)],
-                            className="control wide",
-                        ),
+                        dropdown_control("Reference batches", "reference", width="wide", multi=True),
+                        dropdown_control("Test batch", "test", width="wide", clearable=False),
                     ],
                 ),
                 html.Label("Window (hours since batch start, same window in every batch)"),
@@ -96,8 +76,7 @@ app.layout = html.Div(
 )
 
 
-def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
-    return guarded_callback(app, MODELER_PAGE, outputs, inputs, state, **kwargs)
+_guard = partial(guarded_callback, app, MODELER_PAGE)
 
 
 @_guard(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from dash import dcc, html
@@ -13,7 +14,7 @@ from apps.common.errors import ApplicationError
 
 from ..access import MODELER_PAGE
 from ..modeling import datetime_label, soft_sensor_overview
-from .common import error_box, guarded_callback
+from .common import dropdown_control, error_box, guarded_callback
 
 NAME = "modeler_sensors"
 app = DjangoDash(NAME, serve_locally=True)
@@ -25,10 +26,7 @@ app.layout = html.Div(
         html.Div(
             className="controls",
             children=[
-                html.Div(
-                    [html.Label("Project", htmlFor="project"), dcc.Dropdown(id="project", clearable=False)],
-                    className="control",
-                ),
+                dropdown_control("Project", "project", clearable=False),
             ],
         ),
         html.Div(id="sensors", **{"data-testid": "sensors"}),
@@ -36,8 +34,7 @@ app.layout = html.Div(
 )
 
 
-def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
-    return guarded_callback(app, MODELER_PAGE, outputs, inputs, state, **kwargs)
+_guard = partial(guarded_callback, app, MODELER_PAGE)
 
 
 @_guard([Output("project", "options"), Output("project", "value")], [Input("boot", "data")])

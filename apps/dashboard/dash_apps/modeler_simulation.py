@@ -4,6 +4,7 @@ flags (computed, and flags people add here), and the Excel export."""
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,7 +21,16 @@ from ..access import MODELER_PAGE, has_capabilities
 from ..modeling import simulation_run, version_options, version_resolve
 from ..models import FlagType
 from ..services import point_flag_create
-from .common import PALETTE, base_layout, error_box, flag_level_type_controls, fmt, guarded_callback, stat_card
+from .common import (
+    PALETTE,
+    base_layout,
+    dropdown_control,
+    error_box,
+    flag_level_type_controls,
+    fmt,
+    guarded_callback,
+    stat_card,
+)
 from .operator import parse_time
 
 NAME = "modeler_simulation"
@@ -43,17 +53,8 @@ app.layout = html.Div(
                 html.Div(
                     className="controls",
                     children=[
-                        html.Div(
-                            [html.Label("Version", htmlFor="version"), dcc.Dropdown(id="version", clearable=False)],
-                            className="control wide",
-                        ),
-                        html.Div(
-                            [
-                                html.Label("Historical batch", htmlFor="batch"),
-                                dcc.Dropdown(id="batch", clearable=False),
-                            ],
-                            className="control wide",
-                        ),
+                        dropdown_control("Version", "version", width="wide", clearable=False),
+                        dropdown_control("Historical batch", "batch", width="wide", clearable=False),
                     ],
                 ),
                 html.Button("Run simulation", id="run", n_clicks=0, className="primary"),
@@ -124,8 +125,7 @@ app.layout = html.Div(
 )
 
 
-def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
-    return guarded_callback(app, MODELER_PAGE, outputs, inputs, state, **kwargs)
+_guard = partial(guarded_callback, app, MODELER_PAGE)
 
 
 @_guard(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from dash import dash_table, dcc, html
@@ -20,6 +21,7 @@ from ..services import point_flag_create
 from .common import (
     PALETTE,
     base_layout,
+    dropdown_control,
     empty_figure,
     error_box,
     flag_level_type_controls,
@@ -61,18 +63,9 @@ app.layout = html.Div(
         html.Div(
             className="controls",
             children=[
-                html.Div(
-                    [html.Label("Project", htmlFor="project"), dcc.Dropdown(id="project", clearable=False)],
-                    className="control",
-                ),
-                html.Div(
-                    [html.Label("Device", htmlFor="device"), dcc.Dropdown(id="device", clearable=False)],
-                    className="control",
-                ),
-                html.Div(
-                    [html.Label("Batch", htmlFor="batch"), dcc.Dropdown(id="batch", clearable=False)],
-                    className="control wide",
-                ),
+                dropdown_control("Project", "project", clearable=False),
+                dropdown_control("Device", "device", clearable=False),
+                dropdown_control("Batch", "batch", width="wide", clearable=False),
                 html.Div(
                     [
                         html.Label("Range"),
@@ -82,24 +75,20 @@ app.layout = html.Div(
                     ],
                     className="control auto",
                 ),
-                html.Div(
-                    [
-                        html.Label("Refresh", htmlFor="refresh"),
-                        dcc.Dropdown(id="refresh", options=REFRESH_CHOICES, value=30, clearable=False),
-                    ],
-                    className="control narrow",
+                dropdown_control(
+                    "Refresh", "refresh", width="narrow", options=REFRESH_CHOICES, value=30, clearable=False
                 ),
             ],
         ),
         html.Div(
             className="controls",
             children=[
-                html.Div(
-                    [
-                        html.Label("Process variables (extra axes)", htmlFor="variables"),
-                        dcc.Dropdown(id="variables", multi=True, placeholder="Add process variables…"),
-                    ],
-                    className="control wide",
+                dropdown_control(
+                    "Process variables (extra axes)",
+                    "variables",
+                    width="wide",
+                    multi=True,
+                    placeholder="Add process variables…",
                 ),
                 html.Div(id="chart-status", className="chart-status", **{"data-testid": "chart-status"}),
             ],
@@ -126,10 +115,7 @@ app.layout = html.Div(
                 html.Div(
                     className="controls",
                     children=[
-                        html.Div(
-                            [html.Label("Series", htmlFor="flag-series"), dcc.Dropdown(id="flag-series")],
-                            className="control wide",
-                        ),
+                        dropdown_control("Series", "flag-series", width="wide"),
                         html.Div(
                             [
                                 html.Label("Time (UTC)", htmlFor="flag-time"),
@@ -163,8 +149,7 @@ app.layout = html.Div(
 )
 
 
-def _guard(outputs: Any, inputs: Any, state: Any = (), **kwargs: Any):
-    return guarded_callback(app, OPERATOR_PAGE, outputs, inputs, state, **kwargs)
+_guard = partial(guarded_callback, app, OPERATOR_PAGE)
 
 
 @_guard([Output("project", "options"), Output("project", "value")], [Input("boot", "data")])
