@@ -57,11 +57,14 @@ class WriteStream:
 
     def write(self, batch: PointBatch) -> int:
         """Validate and write one batch of this collection; returns the number of points written."""
-        if batch.collection is not self.collection:
-            raise ValueError(f"this stream writes {self.collection.value} points, not {batch.collection.value}")
+        self._check_collection(batch)
         written = self.backend.write(batch)
         self.groups.update(batch.groups())
         return written
+
+    def _check_collection(self, batch: PointBatch) -> None:
+        if batch.collection is not self.collection:
+            raise ValueError(f"this stream writes {self.collection.value} points, not {batch.collection.value}")
 
     def close(self) -> None:
         """Finish what is still open; the caller's transaction then commits."""

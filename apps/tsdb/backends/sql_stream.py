@@ -50,8 +50,7 @@ class PostgresAppendStream(WriteStream):
         self._copy: Any = None
 
     def write(self, batch: PointBatch) -> int:
-        if batch.collection is not self.collection:
-            raise ValueError(f"this stream writes {self.collection.value} points, not {batch.collection.value}")
+        self._check_collection(batch)
         batch_validate(batch)
         if len(batch) == 0:
             return 0
