@@ -300,6 +300,16 @@ def _phase_range(info: GroupInfo, phase: Phase | None) -> tuple[int, int] | None
     return (start, end) if start <= end else None
 
 
+def _overlapping(groups: Sequence[GroupInfo], start: datetime, end: datetime) -> list[Segment]:
+    """Each group's data within [start, end], for the groups that have any."""
+    lo, hi = to_ns(start), to_ns(end)
+    return [
+        Segment(g.group, max(lo, to_ns(g.first_time)), min(hi, to_ns(g.last_time)))
+        for g in groups
+        if to_ns(g.first_time) <= hi and to_ns(g.last_time) >= lo
+    ]
+
+
 def reference_segments(
     spec: ReferenceSpec, *, scope: Scope, experiments: Sequence[int] = (), phase: Phase | None = None,
     collection: Collection = Collection.RAW,
@@ -310,12 +320,7 @@ def reference_segments(
     """
     groups = [g for g in _groups(scope, collection) if scope.admits_reference(g.group, device_id=spec.device_id)]
     if spec.kind == "time_range":
-        lo, hi = to_ns(spec.start), to_ns(spec.end)
-        found = [
-            Segment(g.group, max(lo, to_ns(g.first_time)), min(hi, to_ns(g.last_time)))
-            for g in groups
-            if to_ns(g.first_time) <= hi and to_ns(g.last_time) >= lo
-        ]
+        found = _overlapping(groups, spec.start, spec.end)
         if not found:
             raise DataError(f"reference: no data of project {scope.project_name} between {spec.start} and {spec.end}")
         return found
@@ -354,12 +359,7 @@ def test_segments(
     if not groups:
         raise DataError(f"test: no batch of project {scope.project_name} in scope")
     if spec.kind == "time_range":
-        lo, hi = to_ns(spec.start), to_ns(spec.end)
-        found = [
-            Segment(g.group, max(lo, to_ns(g.first_time)), min(hi, to_ns(g.last_time)))
-            for g in groups
-            if to_ns(g.first_time) <= hi and to_ns(g.last_time) >= lo
-        ]
+        found = _overlapping(groups, spec.start, spec.end)
         if not found:
             raise DataError(f"test: no data between {spec.start} and {spec.end}")
         return found
