@@ -312,7 +312,36 @@ def _string(raw: str, name: str) -> str:
     return body.replace('\\"', '"').replace("\\\\", "\\") if "\\" in body else body
 
 
-class LineProtocolParser:
+class _WholeLines:
+    """Bytes in, whole lines out: ``feed`` hands every complete line to ``_parse_block`` at once and
+    keeps the unfinished last line for the next chunk; ``_flush`` parses that line at the end."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self.bytes_seen = 0
+
+    def _parse_block(self, block: bytes) -> None:
+        raise NotImplementedError
+
+    def feed(self, chunk: bytes) -> None:
+        """Parse every complete line of ``chunk`` (plus what was left over from the previous one)."""
+        self.bytes_seen += len(chunk)
+        data = self._pending + chunk if self._pending else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._pending = data
+            return
+        self._pending = data[cut + 1 :]
+        self._parse_block(data[: cut + 1])
+
+    def _flush(self) -> None:
+        """Parse the last line when the body did not end with a newline."""
+        if self._pending:
+            tail, self._pending = self._pending, b""
+            self._parse_block(tail)
+
+
+class LineProtocolParser(_WholeLines):
     """Incremental parser of one write request into a ``PointBatch`` of one collection.
 
     ``feed(chunk)`` as bytes arrive (lines may straddle chunks), then ``finish()``. Raises
@@ -344,12 +373,11 @@ class LineProtocolParser:
         self._series: list[SeriesKey] = []
         self._series_ids: dict[SeriesKey, int] = {}
         self._key_cache: dict[str, int] = {}
-        self._pending = b""
+        super().__init__()
         self._line = 0
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
         self._buffered = 0
         self._max_buffered = max_buffered_points
-        self.bytes_seen = 0
         self.points_seen = 0
         #: True once more than ``max_buffered_points`` arrived: the points were dropped, only validated.
         self.overflowed = False
@@ -364,22 +392,9 @@ class LineProtocolParser:
         return self._buffered
 
     # public API ----------------------------------------------------------------------------------
-    def feed(self, chunk: bytes) -> None:
-        """Parse every complete line of ``chunk`` (plus what was left over from the previous one)."""
-        self.bytes_seen += len(chunk)
-        data = self._pending + chunk if self._pending else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._pending = data
-            return
-        self._pending = data[cut + 1 :]
-        self._parse_block(data[: cut + 1])
-
     def close(self) -> None:
         """Parse the last line (if the body did not end with a newline); refuse a body without points."""
-        if self._pending:
-            tail, self._pending = self._pending, b""
-            self._parse_block(tail)
+        self._flush()
         if not self.points_seen:
             raise LineProtocolError(0, "writing requires points (the body holds no line)")
 
@@ -679,7 +694,7 @@ def _series_key(key: str, collection: Collection) -> SeriesKey:
     return series
 
 
-class MetadataLineParser:
+class MetadataLineParser(_WholeLines):
     """Incremental parser of metadata lines (``stamm_metadata``) into ``VariableMetadata`` items.
 
     STAMM's shape: tags ``project_name``, ``device_id``, ``observed_property``; fields ``unit`` and
@@ -691,23 +706,12 @@ class MetadataLineParser:
     TAGS = ("project_name", "device_id", "observed_property")
 
     def __init__(self) -> None:
-        self._pending = b""
+        super().__init__()
         self._line = 0
         self._items: dict[tuple[str, str, str], VariableMetadata] = {}
 
-    def feed(self, chunk: bytes) -> None:
-        data = self._pending + chunk if self._pending else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._pending = data
-            return
-        self._pending = data[cut + 1 :]
-        self._parse_block(data[: cut + 1])
-
     def finish(self) -> list[VariableMetadata]:
-        if self._pending:
-            tail, self._pending = self._pending, b""
-            self._parse_block(tail)
+        self._flush()
         if not self._items:
             raise LineProtocolError(0, "writing requires points (the body holds no line)")
         return list(self._items.values())
