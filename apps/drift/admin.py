@@ -9,10 +9,21 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.audit.admin import AuditHistoryMixin
 from apps.common.errors import ApplicationError
 
 from . import services
-from .models import Alert, DriftJob, DriftResult, LabResidual, LabScoringSettings, ProjectDriftSettings
+from .models import (
+    Alert,
+    AlertEvent,
+    AlertSilence,
+    AlertState,
+    DriftJob,
+    DriftResult,
+    LabResidual,
+    LabScoringSettings,
+    ProjectDriftSettings,
+)
 
 
 class DriftJobForm(forms.ModelForm):
@@ -80,14 +91,28 @@ class DriftResultAdmin(admin.ModelAdmin):
         return False
 
 
+class AlertEventInline(admin.TabularInline):
+    """The alert's history (read-only: transitions are written by the services)."""
+
+    model = AlertEvent
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("at", "action", "by", "automatic", "note", "result")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "job", "severity", "occurrences", "acknowledged_at", "acknowledged_by")
-    list_filter = ("severity", ("acknowledged_at", admin.EmptyFieldListFilter))
+class AlertAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    list_display = ("id", "created_at", "job", "severity", "state", "occurrences", "acknowledged_by", "resolved_at")
+    list_filter = ("state", "severity")
     search_fields = ("job__name", "message")
     list_select_related = ("job", "acknowledged_by")
-    readonly_fields = ("job", "result", "last_result", "severity", "message", "occurrences", "created_at",
-                       "updated_at", "acknowledged_by", "acknowledged_at")
+    readonly_fields = ("job", "result", "last_result", "severity", "message", "occurrences", "state", "created_at",
+                       "updated_at", "acknowledged_by", "acknowledged_at", "acknowledge_note", "resolved_by",
+                       "resolved_at", "resolve_reason", "resolved_by_result")
+    inlines = [AlertEventInline]
     actions = ["acknowledge"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -96,10 +121,35 @@ class AlertAdmin(admin.ModelAdmin):
     @admin.action(description="Acknowledge the selected open alerts")
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         done = 0
-        for alert in queryset.filter(acknowledged_at__isnull=True):
+        for alert in queryset.filter(state=AlertState.OPEN):
             services.alert_acknowledge(alert=alert, user=request.user, note="acknowledged in the admin")
             done += 1
         self.message_user(request, f"{done} alert(s) acknowledged.")
+
+
+@admin.register(AlertSilence)
+class AlertSilenceAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    """Silences are set and ended through the services (validated, audited); the admin lists them."""
+
+    list_display = ("id", "deployment", "detector", "until", "reason", "created_by", "ended_at")
+    list_filter = ("detector",)
+    list_select_related = ("deployment", "created_by")
+    readonly_fields = [f.name for f in AlertSilence._meta.fields]
+    actions = ["end_now"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="End the selected silences now")
+    def end_now(self, request: HttpRequest, queryset: QuerySet[AlertSilence]) -> None:
+        from django.utils import timezone
+
+        ended = 0
+        for silence in queryset:
+            if silence.active_at(timezone.now()):
+                services.alert_silence_end(silence=silence, user=request.user)
+                ended += 1
+        self.message_user(request, f"{ended} silence(s) ended.")
 
 
 @admin.register(LabResidual)

@@ -23,3 +23,12 @@ class DriftConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(ensure_lab_scoring_schedule, dispatch_uid="drift.ensure_lab_scoring_schedule")
+
+        from apps.audit.tracking import audit_register
+
+        from .models import Alert, AlertSilence
+
+        # Alerts are audited as their state changes (opened, acknowledged, resolved); repeated verdicts on an
+        # active alert only bump counters, which are not recorded. Silences are audited as set and ended.
+        audit_register(Alert, exclude=("occurrences", "last_result", "message"), label="drift alert")
+        audit_register(AlertSilence, label="drift alert silence")

@@ -4,7 +4,7 @@ Lab samples are slow (IndPenSim: one every 12 h) and are the only ground truth a
 lab sample is paired with the deployment's *nearest* prediction of the target within a tolerance; the
 pair is a row of the residual ledger (``LabResidual``: residual = lab − predicted). From the ledger come
 the rolling MAE / RMSE / bias the dashboards show, and the 0/1 error events EDDM and HDDM-A read
-(``residual_events.py``).
+(``stamm_drift.residual_events``).
 
 Which series are read (per group, by time range only):
 
@@ -115,9 +115,12 @@ def lab_property_candidates(target: str, configured: str = "") -> tuple[str, ...
 
 
 def read_group(
-    *, group: GroupKey, target: str, lab_property: str, model_tag: str, tolerance_ns: int
+    *, group: GroupKey, target: str, lab_property: str, model_tag: str, tolerance_ns: int,
+    versions: set[str] | None = None,
 ) -> tuple[Matched, str | None]:
-    """Lab samples and the deployment model's predictions of one group, aligned; and the lab series used."""
+    """Lab samples and the deployment model's predictions of one group, aligned; and the lab series used.
+    ``versions`` narrows the prediction series to those version tags (a champion and its shadow share a model
+    tag; each reads its own versions)."""
     lab_series = tsdb.series_list(collection=Collection.RAW, where=SeriesFilter(
         project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id, source=LAB_SOURCE))
     by_name = {info.series.observed_property: info for info in lab_series}
@@ -134,6 +137,8 @@ def read_group(
         source=PREDICTION_SOURCE, observed_property=target, model_id=model_tag), start=from_ns(lo), end=from_ns(hi))
     parts = []
     for info in infos:
+        if versions is not None and info.series.version not in versions:
+            continue
         t, v = read_series_range(Collection.PREDICTIONS, info.series, lo, hi)
         parts.append((info.series.version, t, v))
     pt, pv, pver = merge_versions(parts)

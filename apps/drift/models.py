@@ -6,12 +6,17 @@ models hold fields, constraints and what one row can say about itself.
 - A ``DriftJob`` watches one deployment or one soft sensor with one detector configuration, a reference
   window and a test window (JSON specs, see ``window_loading.py``), optionally on a beat schedule.
 - Each run stores a ``DriftResult`` (also ad hoc runs from the API, with ``job`` empty).
-- A drift verdict raises an ``Alert``; while it is open (not acknowledged) further drift verdicts of the
-  same job update it instead of opening another one (a partial unique constraint enforces one open alert
-  per job in the database).
+- A drift verdict of a job raises an ``Alert``: open → acknowledged (who, when, note) → resolved (by the
+  job's next live run finding no drift, or by hand with a reason). While it is not resolved, further drift
+  verdicts of the same job update it instead of opening another one (a partial unique constraint enforces
+  one unresolved alert per job in the database). Every transition is an ``AlertEvent`` (the history).
+- An ``AlertSilence`` mutes a deployment's alerts (of one detector, or all) until a time, with a reason:
+  silenced alerts stay listed but do not count in the status light (``selectors.deployment_alert_status``).
 - ``LabResidual`` is the residual ledger of a deployment: lab sample − nearest prediction, per group.
 """
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -132,6 +137,9 @@ class DriftResult(models.Model):
     reference_window = models.JSONField(default=dict, blank=True, help_text="The reference window as resolved.")
     test_window = models.JSONField(default=dict, blank=True, help_text="The test window as resolved.")
     runtime_ms = models.FloatField(default=0.0)
+    version = models.CharField(
+        max_length=100, blank=True, help_text="The deployment's version tag when the run scored it (what it ran)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -148,21 +156,44 @@ class DriftResult(models.Model):
         verdict = "drift" if self.drift else ("failed" if self.status == ResultStatus.FAILED else "no drift")
         return f"{self.detector} #{self.pk}: {verdict}"
 
+    @property
+    def is_live_check(self) -> bool:
+        """A job's run (beat or by hand) on a deployment: what may change its live status. Ad hoc runs never do."""
+        return self.job_id is not None and self.trigger != ResultTrigger.AD_HOC
+
+    @property
+    def tested_batches(self) -> tuple[str, ...]:
+        """``device/batch`` of every segment of the resolved test window (what the check looked at)."""
+        segments = (self.test_window or {}).get("segments") or []
+        return tuple(dict.fromkeys(f"{s.get('device_id')}/{s.get('batch_id')}" for s in segments
+                                   if s.get("batch_id")))
+
 
 class Severity(models.TextChoices):
     WARNING = "warning"
     CRITICAL = "critical"
 
 
+class AlertState(models.TextChoices):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+#: The states in which an alert is still active (one per job at most; drift verdicts update it).
+ACTIVE_STATES = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
+
+
 class Alert(models.Model):
-    """Raised by a drift verdict of a job, open until someone acknowledges it."""
+    """Raised by a drift verdict of a job: open → acknowledged → resolved (see the module docstring)."""
 
     job = models.ForeignKey(DriftJob, on_delete=models.CASCADE, related_name="alerts")
     result = models.ForeignKey(DriftResult, on_delete=models.CASCADE, related_name="raised_alerts")
     last_result = models.ForeignKey(DriftResult, on_delete=models.CASCADE, related_name="+")
     severity = models.CharField(max_length=16, choices=Severity.choices)
     message = models.TextField()
-    occurrences = models.PositiveIntegerField(default=1, help_text="Drift verdicts while this alert was open.")
+    occurrences = models.PositiveIntegerField(default=1, help_text="Drift verdicts while this alert was active.")
+    state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.OPEN, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     acknowledged_by = models.ForeignKey(
@@ -170,12 +201,22 @@ class Alert(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledge_note = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who resolved it by hand; empty when the condition cleared.",
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolve_reason = models.TextField(blank=True)
+    resolved_by_result = models.ForeignKey(
+        DriftResult, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The live check that found no drift and so resolved it.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["job"], condition=Q(acknowledged_at__isnull=True), name="drift_alert_one_open_per_job"
+                fields=["job"], condition=Q(state__in=["open", "acknowledged"]), name="drift_alert_one_active_per_job"
             )
         ]
 
@@ -184,7 +225,69 @@ class Alert(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.acknowledged_at is None
+        return self.state == AlertState.OPEN
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+class AlertAction(models.TextChoices):
+    OPENED = "opened"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertEvent(models.Model):
+    """One transition of an alert: who (empty: the platform), when, why, and the drift result behind it."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=16, choices=AlertAction.choices)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                           related_name="+")
+    at = models.DateTimeField(db_index=True)
+    note = models.TextField(blank=True, help_text="The acknowledgement note or the reason for resolving.")
+    automatic = models.BooleanField(default=False, help_text="Done by the platform (a live check), not a person.")
+    result = models.ForeignKey(DriftResult, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} {self.action} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class AlertSilence(models.Model):
+    """Mutes a deployment's alerts of one detector (or of every detector) until a time, with a reason.
+
+    Silenced alerts are still raised, listed and notified as silenced; they do not count in the status
+    light. Ending a silence early keeps the row (who ended it, when).
+    """
+
+    deployment = models.ForeignKey("orchestrator.Deployment", on_delete=models.CASCADE, related_name="alert_silences")
+    detector = models.CharField(max_length=64, blank=True, help_text="Catalogue key; empty silences every detector.")
+    until = models.DateTimeField()
+    reason = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Ended by hand before its time.")
+    ended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["deployment", "until"], name="drift_silence_dep_until_idx")]
+
+    def __str__(self) -> str:
+        what = self.detector or "every detector"
+        return f"silence of {what} on deployment {self.deployment_id} until {self.until:%Y-%m-%d %H:%M}"
+
+    def active_at(self, moment: Any) -> bool:
+        return self.ended_at is None and self.until > moment
+
+    def covers(self, detector: str) -> bool:
+        return not self.detector or self.detector == detector
 
 
 class ProjectDriftSettings(models.Model):

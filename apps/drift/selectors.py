@@ -1,18 +1,31 @@
-"""Reads of the drift app: the catalogue, jobs, results, alerts and the residual ledger with its metrics."""
+"""Reads of the drift app: the catalogue, jobs, results, alerts (with the status-light rule), silences and
+the residual ledger with its metrics."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 from django.db.models import Q, QuerySet
+from django.utils import timezone
+from stamm_drift import UnknownDetector, catalogue, detector_class
 
 from apps.common.errors import NotFound
 
 from . import lab_scoring
-from .detectors import catalogue, detector_class
-from .detectors.base import UnknownDetector
-from .models import Alert, DriftJob, DriftResult, LabResidual, LabScoringSettings
+from .models import (
+    ACTIVE_STATES,
+    Alert,
+    AlertEvent,
+    AlertSilence,
+    AlertState,
+    DriftJob,
+    DriftResult,
+    LabResidual,
+    LabScoringSettings,
+    ResultTrigger,
+)
 
 
 def detector_catalogue() -> list[dict[str, Any]]:
@@ -86,20 +99,27 @@ def result_get(*, result_id: int) -> DriftResult:
         raise NotFound(f"Drift result {result_id} does not exist.", details={"result": result_id}) from None
 
 
+def _by_deployment(queryset: QuerySet, deployment: str | int | None, field_name: str) -> QuerySet:
+    if deployment in (None, ""):
+        return queryset
+    deployment = str(deployment)
+    if deployment.isdigit():
+        return queryset.filter(**{f"{field_name}_id": int(deployment)})
+    return queryset.filter(**{f"{field_name}__name": deployment})
+
+
 def alert_list(*, state: str | None = None, job: int | None = None, deployment: str | None = None,
                severity: str | None = None) -> QuerySet[Alert]:
-    """Alerts, newest first; ``state`` is ``open`` or ``acknowledged``."""
-    alerts = Alert.objects.select_related("job__deployment", "job__soft_sensor", "acknowledged_by", "result",
-                                          "last_result")
-    if state == "open":
-        alerts = alerts.filter(acknowledged_at__isnull=True)
-    elif state == "acknowledged":
-        alerts = alerts.filter(acknowledged_at__isnull=False)
+    """Alerts, newest first; ``state`` is ``open``, ``acknowledged``, ``resolved`` or ``active`` (not resolved)."""
+    alerts = Alert.objects.select_related("job__deployment", "job__soft_sensor", "acknowledged_by", "resolved_by",
+                                          "result", "last_result")
+    if state == "active":
+        alerts = alerts.filter(state__in=ACTIVE_STATES)
+    elif state:
+        alerts = alerts.filter(state=state)
     if job is not None:
         alerts = alerts.filter(job_id=job)
-    if deployment:
-        alerts = (alerts.filter(job__deployment_id=int(deployment)) if deployment.isdigit()
-                  else alerts.filter(job__deployment__name=deployment))
+    alerts = _by_deployment(alerts, deployment, "job__deployment")
     if severity:
         alerts = alerts.filter(severity=severity)
     return alerts.order_by("-created_at", "-id")
@@ -112,8 +132,142 @@ def alert_get(*, alert_id: int) -> Alert:
         raise NotFound(f"Alert {alert_id} does not exist.", details={"alert": alert_id}) from None
 
 
-def open_alert_count() -> int:
-    return Alert.objects.filter(acknowledged_at__isnull=True).count()
+def alert_history(*, alert: Alert) -> QuerySet[AlertEvent]:
+    """Every transition of the alert, oldest first (who, when, why, the drift result behind it)."""
+    return AlertEvent.objects.filter(alert=alert).select_related("by", "result").order_by("at", "id")
+
+
+def silence_list(*, deployment: str | None = None, active: bool | None = None,
+                 now: datetime | None = None) -> QuerySet[AlertSilence]:
+    """Silences, newest first; ``active`` keeps those in force now (or only those no longer in force)."""
+    silences = _by_deployment(AlertSilence.objects.select_related("deployment", "created_by", "ended_by"),
+                              deployment, "deployment")
+    if active is not None:
+        now = now or timezone.now()
+        in_force = Q(ended_at__isnull=True, until__gt=now)
+        silences = silences.filter(in_force) if active else silences.exclude(in_force)
+    return silences.order_by("-created_at", "-id")
+
+
+def silence_get(*, silence_id: int) -> AlertSilence:
+    try:
+        return silence_list().get(pk=silence_id)
+    except AlertSilence.DoesNotExist:
+        raise NotFound(f"Silence {silence_id} does not exist.", details={"silence": silence_id}) from None
+
+
+# -- the status-light rule (docs/dashboard.md, "Status lights") ---------------------------------------
+
+@dataclass
+class AlertStatus:
+    """What drift says about a deployment NOW: the one answer every page and API shows.
+
+    ``counted``: open, unsilenced alerts on what it scores now (its current version, its live batches) —
+    these alone light the status; ``listed``: the other active alerts with why they do not count;
+    ``last_check``: its newest live check (a job run; ad hoc runs are never one).
+    """
+
+    deployment: Any
+    version: str | None
+    live_batches: tuple[str, ...]
+    counted: list[Alert] = field(default_factory=list)
+    listed: list[tuple[Alert, str]] = field(default_factory=list)
+    last_check: DriftResult | None = None
+    silences: list[AlertSilence] = field(default_factory=list)
+
+    @property
+    def worst_severity(self) -> str | None:
+        severities = {a.severity for a in self.counted}
+        return "critical" if "critical" in severities else ("warning" if severities else None)
+
+    @property
+    def severities(self) -> tuple[str, ...]:
+        return tuple(a.severity for a in self.counted)
+
+    @property
+    def light_name(self) -> str:
+        return self.worst_severity or "ok"
+
+    @property
+    def listed_rows(self) -> list[dict[str, Any]]:
+        return [{"alert": alert, "why_not_counted": why} for alert, why in self.listed]
+
+
+def alert_batches(alert: Alert) -> tuple[str, ...]:
+    """``device/batch`` the alert's latest drift verdict tested (what raised it)."""
+    return alert.last_result.tested_batches
+
+
+def live_batches(*, deployment: Any, now: datetime | None = None) -> tuple[str, ...]:
+    """The batches a deployment scores now: per device in its scope, the batch with the newest raw data, if
+    that data is live — within ``STAMM_PIPELINE_LIVE_WINDOW`` of ``now`` (the orchestrator's "live batch").
+    A reactor between batches has none."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from apps.tsdb.selectors import latest_points
+    from apps.tsdb.types import SeriesFilter
+
+    now = now or timezone.now()
+    live_after = now - timedelta(seconds=settings.STAMM_PIPELINE_LIVE_WINDOW)
+    newest: dict[str, tuple[datetime, str]] = {}
+    project_name = deployment.soft_sensor.project.name.lower()
+    for point in latest_points(where=SeriesFilter(project_name=project_name)):
+        group = point.series.group
+        if not deployment.in_scope(device_id=group.device_id, batch_id=group.batch_id):
+            continue
+        if group.device_id not in newest or point.time > newest[group.device_id][0]:
+            newest[group.device_id] = (point.time, group.batch_id)
+    return tuple(sorted(f"{device}/{batch}" for device, (time, batch) in newest.items() if time >= live_after))
+
+
+def why_not_counted(alert: Alert, *, version: str | None, batches: tuple[str, ...],
+                    silences: list[AlertSilence], now: datetime) -> str | None:
+    """None when the alert lights the status; otherwise why it does not (the rule, written once)."""
+    if alert.state != AlertState.OPEN:
+        who = alert.acknowledged_by.get_username() if alert.acknowledged_by_id else "the platform"
+        return f"acknowledged by {who}" if alert.state == AlertState.ACKNOWLEDGED else alert.state
+    silence = next((s for s in silences if s.active_at(now) and s.covers(alert.job.detector)), None)
+    if silence is not None:
+        return f"silenced until {silence.until:%Y-%m-%d %H:%M} UTC: {silence.reason}"
+    tested_version = alert.last_result.version
+    if tested_version and version and tested_version != version:
+        return f"raised on version {tested_version}; the deployment runs {version} now"
+    tested = alert_batches(alert)
+    if not set(tested) & set(batches):
+        return f"on {', '.join(b.split('/')[-1] for b in tested) or 'no batch'}, not a batch it scores now"
+    return None
+
+
+def deployment_alert_status(*, deployment: Any, version: str | None = None, batches: tuple[str, ...] | None = None,
+                            now: datetime | None = None) -> AlertStatus:
+    """The status-light rule for one deployment (``docs/dashboard.md``): see ``AlertStatus``.
+
+    ``version`` (its version tag now) and ``batches`` (``device/batch`` it scores now) are computed when not
+    given; callers that already know them (the overview knows the version, a publication knows its group)
+    pass them.
+    """
+    now = now or timezone.now()
+    if version is None:
+        from apps.orchestrator.selectors import deployment_estimator
+
+        estimator = deployment_estimator(deployment)
+        version = estimator.spec.version_tag if estimator is not None else None
+    batches = live_batches(deployment=deployment, now=now) if batches is None else tuple(batches)
+    silences = list(silence_list(deployment=str(deployment.pk), active=True, now=now))
+    status = AlertStatus(deployment=deployment, version=version, live_batches=batches, silences=silences)
+    for alert in alert_list(state="active", deployment=str(deployment.pk)):
+        reason = why_not_counted(alert, version=version, batches=batches, silences=silences, now=now)
+        if reason is None:
+            status.counted.append(alert)
+        else:
+            status.listed.append((alert, reason))
+    status.last_check = (
+        DriftResult.objects.filter(deployment=deployment, job__isnull=False)
+        .exclude(trigger=ResultTrigger.AD_HOC).select_related("job").order_by("-created_at", "-id").first()
+    )
+    return status
 
 
 def lab_settings_get(*, deployment: Any) -> LabScoringSettings:
@@ -165,3 +319,9 @@ def lab_metrics(*, deployment: Any, batch_id: str | None = None, device_id: str 
         })
     overall = lab_scoring.summary(np.array([r[4] for r in rows], dtype=float))
     return {"deployment": deployment.name, "window": window, "overall": overall, "groups": per_group}
+
+
+def lab_residuals_latest(*, deployment: Any, samples: int) -> list[tuple[datetime, float]]:
+    """The deployment's newest ``samples`` ledger rows (any group), newest first: (lab time, residual)."""
+    rows = LabResidual.objects.filter(deployment=deployment).order_by("-lab_time", "-id")
+    return list(rows.values_list("lab_time", "residual")[: max(0, int(samples))])

@@ -7,12 +7,12 @@ time-series store. For each phase it
 2. trains three soft sensors for penicillin on the reference batches (ridge, k-nearest neighbours,
    gradient boosting) — for model disagreement, and the ridge model's residuals at the lab samples become
    the 0/1 error events of EDDM and HDDM-A (``|residual| > k·σ`` of the reference residuals);
-3. calibrates every detector on the reference batches only (:mod:`apps.drift.calibration`);
+3. calibrates every detector on the reference batches only (:mod:`stamm_drift.calibration`);
 4. scores every test batch and records the raw score, the nominal verdict, the calibrated verdict and
    the runtime.
 
 Nothing is tuned on the test batches: the detectors run with their catalogue defaults and the rule
-with :class:`~apps.drift.calibration.CalibrationRule`'s defaults.
+with :class:`~stamm_drift.calibration.CalibrationRule`'s defaults.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from .calibration import (
+from stamm_drift import DataError, Detector, DriftResult, build_detector, registry
+from stamm_drift.calibration import (
     Calibration,
     CalibrationRule,
     apply_calibration,
@@ -37,9 +37,8 @@ from .calibration import (
     result_component_scores,
     thresholds_from_scores,
 )
-from .detectors import build_detector, registry
-from .detectors.base import DataError, Detector, DriftResult
-from .residual_events import residual_events, residual_sigma
+from stamm_drift.residual_events import residual_events, residual_sigma
+
 from .windows import INDPENSIM_PHASES, Phase
 
 #: The eight process inputs a penicillin soft sensor would use: the two manipulated feeds (aeration,

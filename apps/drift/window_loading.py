@@ -10,8 +10,8 @@ A window spec (stored on a ``DriftJob`` or sent to the ad hoc API) is resolved i
    batches are cut to the same phase, so a log-phase window is compared with log-phase references.
 2. **Data.** Each segment is read once, by time range only: process features as as-of snapshots (one
    paged read per segment, vectorised alignment in the store), lab-residual error events from the
-   deployment's residual ledger (one query for all segments), or the predictions of several models
-   side by side (one read per prediction series, joined on time with NumPy).
+   deployment's residual ledger (one query for all segments), or the estimates of several model versions
+   side by side (``version_windows``: each scored on the one scoring path, joined on time).
 
 The result keeps one block per segment: calibration leaves one reference *batch* out at a time, so the
 reference must stay split by group. Everything a run used is described in ``Window.describe()``, which
@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 from django.utils.dateparse import parse_datetime
+from stamm_drift import DataError
 
 from apps.common.errors import ValidationFailed
 from apps.tsdb import selectors as tsdb
 from apps.tsdb.types import (
     LAB_SOURCE,
     NS_PER_S,
-    PREDICTION_SOURCE,
     Collection,
     GroupInfo,
     GroupKey,
@@ -42,7 +42,6 @@ from apps.tsdb.types import (
     to_ns,
 )
 
-from .detectors.base import DataError
 from .windows import INDPENSIM_PHASES, Phase, parse_phases
 
 NS_PER_H = 3600 * NS_PER_S
@@ -284,9 +283,9 @@ class Segment:
         return f"{self.group.project_name}/{self.group.device_id}/{self.group.batch_id}"
 
 
-def _groups(scope: Scope, collection: Collection = Collection.RAW) -> list[GroupInfo]:
+def _groups(scope: Scope) -> list[GroupInfo]:
     """The project's groups in time order (oldest first), so multi-batch windows read chronologically."""
-    groups = tsdb.groups_list(collection=collection, project_name=scope.project_name)
+    groups = tsdb.groups_list(collection=Collection.RAW, project_name=scope.project_name)
     return sorted(groups, key=lambda g: (g.first_time, g.group))
 
 
@@ -311,14 +310,10 @@ def _overlapping(groups: Sequence[GroupInfo], start: datetime, end: datetime) ->
 
 
 def reference_segments(
-    spec: ReferenceSpec, *, scope: Scope, experiments: Sequence[int] = (), phase: Phase | None = None,
-    collection: Collection = Collection.RAW,
+    spec: ReferenceSpec, *, scope: Scope, experiments: Sequence[int | str] = (), phase: Phase | None = None,
 ) -> list[Segment]:
-    """The reference's segments, one per group (batch), cut to ``phase`` for batch references.
-
-    ``collection`` is where the groups are looked up (the predictions collection for model disagreement).
-    """
-    groups = [g for g in _groups(scope, collection) if scope.admits_reference(g.group, device_id=spec.device_id)]
+    """The reference's segments, one per group (batch) of raw data, cut to ``phase`` for batch references."""
+    groups = [g for g in _groups(scope) if scope.admits_reference(g.group, device_id=spec.device_id)]
     if spec.kind == "time_range":
         found = _overlapping(groups, spec.start, spec.end)
         if not found:
@@ -327,7 +322,7 @@ def reference_segments(
     if spec.kind == "training":
         if not experiments:
             raise DataError("reference: the model version's descriptor names no training batches (experiments_ID)")
-        wanted = tuple(f"batch_{int(e)}" for e in experiments)
+        wanted = tuple(batch_id_of(e, "reference.experiments") for e in experiments)
     else:
         wanted = spec.batches
     by_batch: dict[str, list[GroupInfo]] = {}
@@ -346,11 +341,9 @@ def reference_segments(
     return segments
 
 
-def test_segments(
-    spec: TestSpec, *, scope: Scope, phase: Phase | None = None, collection: Collection = Collection.RAW
-) -> list[Segment]:
+def test_segments(spec: TestSpec, *, scope: Scope, phase: Phase | None = None) -> list[Segment]:
     """The test window's segments: one group (last N, phase), or every group with data in the range."""
-    groups = [g for g in _groups(scope, collection) if scope.admits_test(g.group, device_id=spec.device_id)]
+    groups = [g for g in _groups(scope) if scope.admits_test(g.group, device_id=spec.device_id)]
     if spec.batch_id is not None:
         groups = [g for g in groups if g.group.batch_id == spec.batch_id]
         if not groups:
@@ -477,9 +470,9 @@ def load_events(segments: Sequence[Segment], *, deployment_id: int, target: str,
     Returns the window of events and the residuals it came from (concatenated).
     """
     from django.db.models import Q
+    from stamm_drift.residual_events import residual_events, residual_sigma
 
     from .models import LabResidual
-    from .residual_events import residual_events, residual_sigma
 
     where = Q()
     for s in segments:
@@ -511,49 +504,6 @@ def load_events(segments: Sequence[Segment], *, deployment_id: int, target: str,
         window.blocks[s.label] = residual_events(residuals[s.label], sigma=sigma, k=k).astype(float)[:, None]
         window.times[s.label] = lab_times[s.label]
     return window, all_residuals
-
-
-def load_predictions(segments: Sequence[Segment], *, target: str, models: Sequence[str], kind: str) -> Window:
-    """Predictions of ``target`` by several models (columns ``model_id@version``), joined on time.
-
-    ``models`` empty: every model that predicted ``target`` in all segments (at least two needed).
-    """
-    series_by_label: dict[str, dict[str, Any]] = {}
-    for s in segments:
-        infos = tsdb.series_list(collection=Collection.PREDICTIONS, where=SeriesFilter(
-            project_name=s.group.project_name, device_id=s.group.device_id, batch_id=s.group.batch_id,
-            source=PREDICTION_SOURCE, observed_property=target), start=from_ns(s.start_ns), end=from_ns(s.end_ns))
-        series_by_label[s.label] = {f"{i.series.model_id}@{i.series.version}": i for i in infos}
-    common = set.intersection(*(set(v) for v in series_by_label.values())) if series_by_label else set()
-    columns = tuple(models) if models else tuple(sorted(common))
-    missing = [m for m in columns if m not in common]
-    if missing:
-        raise DataError(f"{kind}: no predictions of {target} by {', '.join(missing)} in every segment")
-    if len(columns) < 2:
-        raise DataError(f"{kind}: model disagreement needs predictions of {target} by at least two models; "
-                        f"found {', '.join(sorted(common)) or 'none'}")
-    window = Window(kind, columns, {}, segments=list(segments), extra={"target": target})
-    for s in segments:
-        joined_t: np.ndarray | None = None
-        values: list[tuple[np.ndarray, np.ndarray]] = []
-        for column in columns:
-            data = _read_all(series_by_label[s.label][column].series, s)
-            values.append((data[0], data[1]))
-            joined_t = data[0] if joined_t is None else np.intersect1d(joined_t, data[0])
-        assert joined_t is not None
-        matrix = np.column_stack([v[np.searchsorted(t, joined_t)] for t, v in values])
-        if s.last_n is not None:
-            joined_t, matrix = joined_t[-s.last_n:], matrix[-s.last_n:]
-        if joined_t.size < 2:
-            raise DataError(f"{kind}: {s.label}: fewer than two times predicted by every model")
-        window.blocks[s.label] = matrix
-        window.times[s.label] = joined_t
-    return window
-
-
-def _read_all(series: Any, segment: Segment) -> tuple[np.ndarray, np.ndarray]:
-    """Every point of a prediction series in the segment, in time slices under the read cap."""
-    return read_series_range(Collection.PREDICTIONS, series, segment.start_ns, segment.end_ns)
 
 
 def read_series_range(collection: Collection, series: Any, start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray]:

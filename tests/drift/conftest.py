@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import pickle_approver
+
 PROJECT = "penicillin"
 DEVICE = "R1"
 MODEL_ID = "0007_[python]_penicillin_ridge"
@@ -51,7 +53,8 @@ def register_model(*, user=None, experiments=(92, 93), features=INPUTS):
 
     from apps.registry.descriptors import parse_descriptor
     from apps.registry.project_info import parse_project_info
-    from apps.registry.services import ArtifactInput, alias_move, model_version_register, project_upsert
+    from apps.registry.services import ArtifactInput, model_version_register, project_upsert
+    from tests.signing import move_signed
 
     project = project_upsert(info=parse_project_info({
         "project_ID": "P0007", "project_name": PROJECT, "description": "IndPenSim", "coordinator": "C. O.",
@@ -62,8 +65,9 @@ def register_model(*, user=None, experiments=(92, 93), features=INPUTS):
     version = model_version_register(
         project=project, descriptor=parse_descriptor(descriptor(experiments=list(experiments), features=features)),
         files={"model": ArtifactInput(pickle.dumps(model), f"{MODEL_ID}.pkl")}, user=user, status="online",
+        pickle_approved_by=pickle_approver(),
     )
-    alias_move(soft_sensor=version.soft_sensor, name="production", version=version, user=user, reason="drift tests")
+    move_signed(version, reason="drift tests")
     return version
 
 

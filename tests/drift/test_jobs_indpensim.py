@@ -6,7 +6,7 @@ from django_celery_beat.models import PeriodicTask
 
 from apps.common.errors import Conflict, ValidationFailed
 from apps.drift import services
-from apps.drift.models import Alert, DriftResult, ResultStatus, Severity
+from apps.drift.models import Alert, DriftJob, DriftResult, ResultStatus, Severity
 
 from .conftest import INPUTS
 
@@ -55,7 +55,7 @@ def test_psi_job_flags_faulty_batch_91_and_not_98(deployment, store_batches, rol
 
 
 @pytest.mark.django_db
-def test_repeated_drift_updates_the_open_alert_until_acknowledged(deployment, store_batches, role_users):
+def test_repeated_drift_updates_the_active_alert_until_it_is_resolved(deployment, store_batches, role_users):
     job = psi_job(deployment, role_users["modeler"], "psi-log-91", "batch_91")
     first = services.drift_job_run(job=job)
     second = services.drift_job_run(job=job)
@@ -70,10 +70,16 @@ def test_repeated_drift_updates_the_open_alert_until_acknowledged(deployment, st
     with pytest.raises(Conflict):
         services.alert_acknowledge(alert=alert, user=role_users["operator"])
 
-    third = services.drift_job_run(job=job)
+    third = services.drift_job_run(job=job)  # drift again: the acknowledged alert is updated, not reopened
     assert third.drift
+    alert.refresh_from_db()
+    assert Alert.objects.filter(job=job).count() == 1
+    assert alert.state == "acknowledged" and alert.occurrences == 3 and alert.last_result == third
+
+    services.alert_resolve(alert=alert, user=role_users["modeler"], reason="feed pump replaced")
+    fourth = services.drift_job_run(job=job)  # drift after a resolution opens a new alert
     assert Alert.objects.filter(job=job).count() == 2
-    assert Alert.objects.get(job=job, acknowledged_at__isnull=True).result == third
+    assert Alert.objects.get(job=job, state="open").result == fourth
 
 
 @pytest.mark.django_db
@@ -137,7 +143,7 @@ def test_job_validation_names_the_field(deployment, role_users):
         with pytest.raises(ValidationFailed) as caught:
             create(**changes)
         assert caught.value.message.startswith(field), (field, caught.value.message)
-    assert not services.DriftJob.objects.exists()
+    assert not DriftJob.objects.exists()
 
 
 @pytest.mark.django_db

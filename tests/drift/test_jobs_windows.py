@@ -1,8 +1,9 @@
 """Windows beyond the training batches: soft-sensor jobs, time ranges, project phases, model disagreement
-on the predictions collection, and the periodic ledger refresh."""
+on the one scoring path, and the periodic ledger refresh."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from apps.tsdb.services import points_ingest
 from apps.tsdb.types import Collection, PointBatch, SeriesKey, to_ns
 
 from .conftest import BATCH_SPACING, DEVICE, PROJECT, TARGET, batch_start
+
+INDPENSIM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "indpensim"
 
 
 @pytest.mark.django_db
@@ -54,40 +57,97 @@ def test_project_phases_replace_indpensim_defaults(deployment, store_batches, ro
     assert 49.5 <= hours < 50 and result.test_window["phase"] == "early:0-50"
 
 
-def write_predictions(batch: str, model: str, version: str, times_ns: np.ndarray, values: np.ndarray) -> None:
-    key = SeriesKey(PROJECT, DEVICE, batch, "soft_sensor", TARGET, model, version)
-    points_ingest(batch=PointBatch(Collection.PREDICTIONS, [key], np.zeros(times_ns.size, dtype=np.int32),
-                                   times_ns.astype(np.int64), values.astype(float)))
+def register_trained(*, learner: str, bias: dict | None = None, user=None):
+    """Another version of the drift tests' soft sensor, trained on batches 92 and 93 as stored, never deployed."""
+    import pandas as pd
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import Ridge
+
+    from apps.registry.descriptors import parse_descriptor
+    from apps.registry.selectors import project_get
+    from apps.registry.services import ArtifactInput, model_version_register
+    from tests.conftest import pickle_approver
+
+    from .conftest import CSV_COLUMNS, INPUTS, MODEL_ID, blob, descriptor
+
+    columns = ["time", "penicillin_concentration", *CSV_COLUMNS]
+    frame = pd.concat([pd.read_csv(INDPENSIM / f"batch_{n}.csv", usecols=columns) for n in (92, 93)])
+    frame = frame.rename(columns={"pH": "ph", "CO2_percent_in_off_gas": "co2_percent_in_off_gas"})
+    X, y = frame[list(INPUTS)].to_numpy(dtype=float), frame["penicillin_concentration"].to_numpy(dtype=float)
+    model = (
+        RandomForestRegressor(n_estimators=10, max_depth=6, random_state=0) if learner == "forest" else Ridge()
+    ).fit(X, y)
+    return model_version_register(
+        project=project_get(project_id="P0007"),
+        descriptor=parse_descriptor(descriptor()),
+        files={"model": ArtifactInput(blob(model), f"{MODEL_ID}.pkl")},
+        user=user,
+        status="online",
+        training_data={"bias": bias} if bias else None,
+        pickle_approved_by=pickle_approver(),
+    )
 
 
 @pytest.mark.django_db
-def test_model_disagreement_reads_the_predictions_of_several_models(deployment, role_users, api_client_for):
-    rng = np.random.default_rng(1)
-    for i, batch in enumerate(("batch_1", "batch_2", "batch_3")):
-        times = to_ns(batch_start(i)) + np.arange(200, dtype=np.int64) * 600_000_000_000
-        truth = np.linspace(0, 10, 200) + rng.normal(scale=0.05, size=200)
-        write_predictions(batch, "ridge", "1", times, truth + rng.normal(scale=0.05, size=200))
-        other = truth + rng.normal(scale=0.05, size=200)
-        if batch == "batch_3":
-            other[100:] += 3.0  # the second model departs half-way through the test batch
-        write_predictions(batch, "forest", "4", times, other)
+def test_model_disagreement_scores_each_version_on_the_scoring_path(
+    deployment, store_batches, role_users, api_client_for, settings
+):
+    """Two versions that never ran anywhere (no stored predictions) are scored over every segment; their
+    estimates are the ones the simulation gives (as deployed: with the bias update one of them carries)."""
+    from apps.drift.version_windows import load_predictions
+    from apps.drift.window_loading import Segment
+    from apps.orchestrator.predictors import LocalPredictor
+    from apps.orchestrator.simulation import simulation_run
+    from apps.registry.selectors import version_spec
+    from apps.tsdb.types import GroupKey
+
+    settings.STAMM_PREDICTOR = "local"  # the job's predictor; the pipeline's default calls the registry over REST
+    ridge = register_trained(learner="ridge", bias={"alpha": 0.6, "lab_delay_seconds": 3600,
+                                                    "max_lab_age_seconds": 14400}, user=role_users["modeler"])
+    forest = register_trained(learner="forest", user=role_users["modeler"])
+    tag = ridge.soft_sensor.model_id.lower()
+    columns = [f"{tag}@{ridge.number}", f"{tag}@{forest.number}"]
     response = api_client_for("modeler").post("/api/v1/drift/run", {
-        "detector": "model_disagreement", "deployment": deployment.name,
-        "reference": {"kind": "batches", "batches": ["batch_1", "batch_2"]},
-        "test": {"kind": "last_points", "n": 150, "batch_id": "batch_3"},
+        "detector": "model_disagreement", "deployment": deployment.name, "variables": columns,
+        "reference": {"kind": "batches", "batches": ["batch_92", "batch_93"]},
+        "test": {"kind": "phase", "phase": "log", "batch_id": "batch_91"},
     }, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["variables"] == ["forest@4", "ridge@1"]
-    assert body["test_window"]["rows"] == 150 and body["verdict_rule"] == "calibrated"
-    assert body["drift"] is True
+    assert body["variables"] == columns and body["verdict_rule"] == "calibrated"
+    assert body["test_window"]["source"] == "scoring path"
+    assert body["test_window"]["bias_update"] == {columns[0]: True, columns[1]: False}
+    assert 400 < body["test_window"]["rows"] < 460  # the log phase, 30–120 h, one row every 12 min
+
+    # The window holds what the simulation of each version gives on the same rows.
+    group = GroupKey(PROJECT, DEVICE, "batch_91")
+    start = to_ns(batch_start(2) + timedelta(hours=30))
+    window = load_predictions(
+        [Segment(group, start, to_ns(batch_start(2) + timedelta(hours=120)))], target=TARGET, models=columns,
+        kind="test", project_id="P0007", deployment=deployment, predictor=LocalPredictor(),
+    )
+    block, times = window.blocks[window.segments[0].label], window.times[window.segments[0].label]
+    for j, version in enumerate((ridge, forest)):
+        simulated = simulation_run(spec=version_spec(version), group=group).estimates
+        rows = np.searchsorted(simulated.times_ns, times)
+        np.testing.assert_array_equal(simulated.times_ns[rows], times)
+        np.testing.assert_allclose(block[:, j], simulated.corrected[rows, 0])
+    ridge_simulated = simulation_run(spec=version_spec(ridge), group=group).estimates
+    assert np.abs(ridge_simulated.bias[np.searchsorted(ridge_simulated.times_ns, times)]).max() > 0
 
     missing = api_client_for("modeler").post("/api/v1/drift/run", {
-        "detector": "model_disagreement", "deployment": deployment.name, "variables": ["ridge@1", "gbm@1"],
-        "reference": {"kind": "batches", "batches": ["batch_1", "batch_2"]},
-        "test": {"kind": "last_points", "n": 50, "batch_id": "batch_3"},
+        "detector": "model_disagreement", "deployment": deployment.name, "variables": [columns[0], "gbm@1"],
+        "reference": {"kind": "batches", "batches": ["batch_92", "batch_93"]},
+        "test": {"kind": "last_points", "n": 50, "batch_id": "batch_91"},
     }, format="json")
     assert missing.status_code == 400 and "gbm@1" in missing.json()["error"]["message"]
+    # Without named versions: those that predicted the target in every segment; none ran here.
+    nothing = api_client_for("modeler").post("/api/v1/drift/run", {
+        "detector": "model_disagreement", "deployment": deployment.name,
+        "reference": {"kind": "batches", "batches": ["batch_92", "batch_93"]},
+        "test": {"kind": "last_points", "n": 50, "batch_id": "batch_91"},
+    }, format="json")
+    assert nothing.status_code == 400 and "at least two model versions" in nothing.json()["error"]["message"]
 
 
 @pytest.mark.django_db

@@ -11,17 +11,21 @@ SPEC = {"reference": {"kind": "training"}, "test": {"kind": "phase", "phase": "l
 
 
 @pytest.mark.django_db
-def test_one_open_alert_per_job_is_enforced_by_the_database(deployment):
+def test_one_active_alert_per_job_is_enforced_by_the_database(deployment):
     job = DriftJob.objects.create(name="j", deployment=deployment, detector="psi", **SPEC)
     result = DriftResult.objects.create(job=job, trigger="manual", detector="psi", drift=True, score=2.0,
                                         threshold=1.0)
     first = Alert.objects.create(job=job, result=result, last_result=result, severity="warning", message="m")
     with pytest.raises(IntegrityError), transaction.atomic():
         Alert.objects.create(job=job, result=result, last_result=result, severity="warning", message="m")
-    first.acknowledged_at = first.created_at
+    first.state = "acknowledged"
+    first.save()
+    with pytest.raises(IntegrityError), transaction.atomic():  # acknowledged is still active
+        Alert.objects.create(job=job, result=result, last_result=result, severity="warning", message="m")
+    first.state = "resolved"
     first.save()
     second = Alert.objects.create(job=job, result=result, last_result=result, severity="critical", message="m")
-    assert second.is_open and not first.is_open
+    assert second.is_open and not first.is_active
 
 
 @pytest.mark.django_db
@@ -77,4 +81,4 @@ def test_admin_pages(deployment, role_users, client):
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     created = DriftJob.objects.get(name="good")
-    assert created.params == {"threshold": 0.1, "bins": 10} and created.periodic_task is not None
+    assert created.params == {"threshold": 0.1, "bins": 10, "epsilon": 1e-4} and created.periodic_task is not None

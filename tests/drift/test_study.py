@@ -35,8 +35,9 @@ def test_log_phase_target_all_faulty_batches_flagged_and_98_not(report, detector
 
 
 @pytest.mark.slow
-def test_study_finishes_within_ten_seconds(report):
-    assert report.seconds <= 10.0
+def test_study_scores_every_batch_phase_and_detector(report):
+    # Its duration is a figure of `manage.py drift_study` (docs/drift.md), not an assertion: a timed test
+    # fails on a busy machine and passes on a fast one without saying anything about the code.
     assert len(report.rows) == 10 * len(TEST) * 4 and not report.skipped
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from stamm_drift import DriftError
+from stamm_drift.calibration import CalibrationRule
 
-from apps.drift.calibration import CalibrationRule
-from apps.drift.detectors import DriftError
 from apps.drift.study import FAULTY, run_study, write_report
 from apps.drift.windows import INDPENSIM_PHASES, parse_phases
 
