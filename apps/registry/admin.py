@@ -10,11 +10,22 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from apps.audit.admin import AuditHistoryMixin
 from apps.common.errors import ApplicationError
 
 from .descriptors import DescriptorError, validate_config
-from .models import Alias, AliasMove, DescriptorRevision, ModelVersion, Project, SoftSensor, Variable, VersionArtifact
-from .services import model_version_update_descriptor
+from .models import (
+    Alias,
+    AliasMove,
+    DescriptorRevision,
+    ModelVersion,
+    Project,
+    SigningPolicy,
+    SoftSensor,
+    Variable,
+    VersionArtifact,
+)
+from .services import model_version_approve_pickle, model_version_update_descriptor
 
 
 class VariableInline(admin.TabularInline):
@@ -24,21 +35,21 @@ class VariableInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ("project_id", "name", "coordinator", "start_date", "end_date")
     search_fields = ("project_id", "name", "description")
     inlines = [VariableInline]
 
 
 @admin.register(Variable)
-class VariableAdmin(admin.ModelAdmin):
+class VariableAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ("raw_name", "canonical_name", "column_type", "units", "project")
     list_filter = ("project", "column_type")
     search_fields = ("raw_name", "canonical_name")
 
 
 @admin.register(SoftSensor)
-class SoftSensorAdmin(admin.ModelAdmin):
+class SoftSensorAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ("model_id", "name", "project", "language", "archived_at")
     list_filter = ("project", "language")
     search_fields = ("model_id", "name")
@@ -49,7 +60,18 @@ class ArtifactInline(admin.TabularInline):
     model = VersionArtifact
     extra = 0
     can_delete = False
-    fields = readonly_fields = ("role", "original_name", "path", "sha256", "size", "trusted_by", "trusted_at")
+    fields = readonly_fields = (
+        "role",
+        "original_name",
+        "path",
+        "sha256",
+        "size",
+        "trusted_by",
+        "trusted_at",
+        "approved_by",
+        "approved_at",
+        "approved_sha256",
+    )
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -70,7 +92,7 @@ class ModelVersionForm(forms.ModelForm):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(AuditHistoryMixin, admin.ModelAdmin):
     form = ModelVersionForm
     list_display = (
         "soft_sensor",
@@ -101,9 +123,22 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "archived_at",
     )
     inlines = [ArtifactInline]
+    actions = ["approve_pickles"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from uploads, imports and training, with their files
+
+    @admin.action(description="Approve the pickle files (their current sha256) and put online")
+    def approve_pickles(self, request: HttpRequest, queryset) -> None:
+        """Approve each selected version's pickles as they are on disk now (the sha256 in the inline)."""
+        for version in queryset.select_related("soft_sensor").prefetch_related("artifacts"):
+            model = next((a for a in version.artifacts.all() if a.role == "model"), None)
+            try:
+                model_version_approve_pickle(version=version, user=request.user, sha256=model.sha256 if model else "")
+            except ApplicationError as exc:
+                messages.error(request, f"{version}: {exc.message}")
+            else:
+                messages.success(request, f"{version}: pickle approved (sha256 {model.sha256}); loaded and online.")
 
     def save_model(self, request: HttpRequest, obj: ModelVersion, form, change: bool) -> None:
         original = ModelVersion.objects.get(pk=obj.pk)
@@ -116,7 +151,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alias)
-class AliasAdmin(admin.ModelAdmin):
+class AliasAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ("soft_sensor", "name", "version", "updated_at")
     readonly_fields = ("soft_sensor", "name", "version", "updated_at")
 
@@ -128,7 +163,7 @@ class AliasAdmin(admin.ModelAdmin):
 
 
 @admin.register(AliasMove)
-class AliasMoveAdmin(admin.ModelAdmin):
+class AliasMoveAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ("soft_sensor", "alias_name", "from_version", "to_version", "moved_by", "moved_at", "reason")
     list_filter = ("soft_sensor__project",)
 
@@ -138,9 +173,12 @@ class AliasMoveAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the history of a soft sensor goes with it, never on its own
+
 
 @admin.register(DescriptorRevision)
-class DescriptorRevisionAdmin(admin.ModelAdmin):
+class DescriptorRevisionAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ("version", "number", "source", "changed_by", "changed_at")
     list_filter = ("source",)
 
@@ -149,3 +187,11 @@ class DescriptorRevisionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(SigningPolicy)
+class SigningPolicyAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    """Which aliases besides production need a signature, and the two-person rule, per project."""
+
+    list_display = ("project", "signed_aliases", "two_person_rule", "updated_at")
+    list_filter = ("two_person_rule",)

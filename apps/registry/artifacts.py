@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,10 @@ STORAGE_ROOT = "registry"
 PYTHON_PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib", ".sav")
 PYTHON_SKOPS_EXTENSIONS = (".skops",)
 R_EXTENSIONS = (".rds", ".rdata")
+ONNX_EXTENSIONS = (".onnx",)
+KERAS_EXTENSIONS = (".keras", ".h5")
+#: A zipped MLflow model directory (``MLmodel`` at its top); ``.mlflow`` names the zip in a STAMM folder.
+MLFLOW_EXTENSIONS = (".mlflow", ".zip")
 
 
 class ArtifactIntegrityError(Exception):
@@ -43,6 +48,12 @@ class StoredFile:
 def max_artifact_bytes() -> int:
     """``REGISTRY_MAX_ARTIFACT_BYTES`` (default 200 MiB): the largest single artefact accepted."""
     return int(getattr(settings, "REGISTRY_MAX_ARTIFACT_BYTES", 200 * 1024 * 1024))
+
+
+def max_upload_bytes() -> int:
+    """The largest upload request accepted (a project zip may hold up to ten artefacts' worth); a request
+    declaring more is refused before it is read (``apps.common.parsers``)."""
+    return 10 * max_artifact_bytes() + 1024 * 1024
 
 
 def sanitize_name(name: str) -> str:
@@ -140,6 +151,36 @@ def read_path_verified(path: Path, sha256: str, *, label: str | None = None) -> 
             f"(expected {sha256[:12]}…, found {actual[:12]}…)"
         )
     return data
+
+
+#: Most members a zip may hold (a STAMM project folder, an MLflow model directory).
+MAX_ZIP_MEMBERS = 2000
+
+
+def zip_members_check(archive: zipfile.ZipFile, *, field: str) -> list[zipfile.ZipInfo]:
+    """The members of an uploaded zip, refused (400) when unsafe: absolute or ``..`` paths, links, more than
+    ``MAX_ZIP_MEMBERS`` members or more uncompressed bytes than ten times the artefact size limit."""
+    members = archive.infolist()
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise ValidationFailed(f"{field}: more than {MAX_ZIP_MEMBERS} files.", details={field: "too many files"})
+    if sum(m.file_size for m in members) > 10 * max_artifact_bytes():
+        raise ValidationFailed(f"{field}: uncompressed content too large.", details={field: "too large"})
+    for member in members:
+        name = member.filename
+        if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name.split("/")[0]:
+            raise ValidationFailed(f"{field}: unsafe path {name!r}.", details={field: name})
+        if (member.external_attr >> 16) & 0o170000 == 0o120000:
+            raise ValidationFailed(f"{field}: links are not allowed ({name}).", details={field: name})
+    return members
+
+
+def check_zip_members(path: Path, *, field: str) -> None:
+    """A stored zip artefact (an MLflow model directory) passes ``zip_members_check``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            zip_members_check(archive, field=field)
+    except zipfile.BadZipFile as exc:
+        raise ValidationFailed(f"{field}: not a zip file ({exc}).", details={field: "not a zip file"}) from exc
 
 
 def remove_directory(directory: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from .yaml_io import DescriptorError, dump_yaml, json_safe, load_yaml
 
 ROOT_KEY = "ml_model_configuration"
 
@@ -50,14 +50,6 @@ DATE_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y%m%d",
 )
-
-
-class DescriptorError(ValueError):
-    """A descriptor that cannot be accepted; ``errors`` lists every problem as ``path: message``."""
-
-    def __init__(self, errors: Sequence[str]) -> None:
-        self.errors = list(errors)
-        super().__init__("; ".join(self.errors))
 
 
 @dataclass(frozen=True)
@@ -102,7 +94,7 @@ class Descriptor:
     outputs: tuple[Output, ...]
     input_scaler: str | None
     output_scaler: str | None
-    experiments_ids: tuple[int, ...]
+    experiments_ids: tuple[int | str, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -114,47 +106,7 @@ class Descriptor:
         return [o.name for o in self.outputs]
 
 
-# --------------------------------------------------------------------------------------------- YAML I/O
-
-
-class _StringDateLoader(yaml.SafeLoader):
-    """SafeLoader that keeps dates and timestamps as text, so the stored descriptor stays JSON-safe."""
-
-
-_StringDateLoader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def load_yaml(text: str | bytes) -> Any:
-    """Decode YAML safely (no arbitrary objects), keeping dates as strings. Raises DescriptorError."""
-    try:
-        data = yaml.load(text, Loader=_StringDateLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DescriptorError([f"<yaml>: not valid YAML{where}: {problem}"]) from exc
-    return _json_safe(data)
-
-
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats become their YAML spelling; keys become strings; anything else stays."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Inf" if value > 0 else "-Inf")
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return value
-
-
-def dump_yaml(data: Any) -> str:
-    """YAML text keeping key order (the STAMM layout), block style, unicode as is."""
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=110)
+# --------------------------------------------------------------------------------------------- YAML export
 
 
 def export_descriptor_yaml(config: Mapping[str, Any]) -> str:
@@ -275,8 +227,13 @@ def parse_language(value: Any, path: str = "model_description.language") -> tupl
     return name.strip().lower(), (None if version in (None, "") else str(version))
 
 
-def parse_experiments(value: Any, path: str = "training_information.experiments_ID") -> tuple[int, ...]:
-    """``[92, 93]`` or ``"92, 93"`` (or one number) → ``(92, 93)``. Raises DescriptorError naming ``path``."""
+def parse_experiments(value: Any, path: str = "training_information.experiments_ID") -> tuple[int | str, ...]:
+    """The training experiments (batches) as STAMM writes them, in any of its shapes.
+
+    ``[92, 93]``, ``"92, 93"`` or one number give ``(92, 93)``; identifiers that are not numbers are kept as
+    text, as STAMM's E. coli descriptors write them (``"BR01, BR02"`` → ``("BR01", "BR02")``). Raises
+    DescriptorError naming ``path`` for anything that is not a number or a name (a mapping, a boolean).
+    """
     if value is None or value == "":
         return ()
     items: list[Any]
@@ -287,20 +244,22 @@ def parse_experiments(value: Any, path: str = "training_information.experiments_
     elif isinstance(value, int) and not isinstance(value, bool):
         items = [value]
     else:
-        raise DescriptorError([f"{path}: must be a list of integers or a comma-separated string"])
-    result: list[int] = []
+        raise DescriptorError([f"{path}: must be a list of experiment IDs or a comma-separated string"])
+    result: list[int | str] = []
     errors: list[str] = []
     for index, item in enumerate(items):
         if isinstance(item, bool):
-            errors.append(f"{path}[{index}]: must be an integer")
+            errors.append(f"{path}[{index}]: must be an experiment ID (a number or a name), got {item!r}")
         elif isinstance(item, int):
             result.append(item)
         elif isinstance(item, float) and item.is_integer():
             result.append(int(item))
-        elif isinstance(item, str) and re.fullmatch(r"[+-]?\d+(\.0+)?", item):
+        elif isinstance(item, str) and re.fullmatch(r"[+-]?\d+(\.0+)?", item.strip()):
             result.append(int(float(item)))
+        elif isinstance(item, str) and item.strip() and len(item.strip()) <= 200:
+            result.append(item.strip())
         else:
-            errors.append(f"{path}[{index}]: must be an integer, got {item!r}")
+            errors.append(f"{path}[{index}]: must be an experiment ID (a number or a name), got {item!r}")
     if errors:
         raise DescriptorError(errors)
     return tuple(result)
@@ -401,7 +360,7 @@ def validate_config(config: Any) -> Descriptor:
     """Validate an ``ml_model_configuration`` mapping (without the root key). Raises DescriptorError."""
     if not isinstance(config, Mapping):
         raise DescriptorError([f"{ROOT_KEY}: must be a mapping"])
-    config = _json_safe(dict(config))
+    config = json_safe(dict(config))
     check = _Checker()
 
     ident = check.mapping(config, "model_identification", "model_identification", required=True) or {}
@@ -477,7 +436,7 @@ def validate_config(config: Any) -> Descriptor:
     validation = training.get("validation")
     if validation is not None and not isinstance(validation, (str, Mapping, int, float)):
         check.error("training_information.validation", "must be text or a mapping")
-    experiments: tuple[int, ...] = ()
+    experiments: tuple[int | str, ...] = ()
     try:
         experiments = parse_experiments(training.get("experiments_ID"))
     except DescriptorError as exc:
@@ -506,14 +465,14 @@ def validate_config(config: Any) -> Descriptor:
         serialized_model_file=serialized,
         features=tuple(features),
         outputs=tuple(output_list),
-        input_scaler=input_scaler if _is_scaler_name(input_scaler) else None,
-        output_scaler=output_scaler if _is_scaler_name(output_scaler) else None,
+        input_scaler=input_scaler if is_scaler_name(input_scaler) else None,
+        output_scaler=output_scaler if is_scaler_name(output_scaler) else None,
         experiments_ids=experiments,
         warnings=tuple(check.warnings),
     )
 
 
-def _is_scaler_name(name: str | None) -> bool:
+def is_scaler_name(name: str | None) -> bool:
     """Upstream writes ``scaler: none`` / ``NaN`` for "no scaler"; only a real file name counts."""
     return bool(name) and name.lower() not in ("none", "nan", "null", "false", "no")
 
@@ -567,3 +526,9 @@ def with_status(config: Mapping[str, Any], *, status: str, description: str) -> 
     ident["status_description"] = description
     result["model_identification"] = ident
     return result
+
+
+def descriptor_sections(config: Mapping[str, Any], sections: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The document's top-level blocks as ``{key, title, value}`` rows, in ``sections`` order (the page's
+    view of the stored document; everything that acts on a model reads its spec instead)."""
+    return [{"key": key, "title": title, "value": config[key]} for key, title in sections if key in config]

@@ -101,6 +101,42 @@ class Flavor(models.TextChoices):
     SKLEARN_PICKLE = "sklearn-pickle", "scikit-learn (joblib/pickle)"
     SKLEARN_SKOPS = "sklearn-skops", "scikit-learn (skops)"
     R_RDS = "r-rds", "R (.rds)"
+    ONNX = "onnx", "ONNX"
+    KERAS = "keras", "Keras"
+    MLFLOW = "mlflow", "MLflow model"
+
+
+class EnvironmentState(models.TextChoices):
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class RuntimeEnvironment(models.Model):
+    """A declared Python environment (requirements + Python version) and the state of its build.
+
+    ``key`` is the sha256 of what was declared; ``location`` names the built folder under
+    ``STAMM_RUNTIME_ENV_DIR``, keyed by the resolved pins (``runtimes/environments.py``).
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    python_request = models.CharField(max_length=16, blank=True, help_text="major.minor asked for; blank = any")
+    requirements = models.JSONField(default=list, help_text="Declared requirements, e.g. scikit-learn==1.5.2.")
+    variables = models.JSONField(default=dict, blank=True, help_text="Variables the worker starts with.")
+    state = models.CharField(max_length=16, choices=EnvironmentState.choices, default=EnvironmentState.BUILDING)
+    message = models.TextField(blank=True, help_text="The installer's message (failure) or a build note.")
+    location = models.CharField(max_length=64, blank=True)
+    python_version = models.CharField(max_length=32, blank=True)
+    resolved = models.TextField(blank=True, help_text="The resolved pins that were installed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    build_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"environment {self.key[:12]} ({', '.join(self.requirements)})"
 
 
 class VersionStatus(models.TextChoices):
@@ -118,9 +154,20 @@ class ModelVersion(models.Model):
         max_length=100, blank=True, help_text="The descriptor's free-text version, e.g. V.1.0."
     )
     descriptor = models.JSONField(help_text="The validated ml_model_configuration mapping.")
-    flavor = models.CharField(max_length=32, choices=Flavor.choices)
+    flavor = models.CharField(max_length=32, choices=Flavor.choices, blank=True)
     status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.OFFLINE)
     status_description = models.TextField(blank=True)
+    environment = models.ForeignKey(
+        RuntimeEnvironment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="versions",
+        help_text="The declared environment it runs in; empty = the platform's own interpreter.",
+    )
+    requested_status = models.CharField(
+        max_length=16, blank=True, help_text="The status to take once its environment is built (empty: none pending)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -154,6 +201,8 @@ class ArtifactRole(models.TextChoices):
     MODEL = "model"
     INPUT_SCALER = "input_scaler", "input scaler"
     OUTPUT_SCALER = "output_scaler", "output scaler"
+    #: The uploaded scikit-learn file a version converted to ONNX was made from (kept, never served).
+    ORIGINAL_MODEL = "original_model", "original model"
 
 
 class VersionArtifact(models.Model):
@@ -169,7 +218,17 @@ class VersionArtifact(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     trusted_at = models.DateTimeField(null=True, blank=True)
-    trusted_types = models.JSONField(default=list, blank=True, help_text="skops types the uploader accepted.")
+    trusted_types = models.JSONField(
+        default=list, blank=True, help_text="skops types beyond skops' defaults found in the file (all allowed)."
+    )
+    # A pickle is loaded only once an administrator approved this file: who, when, and which bytes.
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="The sha256 the administrator approved (pickles only)."
+    )
 
     class Meta:
         ordering = ["version", "role"]
@@ -208,9 +267,22 @@ class AliasMove(models.Model):
     )
     moved_at = models.DateTimeField(auto_now_add=True, db_index=True)
     reason = models.TextField()
+    signature = models.ForeignKey(
+        "audit.Signature",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The electronic signature that authorised the move (signed aliases such as production).",
+    )
 
     class Meta:
         ordering = ["-moved_at", "-id"]
+
+    def __str__(self) -> str:
+        before = f"v{self.from_version.number}" if self.from_version_id else "—"
+        after = f"v{self.to_version.number}" if self.to_version_id else "removed"
+        return f"{self.alias_name}: {before} → {after}"
 
 
 class DescriptorRevision(models.Model):
@@ -230,3 +302,55 @@ class DescriptorRevision(models.Model):
     class Meta:
         ordering = ["version", "-number"]
         constraints = [models.UniqueConstraint(fields=["version", "number"], name="registry_revision_unique_number")]
+
+
+#: Aliases every project signs: moving or removing them needs an electronic signature (docs/governance.md).
+ALWAYS_SIGNED = ("production",)
+
+
+class SigningPolicy(TimeStampedModel):
+    """A project's signing rules: which aliases besides ``production`` need a signature to move, and whether
+    the two-person rule holds (whoever uploaded or trained a version cannot sign its move)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="signing_policy")
+    signed_aliases = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='More aliases that need a signature, e.g. ["validated"] (production always needs one).',
+    )
+    two_person_rule = models.BooleanField(
+        default=False, help_text="The user who uploaded or trained a version cannot sign its move."
+    )
+
+    class Meta:
+        verbose_name_plural = "signing policies"
+
+    def __str__(self) -> str:
+        return f"signing policy of {self.project.project_id}"
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Every signed alias of the project."""
+        return tuple(dict.fromkeys([*ALWAYS_SIGNED, *(self.signed_aliases or [])]))
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+        from django.utils.text import slugify
+
+        names = self.signed_aliases
+        if not isinstance(names, list) or not all(isinstance(n, str) and n and slugify(n) == n for n in names):
+            raise ValidationError({"signed_aliases": "a list of alias names (letters, digits, - and _)"})
+
+
+class VersionExplanation(models.Model):
+    """What a version's estimates depend on, measured once on its holdout (``apps/registry/explanations.py``):
+    permutation importance, partial-dependence curves of its top inputs, and the background rows an
+    estimate's contributions are measured from. Derived data, recomputed at will, so not audited."""
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="explanation")
+    computed_at = models.DateTimeField(auto_now=True)
+    source = models.CharField(max_length=300, help_text="Where the holdout rows came from, in words.")
+    data = models.JSONField(help_text="importance, partial_dependence, background, rows, rmse")
+
+    def __str__(self) -> str:
+        return f"explanation of version {self.version_id}"

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .descriptors import DescriptorError, dump_yaml, load_yaml, parse_date
+from .descriptors import DescriptorError, parse_date
+from .yaml_io import dump_yaml, load_yaml
 
 PROJECT_ID_RE = re.compile(r"^P[0-9]{4}$")
 COLUMN_TYPES = ("Time", "Actuator", "Sensor", "Soft_sensor", "Computed_variable", "Offline_measurement", "Experiment")

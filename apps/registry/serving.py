@@ -7,8 +7,8 @@ Accepted bodies (exactly one key):
 
 Columns are picked by name in the descriptor's ``features`` order whatever the caller's order; a
 missing feature is an error naming it; extra names are ignored and listed. Every row gets a verdict:
-``ok``, or ``out_of_range`` with the inputs outside ``expected_range`` (or, for a feature without a
-declared range, outside the training envelope recorded in ``training_data["envelope"]``).
+``ok``, or ``out_of_range`` with the inputs outside the spec's envelope (``FeatureSpec.low``/``high``:
+the declared ``expected_range``, else the training envelope).
 """
 
 from __future__ import annotations
@@ -22,8 +22,19 @@ from django.conf import settings
 
 from apps.common.errors import ValidationFailed
 
+from .artifact_safety import approval_pending
 from .artifacts import absolute_path
-from .runtimes import ArtifactBundle, ArtifactFile, runtime_for
+from .runtimes import (
+    FLAVOR_R_RDS,
+    ArtifactBundle,
+    ArtifactFile,
+    ArtifactLoadError,
+    OfflineReason,
+    RuntimeUnavailable,
+    runtime_for,
+)
+from .runtimes.python import environment_ref
+from .spec import ModelSpec
 
 BODY_KINDS = ("inputs", "instances", "dataframe_split", "dataframe_records")
 _MISSING = object()
@@ -128,8 +139,7 @@ def _from_records(records: Any, features: Sequence[str], where: str) -> FeatureM
     return FeatureMatrix(np.column_stack(arrays), sorted(str(key) for key in seen - wanted))
 
 
-def _from_split(split: Any, features: Sequence[str]) -> FeatureMatrix:
-    where = "dataframe_split"
+def _from_split(split: Any, features: Sequence[str], where: str = "dataframe_split") -> FeatureMatrix:
     if not isinstance(split, Mapping):
         raise ValidationFailed(
             f"{where}: must be an object with columns and data", details={where: "must be an object"}
@@ -184,9 +194,19 @@ def feature_matrix(body: Any, features: Sequence[str]) -> FeatureMatrix:
     kind = kinds[0]
     value = body[kind]
     if kind == "inputs":
+        if isinstance(value, list):  # MLflow's tensor form: rows of values in the model's feature order
+            for index, row in enumerate(value[: max_predict_rows() + 1]):
+                if not isinstance(row, list) or len(row) != len(features):
+                    raise ValidationFailed(
+                        f"inputs[{index}]: must be a list of {len(features)} values (the features in order), "
+                        "or give inputs as {feature: [values]}",
+                        details={"inputs": f"row {index}"},
+                    )
+            return _from_split({"columns": list(features), "data": value}, features, where="inputs")
         if not isinstance(value, Mapping):
             raise ValidationFailed(
-                "inputs: must be an object {feature: [values]}", details={"inputs": "must be an object"}
+                "inputs: must be an object {feature: [values]} or a list of rows",
+                details={"inputs": "must be an object"},
             )
         return _from_columns(value, features, "inputs")
     if kind == "dataframe_split":
@@ -195,28 +215,6 @@ def feature_matrix(body: Any, features: Sequence[str]) -> FeatureMatrix:
 
 
 # ------------------------------------------------------------------------------------------- validity
-
-
-def feature_bounds(config: Mapping[str, Any], training_data: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bound per feature (NaN = unchecked): declared range, else training envelope."""
-    envelope = (training_data or {}).get("envelope") or {}
-    features = config["inputs"]["features"]
-    low = np.full(len(features), np.nan)
-    high = np.full(len(features), np.nan)
-    for index, feature in enumerate(features):
-        declared = {k: v for k, v in (feature.get("expected_range") or {}).items() if _is_number(v)}
-        bounds = (
-            declared if declared else {k: v for k, v in (envelope.get(feature["name"]) or {}).items() if _is_number(v)}
-        )
-        if "min" in bounds:
-            low[index] = bounds["min"]
-        if "max" in bounds:
-            high[index] = bounds["max"]
-    return low, high
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def validity(X: np.ndarray, features: Sequence[str], low: np.ndarray, high: np.ndarray) -> list[dict[str, Any]]:
@@ -241,45 +239,74 @@ def validity(X: np.ndarray, features: Sequence[str], low: np.ndarray, high: np.n
 # --------------------------------------------------------------------------------------------- bundles
 
 
-def probe_row(config: Mapping[str, Any], training_data: Mapping[str, Any] | None) -> tuple[float, ...]:
-    """A plausible input row for the load check: mid-range where known, else 0."""
-    low, high = feature_bounds(config, training_data)
-    row = np.where(np.isnan(low), np.where(np.isnan(high), 0.0, high), np.where(np.isnan(high), low, (low + high) / 2))
-    return tuple(float(v) for v in row)
-
-
-def bundle_for_version(version: Any, artifacts: Sequence[Any] | None = None) -> ArtifactBundle:
-    """The runtime bundle of a ModelVersion (``artifacts`` given, or prefetched on the version)."""
+def bundle_for(spec: ModelSpec, artifacts: Sequence[Any]) -> ArtifactBundle:
+    """The runtime bundle of a version: its spec and its artefact rows (role, path, sha256, name)."""
     files: dict[str, ArtifactFile] = {}
-    for artifact in artifacts if artifacts is not None else version.artifacts.all():
+    for artifact in artifacts:
         files[artifact.role] = ArtifactFile(
             path=absolute_path(artifact.path),
             sha256=artifact.sha256,
             name=artifact.original_name,
             trusted_types=tuple(artifact.trusted_types or ()),
+            approved_sha256=artifact.approved_sha256 or "",
         )
-    config = version.descriptor
+    if "model" not in files:
+        raise ArtifactLoadError("the version has no model artefact")
     return ArtifactBundle(
-        flavor=version.flavor,
+        flavor=spec.flavor,
         model=files["model"],
-        feature_names=tuple(f["name"] for f in config["inputs"]["features"]),
-        output_names=tuple(o["name"] for o in config["outputs"]["information"]),
+        feature_names=spec.feature_names,
+        output_names=spec.output_names,
         input_scaler=files.get("input_scaler"),
         output_scaler=files.get("output_scaler"),
-        probe_row=probe_row(config, version.training_data),
+        probe_row=spec.probe_row(),
+        environment=environment_ref(spec.environment),
+        packages=declared_r_packages(spec.packages) if spec.flavor == FLAVOR_R_RDS else (),
     )
 
 
-def load_error(version: Any) -> str | None:
-    """Why the version cannot serve, or None (loads it into the cache as a side effect)."""
+def declared_r_packages(packages: Sequence[Any]) -> tuple[str, ...]:
+    """The R packages a descriptor declares (``R`` itself is the language, not a package)."""
+    names = (str(item.get("package") or "").strip() for item in packages if hasattr(item, "get"))
+    return tuple(name for name in names if name and name != "R")
+
+
+#: Rows of the deterministic reference sample a version's conversions are checked on.
+REFERENCE_ROWS = 256
+
+
+def reference_rows(spec: ModelSpec, rows: int = REFERENCE_ROWS) -> np.ndarray:
+    """A version's reference rows: its probe row, then a seeded uniform sample of its validity envelope.
+
+    Where a feature has no envelope the sample spreads ±50 % around the probe value (±1 around 0), so every
+    input varies. Deterministic: the same spec always gives the same rows.
+    """
+    probe = np.asarray(spec.probe_row(), dtype=float)
+    low, high = spec.bounds()
+    spread = np.maximum(np.abs(probe) * 0.5, 1.0)
+    low = np.where(np.isnan(low), probe - spread, low)
+    high = np.where(np.isnan(high), probe + spread, high)
+    sample = np.random.default_rng(0).uniform(low, high, size=(max(rows - 1, 0), len(probe)))
+    return np.vstack([probe[None, :], sample])
+
+
+def bundle_load_error(bundle: ArtifactBundle) -> str | None:
+    """Why the bundle cannot serve, or None (loads it into the runtime's cache as a side effect)."""
     try:
-        bundle = bundle_for_version(version)
-    except KeyError:
-        return "the version has no model artefact"
-    try:
-        return runtime_for(version.flavor).load_error(bundle)
+        return runtime_for(bundle.flavor).load_error(bundle)
     except Exception as exc:  # noqa: BLE001 - a runtime that blows up is a load error, not a 500
         return f"{type(exc).__name__}: {exc}"
+
+
+def load_error(spec: ModelSpec, artifacts: Sequence[Any]) -> str | None:
+    """Why the version cannot serve, or None."""
+    try:
+        bundle = bundle_for(spec, artifacts)
+    except ArtifactLoadError as exc:
+        return str(exc)
+    except RuntimeUnavailable as exc:
+        return OfflineReason(str(exc))
+    return bundle_load_error(bundle)
 
 
 @dataclass(frozen=True)
@@ -291,26 +318,17 @@ class PredictionResult:
     outputs: list[str]
 
 
-def predict_body(version: Any, body: Any, *, artifacts: Sequence[Any] | None = None) -> PredictionResult:
-    """Parse ``body`` for ``version``, predict in one vectorised call, attach verdicts."""
-    config = version.descriptor
-    features = [f["name"] for f in config["inputs"]["features"]]
-    parsed = feature_matrix(body, features)
-    return predict_matrix(version, parsed.X, ignored=parsed.ignored, artifacts=artifacts)
-
-
 _BUNDLES: dict[tuple[Any, ...], ArtifactBundle] = {}
 
 
-def _serving_bundle(version: Any, artifacts: Sequence[Any] | None) -> ArtifactBundle:
-    """The bundle for prediction, cached per process: a version's files and features never change.
-
-    (The probe row inside is only used by load checks, which build a fresh bundle.)
-    """
-    key = (version.pk, version.created_at, version.flavor)
+def _serving_bundle(spec: ModelSpec, artifacts: Sequence[Any]) -> ArtifactBundle:
+    """The bundle for prediction, cached per process: a version's files and features never change."""
+    key = (spec.version_id, spec.created_at, spec.flavor, spec.feature_names, spec.environment)
     bundle = _BUNDLES.get(key)
-    if bundle is None or bundle.feature_names != tuple(f["name"] for f in version.descriptor["inputs"]["features"]):
-        bundle = bundle_for_version(version, artifacts)
+    if bundle is None:
+        bundle = bundle_for(spec, artifacts)
+        if approval_pending(artifacts):  # will change when approved: never cached
+            return bundle
         if len(_BUNDLES) > 1024:
             _BUNDLES.clear()
         _BUNDLES[key] = bundle
@@ -318,13 +336,13 @@ def _serving_bundle(version: Any, artifacts: Sequence[Any] | None) -> ArtifactBu
 
 
 def predict_matrix(
-    version: Any, X: np.ndarray, *, ignored: list[str] | None = None, artifacts: Sequence[Any] | None = None
+    spec: ModelSpec, X: np.ndarray, *, artifacts: Sequence[Any], ignored: list[str] | None = None
 ) -> PredictionResult:
-    config = version.descriptor
-    features = [f["name"] for f in config["inputs"]["features"]]
-    bundle = _serving_bundle(version, artifacts)
-    predictions = runtime_for(version.flavor).predict(bundle, X, features)
-    low, high = feature_bounds(config, version.training_data)
+    """Predict ``X`` (columns in the spec's feature order) in one vectorised call, with a verdict per row."""
+    features = list(spec.feature_names)
+    bundle = _serving_bundle(spec, artifacts)
+    predictions = runtime_for(spec.flavor).predict(bundle, X, features)
+    low, high = spec.bounds()
     return PredictionResult(
         predictions=np.asarray(predictions, dtype=float),
         validity=validity(X, features, low, high),
@@ -332,3 +350,13 @@ def predict_matrix(
         features=features,
         outputs=list(bundle.output_names),
     )
+
+
+def explain_matrix(spec: ModelSpec, X: np.ndarray, *, artifacts: Sequence[Any], output: int = 0) -> Any:
+    """Exact contributions of ``X``'s rows to output ``output`` from the version's runtime, computed where the
+    model runs (``TreeContributions``); None when the runtime has no exact explainer for this model."""
+    runtime = runtime_for(spec.flavor)
+    explain = getattr(runtime, "explain", None)
+    if explain is None:
+        return None
+    return explain(_serving_bundle(spec, artifacts), np.asarray(X, dtype=float), output)

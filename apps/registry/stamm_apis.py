@@ -11,16 +11,17 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.errors import NotFound, ValidationFailed
+from apps.common.parsers import JSONParser
 
-from . import selectors, services, serving
-from .apis import CanManage, CanPredict, CanView, json_numbers, serve_prediction
+from . import selectors, services
+from .inference_apis import json_numbers
 from .models import ModelVersion
+from .permissions import CanManage, CanPredict, CanView
 from .project_info import format_date
 
 
@@ -76,17 +77,14 @@ class StammModelListApi(APIView):
         project = selectors.project_get(project_id=project_id)
         rows: list[dict[str, Any]] = []
         for soft_sensor in selectors.soft_sensor_list(project=project):
-            version = selectors.current_version(soft_sensor)
-            if version is None:
+            spec = selectors.spec_current(soft_sensor=soft_sensor)
+            if spec is None:
                 continue
-            config = version.descriptor
-            identification = config.get("model_identification", {})
             rows.append(
                 {
                     "model_ID": soft_sensor.model_id,
-                    "model_name": (config.get("model_description") or {}).get("model_name")
-                    or identification.get("name", ""),
-                    "metadata": identification,
+                    "model_name": spec.model_name or spec.name,
+                    "metadata": dict(spec.identification_block),
                 }
             )
         return Response(rows)
@@ -146,14 +144,11 @@ class StammModelPredictApi(APIView):
                 'req.input_data: required, as {"req": {"input_data": {"<feature>": <number>, ...}}}',
                 details={"req.input_data": "required"},
             )
-        version = _current(project_id, model_id)
-        features = [f["name"] for f in version.descriptor["inputs"]["features"]]
-        matrix = serving.columns_matrix(input_data, features, "req.input_data")
-        result = serve_prediction(version, {"inputs": dict(zip(features, matrix.X.T.tolist(), strict=True))})
+        soft_sensor = selectors.soft_sensor_get(project_id=project_id, model_id=model_id)
+        spec = selectors.spec_current(soft_sensor=soft_sensor)
+        if spec is None or spec.archived:
+            raise NotFound(f"Model {model_id} has no live version in {project_id}.", details={"model_id": model_id})
+        result = services.version_predict_columns(spec=spec, columns=input_data, where="req.input_data")
         return Response(
-            {
-                "output_model": [
-                    {"metadata": version.descriptor.get("outputs", {}), "prediction": json_numbers(result.predictions)}
-                ]
-            }
+            {"output_model": [{"metadata": dict(spec.outputs_block), "prediction": json_numbers(result.predictions)}]}
         )

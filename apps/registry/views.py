@@ -6,24 +6,24 @@ Operators (``view_process``) see the read-only pages; every page or action that 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.common.errors import ApplicationError, NotFound, ValidationFailed
+from apps.audit.services import Meaning, SignatureInput
+from apps.common.errors import ApplicationError, ValidationFailed
+from apps.common.pages import capability_required
 
 from . import selectors, services
-from .apis import version_download
-from .descriptors import DescriptorError, dump_yaml, load_yaml, validate_config
+from .artifact_safety import PICKLE_NOTICE, pickle_approval
+from .descriptors import DescriptorError, descriptor_sections, validate_config
 from .models import AliasMove, ModelVersion, SoftSensor
+from .version_apis import version_download
+from .yaml_io import dump_yaml, load_yaml
 
 SECTIONS = (
     ("model_identification", "Identification"),
@@ -33,24 +33,6 @@ SECTIONS = (
     ("inputs", "Inputs"),
     ("outputs", "Outputs"),
 )
-
-
-def capability_required(codename: str) -> Callable:
-    """Refuse (403 page) a signed-in user without the capability."""
-
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not request.user.has_perm(f"accounts.{codename}"):
-                return render(request, "registry/forbidden.html", {"capability": codename}, status=403)
-            try:
-                return view(request, *args, **kwargs)
-            except NotFound as exc:
-                raise Http404(exc.message) from exc
-
-        return login_required(wrapper)
-
-    return decorator
 
 
 def _can_manage(request: HttpRequest) -> bool:
@@ -75,11 +57,24 @@ class UploadForm(forms.Form):
     model_file = forms.FileField(
         required=False,
         label="Model artefact",
-        help_text="skops (.skops) is recommended: it loads without running code. "
-        "Pickle/joblib (.pkl, .joblib) are accepted and recorded as trusted by you. R: .rds",
+        help_text="ONNX (.onnx) or skops (.skops) load without running code. Pickle/joblib (.pkl, .joblib), "
+        "Keras (.keras) and MLflow model zips (.mlflow) may run their author's code: they are recorded as trusted "
+        "by you and loaded only inside an isolated runtime worker. R: .rds. " + PICKLE_NOTICE,
     )
     input_scaler = forms.FileField(required=False, label="Input scaler (if inputs.scaler names one)")
     output_scaler = forms.FileField(required=False, label="Output scaler (if outputs.scaler names one)")
+    requirements = forms.FileField(
+        required=False,
+        label="Requirements (requirements.txt)",
+        help_text="The packages it needs, instead of the descriptor's packages list. Versions the platform lacks "
+        "are installed once into a cached environment the model runs in.",
+    )
+    convert_to_onnx = forms.BooleanField(
+        required=False,
+        label="Serve it as ONNX",
+        help_text="scikit-learn models: converted with skl2onnx and accepted only if it agrees with the original "
+        "on the version's reference rows.",
+    )
     status = forms.ChoiceField(
         choices=[("", "as the descriptor says"), ("online", "online"), ("offline", "offline")], required=False
     )
@@ -223,6 +218,18 @@ class AliasForm(forms.Form):
     alias = forms.SlugField(initial="production")
     version = forms.IntegerField(min_value=1)
     reason = forms.CharField(max_length=500)
+    # The electronic signature (production and the project's other signed aliases): docs/governance.md.
+    password = forms.CharField(required=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    meaning = forms.ChoiceField(choices=Meaning.choices, initial=Meaning.APPROVED, required=False)
+    sha256 = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
+
+    def signature(self) -> SignatureInput | None:
+        """The signature given with the move (None when no password was typed)."""
+        data = self.cleaned_data
+        if not data.get("password"):
+            return None
+        return SignatureInput(password=data["password"], meaning=data.get("meaning") or "", reason=data["reason"],
+                              sha256=(data.get("sha256") or "").lower())
 
 
 class StatusForm(forms.Form):
@@ -253,7 +260,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @capability_required("manage_models")
 @require_POST
 def project_import(request: HttpRequest, project_id: str | None = None) -> HttpResponse:
-    """Import a zipped STAMM project folder (all or nothing) and report per model."""
+    """Import a zipped STAMM project folder and report per model (refused whole if a descriptor is invalid)."""
     form = BundleForm(request.POST, request.FILES)
     project = selectors.project_get(project_id=project_id) if project_id else None
     back = reverse("registry:project", args=[project_id]) if project_id else reverse("registry:projects")
@@ -280,13 +287,14 @@ def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
     rows = []
     for soft_sensor in selectors.soft_sensor_list(project=project):
         current = selectors.current_version(soft_sensor)
+        spec = selectors.spec_current(soft_sensor=soft_sensor)
         versions = list(soft_sensor.versions.all())
         rows.append(
             {
                 "soft_sensor": soft_sensor,
                 "current": current,
                 "latest": versions[0] if versions else None,
-                "author": (current.descriptor.get("model_identification", {}).get("author") if current else "") or "",
+                "author": spec.author if spec else "",
                 "aliases": sorted((a.name, a.version.number) for a in soft_sensor.aliases.all()),
             }
         )
@@ -317,15 +325,7 @@ def upload(request: HttpRequest, project_id: str) -> HttpResponse:
             if data["descriptor_file"]
             else data["descriptor_text"]
         )
-        files = {
-            role: services.ArtifactInput(data[field], data[field].name)
-            for role, field in (
-                ("model", "model_file"),
-                ("input_scaler", "input_scaler"),
-                ("output_scaler", "output_scaler"),
-            )
-            if data[field]
-        }
+        files = services.artifact_inputs(data)
         try:
             if not (text or "").strip():
                 raise ValidationFailed(
@@ -341,6 +341,10 @@ def upload(request: HttpRequest, project_id: str) -> HttpResponse:
                 status=data["status"] or None,
                 alias=data["alias"] or None,
                 alias_reason=data["reason"],
+                requirements=data["requirements"].read().decode("utf-8", errors="replace")
+                if data["requirements"]
+                else None,
+                convert_to_onnx=data["convert_to_onnx"],
             )
         except ApplicationError as exc:
             details = exc.details.get("descriptor") if isinstance(exc.details, dict) else None
@@ -352,7 +356,13 @@ def upload(request: HttpRequest, project_id: str) -> HttpResponse:
     return render(
         request,
         "registry/upload.html",
-        {"project": project, "form": form, "errors": errors, "bundle_form": BundleForm()},
+        {
+            "project": project,
+            "form": form,
+            "errors": errors,
+            "bundle_form": BundleForm(),
+            "pickle_notice": PICKLE_NOTICE,
+        },
     )
 
 
@@ -369,12 +379,7 @@ def build(request: HttpRequest, project_id: str) -> HttpResponse:
         rows = [row for row in features.cleaned_data if row.get("name")]
         out_rows = [row for row in outputs.cleaned_data if row.get("name")]
         config = descriptor_from_form(form.cleaned_data, rows, out_rows)
-        files = {
-            role: services.ArtifactInput(form.cleaned_data[role], form.cleaned_data[role].name)
-            for role in ("input_scaler", "output_scaler")
-            if form.cleaned_data[role]
-        }
-        files["model"] = services.ArtifactInput(form.cleaned_data["model_file"], form.cleaned_data["model_file"].name)
+        files = services.artifact_inputs(form.cleaned_data)
         try:
             descriptor = validate_config(config)
             version = services.model_version_register(
@@ -405,11 +410,7 @@ def model_detail(request: HttpRequest, project_id: str, model_id: str) -> HttpRe
     if number and number.isdigit():
         shown = selectors.version_get(soft_sensor=soft_sensor, number=int(number))
     shown = shown or selectors.current_version(soft_sensor) or (versions[0] if versions else None)
-    sections = []
-    if shown is not None:
-        for key, title in SECTIONS:
-            if key in shown.descriptor:
-                sections.append({"key": key, "title": title, "value": shown.descriptor[key]})
+    sections = descriptor_sections(shown.descriptor, SECTIONS) if shown is not None else []
     return render(
         request,
         "registry/model_detail.html",
@@ -421,11 +422,30 @@ def model_detail(request: HttpRequest, project_id: str, model_id: str) -> HttpRe
             "sections": sections,
             "aliases": sorted(soft_sensor.aliases.all(), key=lambda a: a.name),
             "alias_history": selectors.alias_history(soft_sensor=soft_sensor),
+            "digests": {v.pk: selectors.version_sha256(v) for v in versions},
+            "shown_sha256": selectors.version_sha256(shown) if shown else "",
+            "signed_aliases": selectors.signing_policy_of(project=soft_sensor.project).aliases,
             "revisions": selectors.descriptor_history(version=shown)[:20] if shown else [],
             "can_manage": _can_manage(request),
-            "alias_form": AliasForm(initial={"version": shown.number if shown else None}),
+            "can_approve": request.user.has_perm("accounts.administer"),
+            "pickle": pickle_approval(shown.artifacts.all()) if shown is not None else None,
+            "alias_form": AliasForm(
+                initial={"version": shown.number if shown else None, "sha256": selectors.version_sha256(shown)}
+                if shown
+                else {}
+            ),
         },
     )
+
+
+@capability_required("manage_models")
+@require_POST
+def environment_rebuild(request: HttpRequest, key: str) -> HttpResponse:
+    """Build a failed environment again (queued for a Celery worker)."""
+    environment = services.environment_rebuild(environment=selectors.environment_get(key=key))
+    messages.info(request, f"Environment {environment.key[:12]} is being built again.")
+    target = request.POST.get("next") or reverse("registry:projects")
+    return redirect(target if target.startswith("/") and not target.startswith("//") else reverse("registry:projects"))
 
 
 def _version_or_404(project_id: str, model_id: str, number: int) -> ModelVersion:
@@ -490,6 +510,19 @@ def set_status(request: HttpRequest, project_id: str, model_id: str, number: int
     return redirect(_model_url(version.soft_sensor, version.number))
 
 
+@capability_required("administer")
+@require_POST
+def approve_pickle(request: HttpRequest, project_id: str, model_id: str, number: int) -> HttpResponse:
+    """An administrator approves the pickle files of a version (the sha256 shown on the page) and puts it online."""
+    version = _version_or_404(project_id, model_id, number)
+    try:
+        services.model_version_approve_pickle(version=version, user=request.user, sha256=request.POST.get("sha256", ""))
+        messages.success(request, f"{version}: pickle approved by you; the version is loaded and online.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(_model_url(version.soft_sensor, version.number))
+
+
 @capability_required("manage_models")
 @require_POST
 def move_alias(request: HttpRequest, project_id: str, model_id: str) -> HttpResponse:
@@ -508,6 +541,7 @@ def move_alias(request: HttpRequest, project_id: str, model_id: str) -> HttpResp
             version=version,
             user=request.user,
             reason=form.cleaned_data["reason"],
+            signature=form.signature(),
         )
         messages.success(request, f"Alias {form.cleaned_data['alias']} now points at version {version.number}.")
     except ApplicationError as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import io
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import INDPENSIM_DIR
+from tests.conftest import INDPENSIM_DIR, pickle_approver
 
 FEATURES = ["temperature", "sugar_feed_rate", "aeration_rate", "dissolved_oxygen_concentration", "pH", "vessel_volume"]
 TARGET = "penicillin_concentration"
@@ -114,6 +116,7 @@ def descriptor(
     status: str = "online",
     ranges: bool = True,
     version: str = "V.1.0",
+    packages: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A full STAMM descriptor document (with the root key), ranges taken from ``frame`` when given."""
     feats = []
@@ -149,7 +152,7 @@ def descriptor(
             "description": "Soft sensor for penicillin concentration.",
             "language": copy.deepcopy(language if language is not None else LANGUAGE_SHAPES["split-list"]),
             "config_files": {"model_file": model_file or f"{model_id}.pkl"},
-            "packages": [{"package": "sklearn.ensemble", "class": "RandomForestRegressor", "version": "1.9.1"}],
+            "packages": copy.deepcopy(packages if packages is not None else _default_packages(language)),
             "input_time_interval": {
                 "time_interval": {"value": 12, "unit": "minutes"},
                 "aggregation": {"method": "NaN", "description": "NaN"},
@@ -181,6 +184,16 @@ def descriptor(
     if output_scaler:
         config["outputs"]["scaler"] = output_scaler
     return {"ml_model_configuration": config}
+
+
+def _default_packages(language: Any) -> list[dict[str, Any]]:
+    """The platform's scikit-learn for Python models (they run in the default runtime); none for R."""
+    text = str(language).lower()
+    if "'r'" in text or text == "r":
+        return []
+    import sklearn
+
+    return [{"package": "sklearn.ensemble", "class": "RandomForestRegressor", "version": sklearn.__version__}]
 
 
 def to_yaml(document: dict[str, Any]) -> str:
@@ -278,6 +291,34 @@ def write_project(
     return root
 
 
+def zip_folder(root: Path, name: str = "folder.zip") -> io.BytesIO:
+    """A folder zipped with its files at the top of the archive (a STAMM project, an MLflow model)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(root).as_posix())
+    buffer.seek(0)
+    buffer.name = name
+    return buffer
+
+
+def kill_worker(pid: int) -> None:
+    """SIGKILL a runtime worker as the kernel's OOM killer would: the model process itself and, under
+    bubblewrap, the sandbox around it (the innermost first, so its pipes close at once)."""
+    import os
+    import signal
+    import subprocess
+
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for child in children:
+        kill_worker(int(child))
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def incompatible_pickle() -> bytes:
     """A pickle as written by another scikit-learn: it references a module path this one lacks."""
     return b"\x80\x02csklearn.ensemble._forest_legacy\nRandomForestRegressor\nq\x00)\x81q\x01}q\x02b."
@@ -327,6 +368,7 @@ def register(project, role_users, tmp_path, training_frame):
             files=files,
             user=role_users[user],
             training_data=training_data,
+            pickle_approved_by=pickle_approver() if fmt in (".pkl", ".joblib") else None,
         )
         return version, fitted
 

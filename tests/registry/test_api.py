@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from apps.registry.models import AliasMove, DescriptorRevision, ModelVersion, VersionStatus
+from apps.registry.models import AliasMove, DescriptorRevision, ModelVersion, Project, VersionStatus
 from tests.conftest import CALLERS as CALLERS_ALL
+from tests.conftest import issue_token
 
-from .conftest import FEATURES, descriptor, dump, reference_predict, to_yaml, train, write_project
+from .conftest import FEATURES, descriptor, dump, reference_predict, to_yaml, train, write_project, zip_folder
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/registry"
@@ -92,23 +94,24 @@ def test_upload_descriptor_and_skops_artefact(project, api_client_for, tmp_path,
         client,
         tmp_path,
         training_frame,
-        alias="production",
+        alias="staging",
         reason="first model",
         training_data=json.dumps({"batches": [92, 93]}),
     )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["number"] == 1 and body["flavor"] == "sklearn-skops" and body["status"] == "online"
-    assert body["aliases"] == ["production"] and body["training_data"] == {"batches": [92, 93]}
+    assert body["aliases"] == ["staging"] and body["training_data"] == {"batches": [92, 93]}
+    assert len(body["sha256"]) == 64  # what a signature on this version binds to
     assert body["artifacts"][0]["trusted_by"] == "test-modeler"
     assert body["descriptor"]["model_identification"]["ID"] == MID
     rows = test_frame.head(50)
     predicted = client.post(
-        f"{SS}/aliases/production/predict/", {"inputs": {f: rows[f].tolist() for f in FEATURES}}, format="json"
+        f"{SS}/aliases/staging/predict/", {"inputs": {f: rows[f].tolist() for f in FEATURES}}, format="json"
     )
     assert predicted.status_code == 200
     out = predicted.json()
-    assert out["version"] == 1 and out["alias"] == "production" and out["soft_sensor"] == MID
+    assert out["version"] == 1 and out["alias"] == "staging" and out["soft_sensor"] == MID
     assert out["predictions"] == pytest.approx(reference_predict(fitted, rows[FEATURES].to_numpy()).tolist())
     assert "app;dur=" in predicted["Server-Timing"]
 
@@ -154,10 +157,20 @@ def test_zip_upload_of_a_project_folder(db, role_users, api_client_for, tmp_path
     response = api_client_for("modeler").post(f"{BASE}/projects/import/", {"bundle": buffer}, format="multipart")
     assert response.status_code == 201, response.content
     assert response.json()["models"][0]["status"] == "imported"
-    assert ModelVersion.objects.get().status == VersionStatus.ONLINE
+    # STAMM's own pickles import, offline until an administrator approves them (loading runs their code).
+    version = ModelVersion.objects.get()
+    assert version.status == VersionStatus.OFFLINE
+    assert "awaiting an administrator's approval" in version.status_description
+    sha256 = version.artifacts.get(role="model").sha256
+    assert api_client_for("modeler").post(f"{SS}/versions/1/approve-pickle/", {"sha256": sha256}).status_code == 403
+    approved = api_client_for("admin").post(f"{SS}/versions/1/approve-pickle/", {"sha256": sha256}, format="json")
+    assert approved.status_code == 200, approved.content
+    assert approved.json()["status"] == "online" and approved.json()["pickle"]["state"] == "approved"
 
 
-def test_zip_with_a_failing_model_imports_nothing(db, role_users, api_client_for, tmp_path, training_frame):
+def test_zip_registers_a_model_whose_artefact_is_missing_offline_with_the_reason(
+    db, role_users, api_client_for, tmp_path, training_frame
+):
     fitted = train("dt", training_frame)
     root = write_project(
         tmp_path / "P0001",
@@ -166,25 +179,72 @@ def test_zip_with_a_failing_model_imports_nothing(db, role_users, api_client_for
             (descriptor("0002_[python]_lost", model_file="lost.pkl"), {}),
         ],
     )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in root.rglob("*"):
-            if path.is_file():
-                archive.write(path, str(path.relative_to(root)))
-    buffer.seek(0)
-    response = api_client_for("admin").post(f"{BASE}/projects/import/", {"bundle": buffer}, format="multipart")
+    bundle = {"bundle": zip_folder(root)}
+    response = api_client_for("admin").post(f"{BASE}/projects/import/", bundle, format="multipart")
+    assert response.status_code == 201, response.content
+    models = {m["model"]: m for m in response.json()["models"]}
+    # the pickle waits for an administrator's explicit approval of its sha256, even when an admin imports it
+    assert models[MID]["version_status"] == "offline", models[MID]
+    assert "awaiting an administrator" in models[MID]["reason"], models[MID]
+    lost = models["0002_[python]_lost"]
+    assert lost["status"] == "imported" and lost["version_status"] == "offline"
+    assert lost["reason"] == "missing artefact: models/lost.pkl not found"
+    version = ModelVersion.objects.get(soft_sensor__model_id="0002_[python]_lost")
+    assert version.status == VersionStatus.OFFLINE and not version.artifacts.exists()
+    # visible in the API and in STAMM's model list, and predict answers 409 with the reason
+    detail = api_client_for("operator").get(f"{BASE}/projects/P0001/soft-sensors/0002_%5Bpython%5D_lost/versions/1/")
+    assert detail.json()["status_description"] == "missing artefact: models/lost.pkl not found"
+    listed = {m["model_ID"]: m for m in api_client_for("operator").get("/stamm/P0001/list_models/").json()}
+    assert listed["0002_[python]_lost"]["metadata"]["status"] == "offline"
+    assert "missing artefact" in listed["0002_[python]_lost"]["metadata"]["status_description"]
+    answer = api_client_for("operator").post(
+        "/stamm/P0001/predict/0002_%5Bpython%5D_lost", {"req": {"input_data": {"pH": 6.5}}}, format="json"
+    )
+    assert answer.status_code == 409
+    assert "missing artefact: models/lost.pkl not found" in answer.json()["error"]["message"]
+
+
+def test_zip_with_an_invalid_descriptor_imports_nothing(db, role_users, api_client_for, tmp_path, training_frame):
+    fitted = train("dt", training_frame)
+    broken = descriptor("0002_[python]_broken", model_file="b.pkl")
+    broken["ml_model_configuration"]["inputs"]["features"][0]["expected_range"] = {"min": "low"}
+    root = write_project(
+        tmp_path / "P0001",
+        [
+            (descriptor(MID, model_file=f"{MID}.pkl"), {f"{MID}.pkl": fitted["model"]}),
+            (broken, {"b.pkl": fitted["model"]}),
+        ],
+    )
+    bundle = {"bundle": zip_folder(root)}
+    response = api_client_for("admin").post(f"{BASE}/projects/import/", bundle, format="multipart")
     assert response.status_code == 400
-    assert "missing artefact: models/lost.pkl not found" in response.json()["error"]["message"]
+    assert "invalid descriptor" in response.json()["error"]["message"]
     assert not ModelVersion.objects.exists()
 
 
-def test_zip_slip_is_refused(db, role_users, api_client_for):
+def test_zip_slip_is_refused(db, role_users, api_client_for, tmp_path, monkeypatch):
+    import tempfile
+
+    from django.conf import settings
+
+    # Extraction happens under a temporary folder of this test: an escaping member would land beside it.
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    media_before = sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*")) if Path(settings.MEDIA_ROOT).exists() else []
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("configs/ok.yaml", "x")
         archive.writestr("../../evil.yaml", "x")
     buffer.seek(0)
     response = api_client_for("modeler").post(f"{BASE}/projects/import/", {"bundle": buffer}, format="multipart")
     assert response.status_code == 400 and "unsafe path" in response.json()["error"]["message"]
+    # Nothing was written: not the escaping file, not the safe member, not a project, nothing under media.
+    assert not list(tmp_path.rglob("evil.yaml")) and not (tmp_path.parent / "evil.yaml").exists()
+    assert not [p for p in work.rglob("*") if p.is_file()]
+    assert not Project.objects.exists()
+    media_after = sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*")) if Path(settings.MEDIA_ROOT).exists() else []
+    assert media_after == media_before
 
 
 # --------------------------------------------------------------------------------------- predict bodies
@@ -238,27 +298,30 @@ def test_predict_unknown_alias_is_404_and_offline_is_409(online, api_client_for,
 def test_alias_moves_are_recorded(online, register, api_client_for):
     client = api_client_for("modeler")
     register("dt")
-    assert (
-        client.post(f"{SS}/aliases/production/move/", {"version": 1, "reason": "first"}, format="json").status_code
-        == 200
-    )
-    assert (
-        client.post(
-            f"{SS}/aliases/production/move/", {"version": 2, "reason": "better RMSE"}, format="json"
-        ).status_code
-        == 200
-    )
+
+    def signed(number: int) -> dict:
+        sha256 = client.get(f"{SS}/versions/{number}/").json()["sha256"]
+        return {"password": "correct-horse-battery", "meaning": "approved", "sha256": sha256}
+
+    first = {"version": 1, "reason": "first", "signature": signed(1)}
+    assert client.post(f"{SS}/aliases/production/move/", first, format="json").status_code == 200
+    second = {"version": 2, "reason": "better RMSE", "signature": signed(2)}
+    assert client.post(f"{SS}/aliases/production/move/", second, format="json").status_code == 200
     missing_reason = client.post(f"{SS}/aliases/production/move/", {"version": 1}, format="json")
     assert missing_reason.status_code == 400
     listing = client.get(f"{SS}/aliases/").json()
     assert listing["aliases"] == [
         {"name": "production", "version": 2, "updated_at": listing["aliases"][0]["updated_at"]}
     ]
-    assert [(m["from_version"], m["to_version"], m["reason"], m["moved_by"]) for m in listing["history"]] == [
-        (1, 2, "better RMSE", "test-modeler"),
-        (None, 1, "first", "test-modeler"),
+    assert [(m["from_version"], m["to_version"], m["reason"], m["moved_by"], m["signed_by"]) for m in
+            listing["history"]] == [
+        (1, 2, "better RMSE", "test-modeler", "test-modeler"),
+        (None, 1, "first", "test-modeler", "test-modeler"),
     ]
-    assert client.post(f"{SS}/aliases/production/delete/", {"reason": "retired"}, format="json").status_code == 204
+    unsigned = client.post(f"{SS}/aliases/production/delete/", {"reason": "retired"}, format="json")
+    assert unsigned.status_code == 403 and unsigned.json()["error"]["code"] == "signature_refused"
+    removal = {"reason": "retired", "signature": signed(2)}
+    assert client.post(f"{SS}/aliases/production/delete/", removal, format="json").status_code == 204
     assert AliasMove.objects.count() == 3
 
 
@@ -296,10 +359,10 @@ def test_update_that_changes_the_computation_is_refused(online, api_client_for):
 
 def test_update_with_invalid_value_names_path(online, api_client_for):
     response = api_client_for("modeler").put(
-        f"{SS}/versions/1/descriptor/", {"training_information": {"experiments_ID": "92, abc"}}, format="json"
+        f"{SS}/versions/1/descriptor/", {"training_information": {"experiments_ID": [92, True]}}, format="json"
     )
     assert response.status_code == 400
-    assert "training_information.experiments_ID[1]: must be an integer" in response.json()["error"]["message"]
+    assert "training_information.experiments_ID[1]: must be an experiment ID" in response.json()["error"]["message"]
 
 
 def test_delete_erases_unused_and_archives_used(online, register, api_client_for, test_frame):
@@ -348,13 +411,12 @@ def test_variables_endpoints(project, api_client_for):
 
 def test_service_account_with_only_the_predict_capability(online, django_user_model, test_frame):
     from django.contrib.auth.models import Permission
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
     robot = django_user_model.objects.create_user("orchestrator-robot", password="not-used-really-123")
     robot.user_permissions.add(Permission.objects.get(content_type__app_label="accounts", codename="predict"))
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=robot).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(robot)}")
     body = {"inputs": {f: test_frame[f].head(3).tolist() for f in FEATURES}}
     assert client.post(f"{SS}/versions/1/predict/", body, format="json").status_code == 200
     robot.is_active = False

@@ -12,7 +12,6 @@ from apps.registry.descriptors import (
     DescriptorError,
     deep_merge,
     export_descriptor_yaml,
-    load_yaml,
     parse_date,
     parse_descriptor,
     parse_descriptor_yaml,
@@ -25,6 +24,7 @@ from apps.registry.project_info import (
     parse_project_info,
     parse_project_info_yaml,
 )
+from apps.registry.yaml_io import load_yaml
 
 from .conftest import LANGUAGE_SHAPES, PROJECT_INFO, descriptor, to_yaml
 
@@ -116,7 +116,17 @@ def test_r_language_in_one_item_list():
 
 
 @pytest.mark.parametrize(
-    "value, expected", [([92, 93], (92, 93)), ("92, 93,96", (92, 93, 96)), ("97", (97,)), (98, (98,)), ("", ())]
+    "value, expected",
+    [
+        ([92, 93], (92, 93)),
+        ("92, 93,96", (92, 93, 96)),
+        ("97", (97,)),
+        (98, (98,)),
+        ("", ()),
+        # STAMM's E. coli descriptors name their bioreactor runs
+        ("BR01, BR02, BR03", ("BR01", "BR02", "BR03")),
+        (["BR01", 7, "8"], ("BR01", 7, 8)),
+    ],
 )
 def test_experiments_id_list_or_string(value, expected):
     assert parse_experiments(value) == expected
@@ -124,8 +134,10 @@ def test_experiments_id_list_or_string(value, expected):
 
 def test_experiments_id_bad_item_named():
     with pytest.raises(DescriptorError) as err:
-        parse_experiments("92, x3")
-    assert err.value.errors == ["training_information.experiments_ID[1]: must be an integer, got 'x3'"]
+        parse_experiments([92, {"id": 3}])
+    assert err.value.errors == [
+        "training_information.experiments_ID[1]: must be an experiment ID (a number or a name), got {'id': 3}"
+    ]
 
 
 @pytest.mark.parametrize(

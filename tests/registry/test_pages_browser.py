@@ -42,10 +42,21 @@ def test_modeler_uploads_inspects_and_promotes(live_server, role_users, tmp_path
         page.wait_for_selector("[data-testid=status]")
         assert page.text_content("[data-testid=status]").strip().lower() == "online"
         assert "temperature" in page.text_content("[data-testid=section-inputs]")
+        # production needs an electronic signature: without the password the move is refused.
         page.fill("#id_reason", "validated on batch 96")
+        page.click("button:has-text('Move alias')")
+        page.wait_for_selector("text=signature refused")
+        assert not AliasMove.objects.exists()
+        sha256 = page.text_content("[data-testid=signed-sha256]").strip()
+        assert len(sha256) == 64
+        page.fill("#id_reason", "validated on batch 96")
+        page.fill("#id_password", "correct-horse-battery")
+        page.select_option("#id_meaning", "approved")
+        screenshot(page, "registry-sign")
         page.click("button:has-text('Move alias')")
         page.wait_for_selector("text=production → v1")
         assert "validated on batch 96" in page.text_content("[data-testid=alias-history]")
+        assert "Approved by test-modeler" in page.text_content("[data-testid=alias-history]")
         screenshot(page, "registry-model")
         page.click("[data-testid=edit-link]")
         text = page.input_value("#id_descriptor")
@@ -59,4 +70,5 @@ def test_modeler_uploads_inspects_and_promotes(live_server, role_users, tmp_path
     version = ModelVersion.objects.get()
     assert version.status == VersionStatus.ONLINE and version.flavor == "sklearn-skops"
     assert version.descriptor["model_identification"]["author"] == "B. Browser"
-    assert AliasMove.objects.get().moved_by.username == "test-modeler"
+    move = AliasMove.objects.get()
+    assert move.moved_by.username == "test-modeler" and move.signature.subject_sha256 == sha256

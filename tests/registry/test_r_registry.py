@@ -61,7 +61,7 @@ def test_r_model_served_by_alias(project, role_users, api_client_for, tmp_path, 
         descriptor=parse_descriptor(document),
         files={"model": ArtifactInput(artefact, artefact.name)},
         user=role_users["modeler"],
-        alias="production",
+        alias="staging",
         alias_reason="R model",
     )
     assert version.flavor == "r-rds"
@@ -69,7 +69,7 @@ def test_r_model_served_by_alias(project, role_users, api_client_for, tmp_path, 
 
     shuffled = {name: rows[name].tolist() for name in reversed(FEATURES)}
     response = api_client_for("operator").post(
-        f"/api/v1/registry/projects/P0001/soft-sensors/{quote(model_id)}/aliases/production/predict/",
+        f"/api/v1/registry/projects/P0001/soft-sensors/{quote(model_id)}/aliases/staging/predict/",
         {"inputs": shuffled},
         format="json",
     )

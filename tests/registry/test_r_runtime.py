@@ -3,15 +3,14 @@
 The reference predictions come from R itself (same script that trains the models), computed on the very
 doubles the runtime sends, so the runtime's answers must match them to the last bit.
 """
+
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
 import multiprocessing
-import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -32,6 +31,8 @@ from apps.registry.runtimes.r import (
     RWorkerTimeout,
 )
 from tests.services import r_available, require
+
+from .conftest import kill_worker
 
 pytestmark = pytest.mark.r_runtime
 
@@ -111,9 +112,17 @@ def trained(indpensim_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Tr
         (out / "inputs.json").write_text(json.dumps(inputs))
         (out / "train.R").write_text(TRAIN_SCRIPT)
         completed = subprocess.run(
-            ["Rscript", "--vanilla", str(out / "train.R"), str(indpensim_dir / "batch_92.csv"),
-             str(out / "inputs.json"), str(out)],
-            capture_output=True, text=True, timeout=300,
+            [
+                "Rscript",
+                "--vanilla",
+                str(out / "train.R"),
+                str(indpensim_dir / "batch_92.csv"),
+                str(out / "inputs.json"),
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert completed.returncode == 0, completed.stderr
         reference = {}
@@ -243,11 +252,32 @@ def test_a_wrong_sha256_is_refused_before_r_sees_the_file(runtime, trained, tmp_
         runtime.predict(path, "not-a-digest", trained.X, FEATURES)
 
 
+def test_declared_packages_are_checked_by_name(runtime):
+    assert runtime.missing_packages(["rpart", "NoSuchPackage", "Cubist2000"]) == ["NoSuchPackage", "Cubist2000"]
+    assert runtime.missing_packages([]) == []
+
+
+def test_the_worker_runs_in_the_sandbox_without_secrets(runtime, monkeypatch):
+    from apps.registry.runtimes import sandbox
+
+    runtime.close()
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "not-for-R")
+    assert runtime.available()
+    pid = runtime.worker_pid
+    if sandbox.effective_mode() == sandbox.MODE_BWRAP:
+        # bubblewrap's own process is the child; the sandboxed R is below it, in its own PID namespace
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"bwrap")
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for child in [pid, *map(int, children)]:
+        environ = Path(f"/proc/{child}/environ").read_bytes()
+        assert b"not-for-R" not in environ and b"DJANGO_SECRET_KEY" not in environ
+
+
 def test_a_killed_worker_is_restarted_on_the_next_call(runtime, trained):
     path, sha = trained.model("randomForest.rds")
     first = runtime.predict(path, sha, trained.X, FEATURES)
     old_pid = runtime.worker_pid
-    os.kill(old_pid, signal.SIGKILL)
+    kill_worker(old_pid)
     # No waiting: whether the death is noticed before the call or in the middle of it, the call succeeds.
     again = runtime.predict(path, sha, trained.X, FEATURES)
     np.testing.assert_array_equal(again, first)
@@ -313,11 +343,11 @@ def test_least_recently_used_models_are_unloaded_and_reloaded_on_demand(trained)
         for name in names:
             rt.predict(*trained.model(f"{name}.rds"), trained.X, FEATURES)
         worker = rt._worker
-        assert list(worker.loaded) == [trained.model("randomForest.rds")[1], trained.model("ranger.rds")[1]]
-        assert worker.call({"op": "ping"}, timeout=10)["loaded"] == 2
+        assert list(worker.state["loaded"]) == [trained.model("randomForest.rds")[1], trained.model("ranger.rds")[1]]
+        assert worker.call({"op": "ping"}, timeout=10)[0]["loaded"] == 2
         assert_same(rt.predict(*trained.model("rpart.rds"), trained.X, FEATURES), trained.reference["rpart"])
         rt.unload(trained.model("rpart.rds")[1])
-        assert worker.call({"op": "ping"}, timeout=10)["loaded"] == 1
+        assert worker.call({"op": "ping"}, timeout=10)[0]["loaded"] == 1
         assert rt.worker_pid == worker.pid  # unloading and reloading never restarted the worker
     finally:
         rt.close()
@@ -406,7 +436,9 @@ class _RawWorker:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            ["Rscript", "--vanilla", str(WORKER_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            ["Rscript", "--vanilla", str(WORKER_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
 
@@ -443,13 +475,17 @@ def test_protocol_json_form_errors_and_binary_framing(trained):
         # Every error is a reply, and the worker stays in step for the next request.
         assert worker.send(b"not json at all")["ok"] is False
         assert worker.send(b'{"op":"teleport","id":4}') == {
-            "id": 4, "ok": False, "error": "unknown op 'teleport'", "warnings": []
+            "id": 4,
+            "ok": False,
+            "error": "unknown op 'teleport'",
+            "warnings": [],
         }
         reply = worker.send(b'{"op":"predict","id":5,"key":"nope","columns":["a"],"data":[[1]]}')
         assert reply["ok"] is False and "not loaded" in reply["error"]
         short = np.zeros(2).tobytes()  # 2 doubles where 10 rows x 1 column were announced
-        header = json.dumps({"op": "predict", "id": 6, "key": "m", "columns": ["pH"], "rows": 10,
-                             "payload_bytes": len(short)}).encode()
+        header = json.dumps(
+            {"op": "predict", "id": 6, "key": "m", "columns": ["pH"], "rows": 10, "payload_bytes": len(short)}
+        ).encode()
         reply = worker.send(header, short)
         assert reply["id"] == 6 and reply["ok"] is False and "16 payload bytes" in reply["error"]
 
@@ -457,8 +493,9 @@ def test_protocol_json_form_errors_and_binary_framing(trained):
         X = trained.X.copy()
         X[NA_ROW, FEATURES.index(NA_COLUMN)] = np.nan
         payload = np.ascontiguousarray(X.T, dtype="<f8").tobytes()
-        header = json.dumps({"op": "predict", "id": 7, "key": "m", "columns": FEATURES, "rows": len(X),
-                             "payload_bytes": len(payload)}).encode()
+        header = json.dumps(
+            {"op": "predict", "id": 7, "key": "m", "columns": FEATURES, "rows": len(X), "payload_bytes": len(payload)}
+        ).encode()
         reply = worker.send(header, payload)
         assert reply["ok"] is True
         predicted = np.frombuffer(base64.b64decode(reply["predictions_f64le"]), dtype="<f8")

@@ -13,7 +13,10 @@ from apps.registry import services, serving
 from apps.registry.descriptors import parse_descriptor
 from apps.registry.models import ModelVersion, VersionStatus
 from apps.registry.runtimes import runtime_for
+from apps.registry.selectors import version_spec
 from apps.registry.services import ArtifactInput, model_version_register
+from tests.conftest import pickle_approver
+from tests.predicting import predict_body
 
 from .conftest import FEATURES, descriptor, incompatible_pickle, reference_predict, train
 
@@ -39,7 +42,7 @@ def test_registered_models_predict_like_the_model_itself(register, test_frame, k
     version, fitted = register(kind, fmt=fmt)
     assert version.status == VersionStatus.ONLINE, version.status_description
     assert version.flavor == ("sklearn-skops" if fmt == ".skops" else "sklearn-pickle")
-    result = serving.predict_body(version, columnar(test_frame))
+    result = predict_body(version, columnar(test_frame))
     expected = reference_predict(fitted, test_frame[FEATURES].to_numpy(dtype=float))
     np.testing.assert_allclose(result.predictions, expected, rtol=1e-6, atol=1e-9)
     assert len(result.validity) == len(test_frame)
@@ -50,7 +53,7 @@ def test_scalers_are_applied_as_the_descriptor_says(register, test_frame):
     version, fitted = register("svr")
     roles = sorted(a.role for a in version.artifacts.all())
     assert roles == ["input_scaler", "model", "output_scaler"]
-    result = serving.predict_body(version, columnar(test_frame.head(20)))
+    result = predict_body(version, columnar(test_frame.head(20)))
     raw = fitted["model"].predict(fitted["input_scaler"].transform(test_frame[FEATURES].head(20).to_numpy()))
     # without the output scaler, predictions would be standardised values near 0
     assert not np.allclose(result.predictions, raw)
@@ -60,12 +63,12 @@ def test_scalers_are_applied_as_the_descriptor_says(register, test_frame):
 def test_key_order_never_changes_the_prediction(register, test_frame):
     version, _ = register("rf")
     rows = test_frame.head(5)
-    forward = serving.predict_body(version, columnar(rows))
-    backward = serving.predict_body(version, {"inputs": {name: rows[name].tolist() for name in reversed(FEATURES)}})
+    forward = predict_body(version, columnar(rows))
+    backward = predict_body(version, {"inputs": {name: rows[name].tolist() for name in reversed(FEATURES)}})
     shuffled_records = [dict(reversed(list(r.items()))) for r in rows[FEATURES].to_dict("records")]
-    records = serving.predict_body(version, {"instances": shuffled_records})
+    records = predict_body(version, {"instances": shuffled_records})
     split_cols = list(reversed(FEATURES)) + ["time"]
-    split = serving.predict_body(
+    split = predict_body(
         version, {"dataframe_split": {"columns": split_cols, "data": rows[split_cols].to_numpy().tolist()}}
     )
     np.testing.assert_array_equal(forward.predictions, backward.predictions)
@@ -78,7 +81,7 @@ def test_forest_fast_path_equals_scikit_learn(register, test_frame):
     version, fitted = register("rf")
     X = test_frame[FEATURES].to_numpy(dtype=float)
     runtime = runtime_for(version.flavor)
-    bundle = serving.bundle_for_version(version)
+    bundle = serving.bundle_for(version_spec(version), version.artifacts.all())
     for rows in (X[:1], X[:300], X):  # the fast path below 512 rows, scikit-learn above
         np.testing.assert_allclose(runtime.predict(bundle, rows, FEATURES), fitted["model"].predict(rows), rtol=1e-12)
 
@@ -88,12 +91,12 @@ def test_missing_input_names_it_and_extras_are_listed(register, test_frame):
     body = columnar(test_frame.head(3))
     del body["inputs"]["pH"]
     with pytest.raises(ValidationFailed) as err:
-        serving.predict_body(version, body)
+        predict_body(version, body)
     assert "pH" in err.value.message and err.value.details == {"missing_inputs": ["pH"]}
     body = columnar(test_frame.head(3))
     body["inputs"]["agitator"] = [100, 100, 100]
     body["inputs"]["batch"] = [1, 1, 1]
-    assert serving.predict_body(version, body).ignored == ["agitator", "batch"]
+    assert predict_body(version, body).ignored == ["agitator", "batch"]
 
 
 def test_record_missing_a_feature_names_row_and_feature(register, test_frame):
@@ -101,7 +104,7 @@ def test_record_missing_a_feature_names_row_and_feature(register, test_frame):
     records = test_frame[FEATURES].head(4).to_dict("records")
     del records[2]["temperature"]
     with pytest.raises(ValidationFailed, match=r"instances\[2\]: missing input\(s\) temperature"):
-        serving.predict_body(version, {"instances": records})
+        predict_body(version, {"instances": records})
 
 
 def test_validity_flags_inputs_outside_expected_range(register, test_frame):
@@ -110,7 +113,7 @@ def test_validity_flags_inputs_outside_expected_range(register, test_frame):
     rows.iloc[1, FEATURES.index("temperature")] = 500.0
     rows.iloc[3, FEATURES.index("temperature")] = 1.0
     rows.iloc[3, FEATURES.index("pH")] = 14.0
-    result = serving.predict_body(version, {"instances": rows.to_dict("records")})
+    result = predict_body(version, {"instances": rows.to_dict("records")})
     assert result.validity[0] == {"verdict": "ok"}
     assert result.validity[1] == {"verdict": "out_of_range", "inputs": ["temperature"]}
     assert result.validity[3] == {"verdict": "out_of_range", "inputs": ["temperature", "pH"]}
@@ -123,7 +126,7 @@ def test_training_envelope_is_used_when_no_range_is_declared(register, test_fram
     rows = test_frame[FEATURES].head(2).copy()
     rows.iloc[0, 0] = 298.0
     rows.iloc[1, 0] = 305.0
-    result = serving.predict_body(version, {"instances": rows.to_dict("records")})
+    result = predict_body(version, {"instances": rows.to_dict("records")})
     assert [v["verdict"] for v in result.validity] == ["ok", "out_of_range"]
     assert result.validity[1]["inputs"] == ["temperature"]
 
@@ -132,7 +135,8 @@ def test_training_envelope_is_used_when_no_range_is_declared(register, test_fram
     "body, fragment",
     [
         ({}, "expected exactly one of inputs, instances"),
-        ({"inputs": [1, 2]}, "inputs: must be an object"),
+        ({"inputs": [1, 2]}, "inputs[0]: must be a list of 6 values (the features in order)"),
+        ({"inputs": "x"}, "inputs: must be an object"),
         ({"inputs": {**{f: [1.0] for f in FEATURES}, "pH": ["acid"]}}, "inputs.pH[0]: must be a number"),
         ({"inputs": {**{f: [1.0, 2.0] for f in FEATURES}, "pH": [1.0]}}, "every input needs the same number of values"),
         ({"inputs": {**{f: [1.0] for f in FEATURES}, "pH": [None]}}, "inputs.pH[0]: must be a finite number"),
@@ -149,14 +153,18 @@ def test_training_envelope_is_used_when_no_range_is_declared(register, test_fram
 def test_bad_bodies_name_the_problem(register, body, fragment):
     version, _ = register("dt")
     with pytest.raises(ValidationFailed) as err:
-        serving.predict_body(version, body)
+        predict_body(version, body)
     assert fragment in err.value.message
 
 
 def register_bytes(project, user, data: bytes, name: str, model_id: str, **options) -> ModelVersion:
     document = descriptor(model_id, model_file=name, **options)
     return model_version_register(
-        project=project, descriptor=parse_descriptor(document), files={"model": ArtifactInput(data, name)}, user=user
+        project=project,
+        descriptor=parse_descriptor(document),
+        files={"model": ArtifactInput(data, name)},
+        user=user,
+        pickle_approved_by=pickle_approver() if name.endswith(".pkl") else None,
     )
 
 
@@ -195,6 +203,7 @@ def test_feature_count_mismatch_is_a_load_error(project, role_users, training_fr
         descriptor=parse_descriptor(document),
         files={"model": ArtifactInput(path, name)},
         user=role_users["modeler"],
+        pickle_approved_by=pickle_approver(),
     )
     assert version.status == VersionStatus.LOAD_ERROR
     assert "expects 6 inputs but the descriptor lists 4" in version.status_description
@@ -203,7 +212,6 @@ def test_feature_count_mismatch_is_a_load_error(project, role_users, training_fr
 def test_tampered_file_is_refused_before_loading(register, role_users):
     version, _ = register("dt", model_id="0006_[python]_tamper")
     artifact = version.artifacts.get(role="model")
-    runtime_for(version.flavor).cache.clear()
     path = Path(settings.MEDIA_ROOT) / artifact.path
     path.write_bytes(path.read_bytes() + b"\x00")
     with pytest.raises(Conflict):
@@ -273,7 +281,7 @@ def test_r_version_without_r_runtime_stays_offline(project, role_users, monkeypa
 
 
 def test_nan_declared_range_falls_back_to_the_envelope():
-    from apps.registry.serving import feature_bounds
+    from apps.registry.spec import spec_build
 
     config = {
         "inputs": {
@@ -284,6 +292,16 @@ def test_nan_declared_range_falls_back_to_the_envelope():
             ]
         }
     }
-    low, high = feature_bounds(config, {"envelope": {"a": {"min": -1, "max": 1}, "b": {"min": 0, "max": 9}}})
+    spec = spec_build(
+        descriptor=config,
+        training_data={"envelope": {"a": {"min": -1, "max": 1}, "b": {"min": 0, "max": 9}}},
+        version_id=1,
+        soft_sensor_id=1,
+        project_id="P0001",
+        project_name="penicillin",
+        model_id="m",
+        number=1,
+    )
+    low, high = spec.bounds()
     assert low.tolist()[:2] == [-1, 1] and high.tolist()[:2] == [1, 2]
     assert np.isnan(low[2]) and np.isnan(high[2])

@@ -11,8 +11,10 @@ import yaml
 from django.test import Client
 
 from apps.registry.models import AliasMove, DescriptorRevision, ModelVersion, VersionStatus
+from apps.registry.selectors import version_sha256
+from tests.predicting import predict_body
 
-from .conftest import FEATURES, descriptor, dump, to_yaml, train, write_project
+from .conftest import FEATURES, descriptor, dump, to_yaml, train, write_project, zip_folder
 
 pytestmark = pytest.mark.django_db
 MID = "0001_[python]_penicillin_RF"
@@ -105,8 +107,14 @@ def test_status_alias_and_delete(register, role_users):
     client = browser(role_users["modeler"])
     client.post(f"{MODEL}v2/status/", {"status": "offline", "description": "checking"})
     assert ModelVersion.objects.get(number=2).status == "offline"
+    # production needs the mover's signature: without it the move is refused (and the attempt recorded).
     client.post(f"{MODEL}alias/", {"alias": "production", "version": 1, "reason": "validated on batch 96"})
-    assert AliasMove.objects.get().reason == "validated on batch 96"
+    assert not AliasMove.objects.exists()
+    signature = {"password": "correct-horse-battery", "meaning": "approved", "sha256": version_sha256(
+        ModelVersion.objects.get(number=1))}
+    client.post(f"{MODEL}alias/", {"alias": "production", "version": 1, "reason": "validated on batch 96", **signature})
+    move = AliasMove.objects.get()
+    assert move.reason == "validated on batch 96" and move.signature.signer_username == "test-modeler"
     detail = client.get(MODEL).content.decode()
     assert "production → v1" in detail and "validated on batch 96" in detail
     confirm = client.get(f"{MODEL}v1/delete/").content.decode()
@@ -115,7 +123,7 @@ def test_status_alias_and_delete(register, role_users):
     client.post(f"{MODEL}v2/delete/")
     assert not ModelVersion.objects.filter(number=2).exists()
     client.post(f"{MODEL}alias/", {"alias": "staging", "version": 1, "reason": "x"})
-    client.post(f"{MODEL}alias/", {"alias": "production", "version": 1, "reason": "keep"})
+    client.post(f"{MODEL}alias/", {"alias": "production", "version": 1, "reason": "keep", **signature})
     assert ModelVersion.objects.filter(number=1).exists()
 
 
@@ -135,14 +143,7 @@ def test_zip_import_page_reports_each_model(db, role_users, tmp_path, training_f
     root = write_project(
         tmp_path / "proj", [(descriptor(MID, model_file=f"{MID}.pkl"), {f"{MID}.pkl": fitted["model"]})]
     )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in root.rglob("*"):
-            if path.is_file():
-                archive.write(path, str(path.relative_to(root)))
-    buffer.seek(0)
-    buffer.name = "proj.zip"
-    response = browser(role_users["modeler"]).post("/registry/import/", {"bundle": buffer})
+    response = browser(role_users["modeler"]).post("/registry/import/", {"bundle": zip_folder(root, "proj.zip")})
     assert response.status_code == 200
     assert 'data-testid="import-report"' in response.content.decode() and "imported" in response.content.decode()
     assert FEATURES[0] in ModelVersion.objects.get().descriptor["inputs"]["features"][0]["name"]
@@ -195,7 +196,6 @@ def builder_post(training_frame, handle, *, features=FEATURES, bad_range=False):
 
 
 def test_descriptor_builder_form(project, role_users, tmp_path, training_frame, test_frame):
-    from apps.registry import serving
 
     fitted = train("rf", training_frame)
     path = dump(fitted["model"], tmp_path / "forest.joblib")
@@ -209,12 +209,23 @@ def test_descriptor_builder_form(project, role_users, tmp_path, training_frame, 
         response = client.post("/registry/P0001/describe/", builder_post(training_frame, handle))
     assert response.status_code == 302, response.content.decode()[:2000]
     version = ModelVersion.objects.get()
-    assert version.status == VersionStatus.ONLINE and version.flavor == "sklearn-pickle"
+    assert version.status == VersionStatus.OFFLINE and version.flavor == "sklearn-pickle"
+    # A joblib file is a pickle: offline until an administrator approves it, on the version's page.
+    page_url = f"/registry/P0001/models/{quote(version.soft_sensor.model_id)}/"
+    page = client.get(page_url).content.decode()
+    assert "awaiting an administrator" in page and 'data-testid="approve-pickle"' not in page
+    admin = browser(role_users["admin"])
+    assert 'data-testid="approve-pickle"' in admin.get(page_url).content.decode()
+    sha256 = version.artifacts.get(role="model").sha256
+    assert admin.post(f"{page_url}v1/approve-pickle/", {"sha256": sha256}).status_code == 302
+    version.refresh_from_db()
+    assert version.status == VersionStatus.ONLINE
+    assert version.artifacts.get(role="model").approved_by == role_users["admin"]
     config = version.descriptor
     assert [f["name"] for f in config["inputs"]["features"]] == FEATURES
     assert config["training_information"]["experiments_ID"] == "92, 93"
     assert config["model_description"]["config_files"]["model_file"] == "forest.joblib"
-    result = serving.predict_body(version, {"inputs": {f: test_frame[f].head(3).tolist() for f in FEATURES}})
+    result = predict_body(version, {"inputs": {f: test_frame[f].head(3).tolist() for f in FEATURES}})
     assert result.predictions.tolist() == pytest.approx(
         fitted["model"].predict(test_frame[FEATURES].head(3).to_numpy()).tolist()
     )

@@ -1,26 +1,33 @@
 """Model runtimes: one object per artefact flavor that loads a version's files and predicts.
 
+Model code never runs in the web or Celery process: every runtime here is a client of long-lived worker
+processes (``process.py``) started in a sandbox (``sandbox.py``): ``python.py`` for the Python flavors, one
+worker per environment (``environments.py``); ``r.py`` for R.
+
 The interface is deliberately small so that runtimes for other languages plug in:
 
-- ``load_error(artifact) -> str | None``: load (and cache) the bundle and try one prediction; ``None``
-  when the version can serve, else a human-readable reason (the version then gets ``load_error``).
+- ``load_error(artifact) -> str | None``: load the bundle and try one prediction; ``None`` when the version
+  can serve, else a human-readable reason: an :class:`OfflineReason` when this platform cannot serve it
+  here (R or an R package missing; the version is registered offline with that reason), any other string
+  when the artefact itself is at fault (the version then gets ``load_error``).
 - ``predict(artifact, X, feature_names) -> np.ndarray``: ``X`` is a float64 matrix whose columns are
   already in the descriptor's ``features`` order (``feature_names``); the result has one row per row of
   ``X`` (shape ``(n,)`` for one output, ``(n, k)`` for ``k`` outputs). Scalers named by the descriptor
   are the runtime's business, because only the runtime knows how to load them.
 
-Runtimes must check every file's sha256 before loading it (``ArtifactFile.read()`` does) and may keep
-loaded models in a process-wide cache keyed by the bundle's sha256 key.
+- optionally ``explain(artifact, X, output) -> TreeContributions | None``: exact contributions computed where
+  the model lives (TreeSHAP in the Python worker); None, or a runtime without the method, means the registry
+  computes model-agnostic Shapley values through ``predict`` instead (``apps/registry/explanations.py``).
+
+Workers check every file's sha256 before loading it and keep loaded models keyed by the bundle's key.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,17 +36,27 @@ from ..artifacts import read_path_verified
 FLAVOR_SKLEARN_PICKLE = "sklearn-pickle"
 FLAVOR_SKLEARN_SKOPS = "sklearn-skops"
 FLAVOR_R_RDS = "r-rds"
+FLAVOR_ONNX = "onnx"
+FLAVOR_KERAS = "keras"
+FLAVOR_MLFLOW = "mlflow"
+PYTHON_FLAVORS = (FLAVOR_SKLEARN_PICKLE, FLAVOR_SKLEARN_SKOPS, FLAVOR_ONNX, FLAVOR_KERAS, FLAVOR_MLFLOW)
 R_UNAVAILABLE = "R runtime not available"
+
+
+class OfflineReason(str):
+    """A reason a version cannot serve *here* (a missing runtime or package), not a fault of its files."""
 
 
 @dataclass(frozen=True)
 class ArtifactFile:
-    """One stored file: absolute path, recorded sha256, the descriptor's name for it."""
+    """One stored file: absolute path, recorded sha256, the descriptor's name for it, and for a pickle
+    the sha256 an administrator approved (``artifact_safety`` decides what may be loaded)."""
 
     path: Path
     sha256: str
     name: str
     trusted_types: tuple[str, ...] = ()
+    approved_sha256: str = ""
 
     def read(self) -> bytes:
         """The file's bytes, verified against ``sha256`` (raises ArtifactIntegrityError)."""
@@ -57,6 +74,10 @@ class ArtifactBundle:
     input_scaler: ArtifactFile | None = None
     output_scaler: ArtifactFile | None = None
     probe_row: tuple[float, ...] = ()
+    #: Where a Python version runs (``python.EnvironmentRef``); None is the platform's own interpreter.
+    environment: Any = None
+    #: Packages the descriptor declares that the runtime checks before loading (R packages).
+    packages: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -65,6 +86,16 @@ class ArtifactBundle:
         parts.append(self.input_scaler.sha256 if self.input_scaler else "-")
         parts.append(self.output_scaler.sha256 if self.output_scaler else "-")
         return ":".join(parts)
+
+
+@dataclass(frozen=True)
+class TreeContributions:
+    """Contributions of each input to each row's estimate: ``base + contributions.sum(axis=1) == prediction``."""
+
+    method: str
+    base: float
+    prediction: np.ndarray
+    contributions: np.ndarray
 
 
 class Runtime(Protocol):
@@ -83,53 +114,8 @@ class ArtifactLoadError(Exception):
     """A file that cannot be turned into a model (bad bytes, incompatible pickle, untrusted types)."""
 
 
-T = TypeVar("T")
-
-
-class LRUCache:
-    """A small thread-safe LRU of loaded models, one per process (each web worker keeps its own)."""
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._items: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
-
-    def get_or_load(self, key: str, loader: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            key_lock = self._loading.setdefault(key, threading.Lock())
-        with key_lock:  # one load per key even when several threads miss at once
-            with self._lock:
-                if key in self._items:
-                    self._items.move_to_end(key)
-                    return self._items[key]
-            value = loader()
-            with self._lock:
-                self._items[key] = value
-                self._items.move_to_end(key)
-                while len(self._items) > self.maxsize:
-                    self._items.popitem(last=False)
-                self._loading.pop(key, None)
-            return value
-
-    def discard(self, key: str) -> None:
-        with self._lock:
-            self._items.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __contains__(self, key: str) -> bool:
-        with self._lock:
-            return key in self._items
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
+class PredictFailed(Exception):
+    """A loaded model raised while predicting (its message is the model's), the version stays as it is."""
 
 
 class RRuntime:
@@ -155,7 +141,13 @@ class RRuntime:
     def load_error(self, artifact: ArtifactBundle) -> str | None:
         module = self._module()
         if module is None:
-            return R_UNAVAILABLE
+            return OfflineReason(R_UNAVAILABLE)
+        try:
+            missing = module.get_runtime().missing_packages(artifact.packages)
+        except module.RRuntimeError as exc:
+            return OfflineReason(f"{R_UNAVAILABLE}: {exc}")
+        if missing:
+            return OfflineReason(f"missing R package(s): {', '.join(missing)} (not installed on this server)")
         if artifact.input_scaler or artifact.output_scaler:
             return "scaler files are not supported for R models; scale inside the R model object"
         problem = module.load_error(str(artifact.model.path), artifact.model.sha256)
@@ -206,6 +198,6 @@ def _register_defaults() -> None:
     from .python import PythonRuntime  # noqa: PLC0415
 
     python = PythonRuntime()
-    register_runtime(FLAVOR_SKLEARN_PICKLE, python)
-    register_runtime(FLAVOR_SKLEARN_SKOPS, python)
+    for flavor in PYTHON_FLAVORS:
+        register_runtime(flavor, python)
     register_runtime(FLAVOR_R_RDS, RRuntime())

@@ -7,43 +7,36 @@ JSON line on its stdin, followed for a prediction by the input columns as raw fl
 one JSON line on its stdout (protocol in ``docs/r-runtime.md``).
 
 Each Python process owns at most one worker per :class:`RWorkerRuntime` (the module-level functions use a
-process-wide default runtime). Calls are serialised by a lock, bounded by a timeout (a hung R is killed,
-never waited on forever), and a worker that died is restarted on the next call, which reloads the models
-it needs from their verified files. A forked child (gunicorn, Celery prefork) never talks to its parent's
-worker: it starts its own on first use. The worker is closed at interpreter exit and also exits by itself
-when its stdin closes, so it cannot outlive its Python process.
+process-wide default runtime). The process handling (lock, timeouts, restarts, forks) is shared with the
+Python model runtimes in ``process.py``; the sandbox the worker runs in is ``sandbox.py``.
 
-Defence in depth: before every load the artefact's bytes are hashed while being copied into a private
-temporary directory, and R reads that copy, so the bytes R loads are exactly the bytes that matched the
+Defence in depth: before every load the artefact's bytes are hashed while being copied into the worker's
+private scratch folder, and R reads that copy, so the bytes R loads are exactly the bytes that matched the
 expected sha256 (no window for the file to change between the check and the load).
 
 Loading an R artefact runs R code from the file's author (like a pickle): only trusted uploads
 (modelers, admins) may reach this module.
 """
+
 from __future__ import annotations
 
-import atexit
 import base64
 import hashlib
-import itertools
-import json
 import logging
 import os
 import re
-import select
 import shutil
-import subprocess
-import tempfile
 import threading
-import time
-import weakref
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from . import sandbox
+from .process import CallTimedOut, WorkerDied, WorkerHandle, WorkerProcess, as_list
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +73,6 @@ class RWorkerCrashed(RRuntimeError):
     """The worker died during a call, twice in a row (once is retried after a restart)."""
 
 
-class _WorkerDied(Exception):
-    """Internal: the pipe broke or closed mid-call."""
-
-
-class _CallTimedOut(Exception):
-    """Internal: the deadline passed before the reply."""
-
-
 @dataclass(frozen=True)
 class RModelInfo:
     """What the worker reported about a loaded model."""
@@ -98,189 +83,19 @@ class RModelInfo:
     variables: tuple[str, ...] | None  # input names the model reads, when the model records them
 
 
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-class _Worker:
-    """One ``Rscript`` process and its pipes. Not thread-safe: the runtime's lock guards it."""
-
-    def __init__(self, rscript: str) -> None:
-        self.owner_pid = os.getpid()
-        self.proc = subprocess.Popen(
-            [rscript, "--vanilla", str(WORKER_SCRIPT)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            close_fds=True,
-            bufsize=0,  # raw pipes: no buffered-IO locks to inherit across a fork
-            # Own session: a Ctrl-C or SIGTERM sent to the server's process group does not hit R
-            # mid-call; the worker still exits when its stdin closes.
-            start_new_session=True,
-        )
-        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
-        self._in_fd = self.proc.stdin.fileno()
-        self._out_fd = self.proc.stdout.fileno()
-        os.set_blocking(self._in_fd, False)
-        self._buffer = bytearray()
-        self._ids = itertools.count(1)
-        self.loaded: OrderedDict[str, RModelInfo] = OrderedDict()
-        self.stderr_tail: deque[str] = deque(maxlen=40)
-        self._stderr_thread = threading.Thread(
-            target=self._drain_stderr, name=f"r-worker-stderr-{self.proc.pid}", daemon=True
-        )
-        self._stderr_thread.start()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def _drain_stderr(self) -> None:
-        # R's own output (diverted there by the worker) and messages: kept for error reports and logged.
-        # Draining also keeps a chatty package from filling the pipe and blocking R. Raw os.read on the
-        # fd, never a buffered reader: a buffered reader's internal lock, held by this thread at the
-        # moment a fork happens, would deadlock the child when it closes the inherited pipe.
-        stream = self.proc.stderr
-        fd = stream.fileno()
-        pending = b""
-        try:
-            while chunk := os.read(fd, 65536):
-                *lines, pending = (pending + chunk).split(b"\n")
-                for raw in lines:
-                    line = raw.decode("utf-8", "replace").rstrip()
-                    if line:
-                        self.stderr_tail.append(line)
-                        logger.debug("R worker %s: %s", self.proc.pid, line)
-        except OSError:
-            pass
-        finally:
-            if pending.strip():
-                self.stderr_tail.append(pending.decode("utf-8", "replace").rstrip())
-            stream.close()
-
-    def describe_exit(self) -> str:
-        code = self.proc.poll()
-        status = "still running" if code is None else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
-        tail = " | ".join(list(self.stderr_tail)[-5:])
-        return f"{status}; stderr: {tail}" if tail else status
-
-    def call(self, request: dict[str, Any], *, timeout: float, payload: bytes | None = None) -> dict:
-        """Send one request (a JSON line, then ``payload`` if any) and read its one-line reply."""
-        request_id = next(self._ids)
-        header = {**request, "id": request_id}
-        if payload is not None:
-            header["payload_bytes"] = len(payload)
-        line = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
-        deadline = time.monotonic() + timeout
-        self._write(line + payload if payload else line, deadline)
-        line = self._read_line(deadline)
-        try:
-            reply = json.loads(line)
-        except ValueError as exc:
-            raise _WorkerDied(f"unreadable reply from the R worker: {line[:200]!r}") from exc
-        if not isinstance(reply, dict) or reply.get("id") != request_id:
-            raise _WorkerDied(f"reply out of step with request {request_id}: {line[:200]!r}")
-        for warning in _as_list(reply.get("warnings")):
-            logger.warning("R warning (%s): %s", request.get("op"), warning)
-        return reply
-
-    def _write(self, data: bytes, deadline: float) -> None:
-        view = memoryview(data)
-        poller = select.poll()
-        poller.register(self._in_fd, select.POLLOUT)
-        while view:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _CallTimedOut
-            events = poller.poll(remaining * 1000)
-            if not events:
-                continue
-            if any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events):
-                raise _WorkerDied("the R worker closed its stdin")
-            try:
-                written = os.write(self._in_fd, view)
-            except BlockingIOError:
-                continue
-            except (BrokenPipeError, OSError) as exc:
-                raise _WorkerDied(f"writing to the R worker failed: {exc}") from exc
-            view = view[written:]
-
-    def _read_line(self, deadline: float) -> bytes:
-        poller = select.poll()
-        poller.register(self._out_fd, select.POLLIN)
-        scanned = 0
-        while True:
-            newline = self._buffer.find(b"\n", scanned)
-            if newline >= 0:
-                line = bytes(self._buffer[:newline])
-                del self._buffer[: newline + 1]
-                return line
-            scanned = len(self._buffer)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _CallTimedOut
-            if not poller.poll(remaining * 1000):
-                continue
-            chunk = os.read(self._out_fd, _READ_CHUNK)
-            if not chunk:
-                raise _WorkerDied("the R worker closed its stdout")
-            self._buffer += chunk
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self._reap()
-
-    def quit(self, grace: float = 2.0) -> None:
-        """Ask the worker to exit, and kill it if it does not within ``grace`` seconds."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write(b'{"op":"quit","id":0}\n')
-                self.proc.stdin.flush()
-            except (OSError, ValueError):
-                pass
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self._reap()
-
-    def _reap(self) -> None:
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            logger.error("R worker %s did not exit after SIGKILL", self.proc.pid)
-
-    def abandon_after_fork(self) -> None:
-        """In a forked child: drop the parent's pipes without touching the parent's process."""
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
-        # Make the Popen object forget the process so its finaliser never signals or waits on it.
-        self.proc.returncode = 0
-
-
-_RUNTIMES: weakref.WeakSet[RWorkerRuntime] = weakref.WeakSet()
-
-
-class RWorkerRuntime:
+class RWorkerRuntime(WorkerHandle):
     """Loads and serves R models through one ``Rscript`` worker per Python process.
 
     Thread-safe: one lock serialises calls to the worker (R is single-threaded anyway). Every method
-    raises only :class:`RRuntimeError` subclasses (or ``ValueError`` for malformed arguments).
+    raises only :class:`RRuntimeError` subclasses (or ``ValueError`` for malformed arguments). The worker
+    runs inside the registry's sandbox (``sandbox.py``): no secrets in its environment, rlimits, and under
+    bubblewrap no network and a read-only filesystem except its scratch folder.
     """
+
+    label = "R"
+    unavailable_error = RRuntimeUnavailable
+    timeout_error = RWorkerTimeout
+    crashed_error = RWorkerCrashed
 
     def __init__(
         self,
@@ -294,27 +109,19 @@ class RWorkerRuntime:
     ) -> None:
         if max_models < 1:
             raise ValueError("max_models must be at least 1")
+        super().__init__(call_timeout=call_timeout, start_timeout=start_timeout, restart_backoff=restart_backoff)
         self.rscript = rscript
-        self.call_timeout = float(call_timeout)
         self.load_timeout = float(load_timeout)
-        self.start_timeout = float(start_timeout)
         self.max_models = int(max_models)
-        self.restart_backoff = float(restart_backoff)
-        self._lock = threading.Lock()
-        self._worker: _Worker | None = None
-        self._owner_pid = os.getpid()
-        self._tmpdir: Path | None = None
-        self._failed_start: tuple[float, str] | None = None
-        _RUNTIMES.add(self)
-        atexit.register(self.close)
+        self._scratch: sandbox.Scratch | None = None
 
     # -- public API ---------------------------------------------------------------------------------
 
     def available(self) -> bool:
         """True when ``Rscript`` is on PATH and the worker answers a ping."""
         try:
-            with self._locked(self.start_timeout):
-                self._with_restart(lambda worker: self._ping(worker))
+            with self.locked(self.start_timeout):
+                self.run(lambda worker: self._ping(worker))
             return True
         except RRuntimeError as exc:
             logger.info("R runtime not available: %s", exc)
@@ -324,8 +131,8 @@ class RWorkerRuntime:
         """Verify the artefact's sha256 and load it into the worker (a no-op for R if already loaded)."""
         sha = _normalise_sha(sha256)
         source = Path(path)
-        with self._locked(self.load_timeout):
-            return self._with_restart(lambda worker: self._ensure_loaded(worker, source, sha, reverify=True))
+        with self.locked(self.load_timeout):
+            return self.run(lambda worker: self._ensure_loaded(worker, source, sha, reverify=True))
 
     def load_error(self, path: str | os.PathLike, sha256: str) -> str | None:
         """None when the artefact loads and has a usable predict method; otherwise why not, for people."""
@@ -337,9 +144,22 @@ class RWorkerRuntime:
             return str(exc)
         return None
 
-    def predict(
-        self, path: str | os.PathLike, sha256: str, X: np.ndarray, feature_names: Sequence[str]
-    ) -> np.ndarray:
+    def missing_packages(self, names: Sequence[str]) -> list[str]:
+        """The R packages among ``names`` that are not installed where the worker runs."""
+        wanted = [str(name) for name in names if str(name).strip()]
+        if not wanted:
+            return []
+
+        def ask(worker: WorkerProcess) -> list[str]:
+            reply = self._call(worker, {"op": "packages", "names": wanted}, timeout=self.call_timeout)
+            if not reply.get("ok"):
+                raise RModelError(f"R could not check packages: {reply.get('error', 'unknown error')}")
+            return [str(name) for name in as_list(reply.get("missing"))]
+
+        with self.locked(self.call_timeout):
+            return self.run(ask)
+
+    def predict(self, path: str | os.PathLike, sha256: str, X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
         """Predict every row of ``X`` in one worker call; columns are matched to the model by name.
 
         ``X`` is 2-D (rows × features) in the order of ``feature_names``; NaN is passed to R as NA.
@@ -351,7 +171,7 @@ class RWorkerRuntime:
         payload = _columns_payload(matrix)
         rows = matrix.shape[0]
 
-        def run(worker: _Worker) -> np.ndarray:
+        def run(worker: WorkerProcess) -> np.ndarray:
             info = self._ensure_loaded(worker, source, sha, reverify=False)
             if info.variables is not None:
                 missing = [name for name in info.variables if name not in names]
@@ -372,135 +192,69 @@ class RWorkerRuntime:
                 raise RModelError(f"R returned {predictions.size} predictions for {rows} rows")
             return predictions
 
-        with self._locked(self.call_timeout):
-            return self._with_restart(run)
+        with self.locked(self.call_timeout):
+            return self.run(run)
 
     def unload(self, sha256: str) -> None:
         """Drop a model from the worker (e.g. when its version is deleted)."""
         sha = _normalise_sha(sha256)
-        with self._locked(self.call_timeout):
-            worker = self._worker
-            if worker is None or not worker.alive() or sha not in worker.loaded:
+        with self.locked(self.call_timeout):
+            worker = self.current()
+            if worker is None or sha not in _loaded(worker):
                 return
             try:
                 self._unload(worker, sha)
-            except (_WorkerDied, _CallTimedOut):
-                self._discard(worker)  # the model is gone with the worker, which is what was asked
+            except (WorkerDied, CallTimedOut):
+                self.discard(worker)  # the model is gone with the worker, which is what was asked
 
-    @property
-    def worker_pid(self) -> int | None:
-        """The worker's process id, or None when no worker runs (for monitoring and tests)."""
-        worker = self._worker
-        return worker.pid if worker is not None and worker.alive() else None
+    # -- WorkerHandle hooks -------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop the worker and remove the private temporary directory. Safe to call twice."""
-        if os.getpid() != self._owner_pid:
-            return
-        acquired = self._lock.acquire(timeout=5)
+    def launch(self) -> WorkerProcess:
+        rscript = shutil.which(self.rscript)
+        if rscript is None:
+            raise RRuntimeUnavailable(UNAVAILABLE_MESSAGE)
+        if self._scratch is None or not self._scratch.path.is_dir():
+            self._scratch = sandbox.Scratch.create("r")
+        command = sandbox.command(
+            [rscript, "--vanilla", str(WORKER_SCRIPT)],
+            scratch=self._scratch.path,
+            read_only=[WORKER_SCRIPT.parent, *_r_read_only()],
+        )
         try:
-            if self._worker is not None:
-                self._worker.quit()
-                self._worker = None
-            if self._tmpdir is not None:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
-                self._tmpdir = None
-        finally:
-            if acquired:
-                self._lock.release()
+            return WorkerProcess(command.argv, env=command.env, cwd=command.cwd, label="R")
+        except OSError as exc:
+            raise RRuntimeUnavailable(f"{UNAVAILABLE_MESSAGE}: cannot start {rscript}: {exc}") from None
+
+    def unavailable_prefix(self) -> str:
+        return UNAVAILABLE_MESSAGE
+
+    def on_close(self) -> None:
+        if self._scratch is not None:
+            self._scratch.remove()
+            self._scratch = None
+
+    def after_fork(self) -> None:
+        self._scratch = None  # the parent's folder; the child makes its own on first use
 
     # -- internals ----------------------------------------------------------------------------------
 
-    def _locked(self, timeout: float) -> _Held:
-        if os.getpid() != self._owner_pid:
-            self._reset_after_fork()
-        return _Held(self._lock, timeout)
+    def _call(self, worker: WorkerProcess, request: dict, *, timeout: float, payload: bytes | None = None) -> dict:
+        reply, _ = worker.call(request, timeout=timeout, payload=payload)
+        return reply
 
-    def _reset_after_fork(self) -> None:
-        # Called in a forked child: the worker, its pipes and the temporary directory belong to the parent.
-        self._lock = threading.Lock()
-        if self._worker is not None:
-            self._worker.abandon_after_fork()
-        self._worker = None
-        self._tmpdir = None
-        self._failed_start = None
-        self._owner_pid = os.getpid()
-
-    def _with_restart(self, operation):
-        """Run ``operation(worker)``; if the worker dies during it, restart once and run it again."""
-        for attempt in (1, 2):
-            worker = self._ensure_worker()
-            try:
-                return operation(worker)
-            except _WorkerDied as exc:
-                detail = f"{exc} ({worker.describe_exit()})"
-                self._discard(worker)
-                if attempt == 2:
-                    raise RWorkerCrashed(f"the R worker died during the call twice: {detail}") from None
-                logger.warning("R worker %s died (%s); restarting and retrying once", worker.pid, detail)
-            except _CallTimedOut:
-                self._discard(worker)
-                raise RWorkerTimeout(
-                    "the R worker did not answer in time; it was stopped and restarts on the next call"
-                ) from None
-        raise AssertionError("unreachable")
-
-    def _ensure_worker(self) -> _Worker:
-        worker = self._worker
-        if worker is not None:
-            if worker.alive():
-                return worker
-            logger.warning("R worker %s is gone (%s); starting a new one", worker.pid, worker.describe_exit())
-            self._discard(worker)
-        if self._failed_start is not None:
-            failed_at, reason = self._failed_start
-            if time.monotonic() - failed_at < self.restart_backoff:
-                raise RRuntimeUnavailable(reason)
-        rscript = shutil.which(self.rscript)
-        if rscript is None:
-            self._failed_start = (time.monotonic(), UNAVAILABLE_MESSAGE)
-            raise RRuntimeUnavailable(UNAVAILABLE_MESSAGE)
-        try:
-            worker = _Worker(rscript)
-        except OSError as exc:
-            reason = f"{UNAVAILABLE_MESSAGE}: cannot start {rscript}: {exc}"
-            self._failed_start = (time.monotonic(), reason)
-            raise RRuntimeUnavailable(reason) from None
-        try:
-            reply = worker.call({"op": "ping"}, timeout=self.start_timeout)
-            if not reply.get("ok"):
-                raise _WorkerDied(str(reply.get("error")))
-        except (_WorkerDied, _CallTimedOut) as exc:
-            worker.kill()
-            detail = str(exc) or "no answer in time"
-            reason = f"{UNAVAILABLE_MESSAGE}: the R worker did not start ({detail}; {worker.describe_exit()})"
-            self._failed_start = (time.monotonic(), reason)
-            raise RRuntimeUnavailable(reason) from None
-        logger.info("R worker %s started (R %s)", worker.pid, reply.get("r_version"))
-        self._failed_start = None
-        self._worker = worker
-        return worker
-
-    def _discard(self, worker: _Worker) -> None:
-        worker.kill()
-        if self._worker is worker:
-            self._worker = None
-
-    def _call(self, worker: _Worker, request: dict, *, timeout: float, payload: bytes | None = None) -> dict:
-        return worker.call(request, timeout=timeout, payload=payload)
-
-    def _ping(self, worker: _Worker) -> dict:
+    def _ping(self, worker: WorkerProcess) -> dict:
         reply = self._call(worker, {"op": "ping"}, timeout=self.start_timeout)
         if not reply.get("ok"):
             raise RRuntimeUnavailable(f"{UNAVAILABLE_MESSAGE}: ping failed: {reply.get('error')}")
         return reply
 
-    def _ensure_loaded(self, worker: _Worker, source: Path, sha: str, *, reverify: bool) -> RModelInfo:
-        info = worker.loaded.get(sha)
+    def _ensure_loaded(self, worker: WorkerProcess, source: Path, sha: str, *, reverify: bool) -> RModelInfo:
+        loaded = _loaded(worker)
+        info = loaded.get(sha)
         if info is not None:
             if reverify:
                 _verify_file(source, sha)
-            worker.loaded.move_to_end(sha)
+            loaded.move_to_end(sha)
             return info
         copy = self._verified_copy(source, sha)
         try:
@@ -512,31 +266,34 @@ class RWorkerRuntime:
         variables = reply.get("variables")
         info = RModelInfo(
             sha256=sha,
-            classes=tuple(_as_list(reply.get("class"))),
+            classes=tuple(as_list(reply.get("class"))),
             format=str(reply.get("format")),
-            variables=None if variables is None else tuple(_as_list(variables)),
+            variables=None if variables is None else tuple(as_list(variables)),
         )
-        worker.loaded[sha] = info
-        while len(worker.loaded) > self.max_models:
-            oldest = next(iter(worker.loaded))
+        loaded[sha] = info
+        while len(loaded) > self.max_models:
+            oldest = next(iter(loaded))
             self._unload(worker, oldest)
         return info
 
-    def _unload(self, worker: _Worker, sha: str) -> None:
-        worker.loaded.pop(sha, None)
+    def _unload(self, worker: WorkerProcess, sha: str) -> None:
+        _loaded(worker).pop(sha, None)
         reply = self._call(worker, {"op": "unload", "key": sha}, timeout=self.call_timeout)
         if not reply.get("ok"):
             logger.warning("R worker could not unload %s: %s", sha, reply.get("error"))
 
     def _verified_copy(self, source: Path, sha: str) -> Path:
-        """Copy ``source`` into the private directory while hashing it; refuse it unless the hash matches."""
-        if self._tmpdir is None or not self._tmpdir.is_dir():
-            self._tmpdir = Path(tempfile.mkdtemp(prefix="stamm-r-runtime-"))
-        target = self._tmpdir / f"{sha}{source.suffix.lower()}"
+        """Copy ``source`` into the worker's scratch folder while hashing it; refuse it unless the hash matches.
+
+        The worker reads that copy, so the bytes R deserialises are exactly the bytes that matched.
+        """
+        if self._scratch is None or not self._scratch.path.is_dir():
+            self._scratch = sandbox.Scratch.create("r")
+        target = self._scratch.path / f"{sha}{source.suffix.lower()}"
         digest = hashlib.sha256()
         try:
             with source.open("rb") as reader, open(target, "wb") as writer:
-                os.chmod(target, 0o600)
+                os.chmod(target, 0o644)  # readable by the sandboxed worker, in a 0700 folder
                 while chunk := reader.read(_READ_CHUNK):
                     digest.update(chunk)
                     writer.write(chunk)
@@ -553,27 +310,14 @@ class RWorkerRuntime:
         return target
 
 
-class _Held:
-    """``with`` a lock acquired within a timeout, so a caller never waits forever behind a slow call."""
-
-    def __init__(self, lock: threading.Lock, timeout: float) -> None:
-        self._lock = lock
-        self._timeout = timeout
-
-    def __enter__(self) -> None:
-        if not self._lock.acquire(timeout=self._timeout):
-            raise RWorkerTimeout(f"the R worker stayed busy for more than {self._timeout:g} s")
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._lock.release()
+def _loaded(worker: WorkerProcess) -> OrderedDict[str, RModelInfo]:
+    """The models loaded in this worker process (least recently used first)."""
+    return worker.state.setdefault("loaded", OrderedDict())
 
 
-def _after_fork_in_child() -> None:
-    for runtime in list(_RUNTIMES):
-        runtime._reset_after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def _r_read_only() -> list[Path]:
+    """What R needs to see besides /usr: its configuration (Debian keeps R_HOME/etc in /etc/R)."""
+    return [path for path in (Path("/etc/R"),) if path.exists()]
 
 
 def _normalise_sha(sha256: str) -> str:

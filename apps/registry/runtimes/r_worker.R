@@ -279,6 +279,11 @@ handle <- function(line, con) {
         ),
         load = op_load(req),
         predict = op_predict(req, payload),
+        packages = {
+          wanted <- as.character(unlist(req[["names"]]))
+          installed <- vapply(wanted, function(p) nzchar(system.file(package = p)), logical(1), USE.NAMES = FALSE)
+          list(missing = I(wanted[!installed]))
+        },
         quit = {
           .quit <<- TRUE
           list()

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from ..descriptors import dump_yaml
+from ..yaml_io import dump_yaml
 
 register = template.Library()
 
