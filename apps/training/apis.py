@@ -13,8 +13,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.common.errors import NotFound
+from apps.audit.serializers import SignatureInputSerializer, signature_input
 from apps.common.permissions import capability
+from apps.orchestrator.selectors import bias_corrections, deployment_get
+from apps.orchestrator.services import bias_correction_apply
 
 from . import selectors, services
 from .models import TrainingRun
@@ -51,6 +53,12 @@ class CandidateOutput(serializers.Serializer):
     passed = serializers.BooleanField(allow_null=True)
     version = serializers.IntegerField(source="version.number", default=None)
     version_status = serializers.CharField(source="version.status", default=None)
+    version_sha256 = serializers.SerializerMethodField(help_text="What a signature on the candidate binds to.")
+
+    def get_version_sha256(self, candidate: Any) -> str | None:
+        from apps.registry.selectors import version_sha256  # noqa: PLC0415
+
+        return version_sha256(candidate.version) if candidate.version_id else None
 
 
 class RunSummaryOutput(serializers.Serializer):
@@ -69,6 +77,8 @@ class RunSummaryOutput(serializers.Serializer):
     best_candidate = serializers.CharField(source="best_candidate.learner", default=None)
     promoted_version = serializers.IntegerField(source="promoted_version.number", default=None)
     alias = serializers.SerializerMethodField()
+    trigger = serializers.CharField()
+    plan = serializers.CharField(source="plan.name", default=None)
 
     def get_alias(self, run: TrainingRun) -> str:
         return run.config.get("alias", "")
@@ -78,8 +88,9 @@ class RunDetailOutput(RunSummaryOutput):
     config = serializers.JSONField()
     dataset = serializers.JSONField()
     baselines = serializers.JSONField()
-    approved_by = serializers.CharField(source="approved_by.username", default=None)
+    approved_by = serializers.CharField(source="approved_by.username", default=None, allow_null=True)
     approved_at = serializers.DateTimeField(allow_null=True)
+    trigger_detail = serializers.JSONField()
     steps = StepOutput(many=True)
     candidates = CandidateOutput(many=True)
 
@@ -145,6 +156,9 @@ class TrainingRunDetailApi(APIView):
 
 
 class TrainingRunApproveApi(APIView):
+    """Approve a waiting promotion. A signed alias (``production``) needs ``signature`` (the approver's password,
+    meaning ``approved``, the candidate version's sha256); a refusal is a 403 ``signature_refused``."""
+
     permission_classes = [CanTrain]
 
     class InputSerializer(serializers.Serializer):
@@ -152,18 +166,24 @@ class TrainingRunApproveApi(APIView):
             ref_name = "TrainingRunApproveInput"
 
         note = serializers.CharField(required=False, allow_blank=True)
+        signature = SignatureInputSerializer(required=False)
 
     @extend_schema(operation_id="training_run_approve", request=InputSerializer, responses=RunDetailOutput)
     def post(self, request: Request, run_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = selectors.run_get(run_id=run_id)
-        services.training_run_approve(run=run, user=request.user, note=serializer.validated_data.get("note", ""))
+        services.training_run_approve(
+            run=run,
+            user=request.user,
+            note=serializer.validated_data.get("note", ""),
+            signature=signature_input(serializer.validated_data.get("signature")),
+        )
         return Response(RunDetailOutput(selectors.run_get(run_id=run_id)).data)
 
 
 class TrainingRunPromoteApi(APIView):
-    """Move an alias (``production`` on request) to a passing candidate, with the reason recorded."""
+    """Move an alias to a passing candidate, with the reason recorded; a signed alias needs ``signature``."""
 
     permission_classes = [CanTrain]
 
@@ -174,6 +194,7 @@ class TrainingRunPromoteApi(APIView):
         alias = serializers.SlugField()
         learner = serializers.CharField(required=False, allow_blank=True)
         reason = serializers.CharField(required=False, allow_blank=True)
+        signature = SignatureInputSerializer(required=False)
 
     @extend_schema(operation_id="training_run_promote", request=InputSerializer, responses=RunDetailOutput)
     def post(self, request: Request, run_id: int) -> Response:
@@ -187,6 +208,7 @@ class TrainingRunPromoteApi(APIView):
             alias=data["alias"],
             learner=data.get("learner") or None,
             reason=data.get("reason", ""),
+            signature=signature_input(data.get("signature")),
         )
         return Response(RunDetailOutput(selectors.run_get(run_id=run_id)).data)
 
@@ -242,12 +264,7 @@ class BiasCorrectionOutput(serializers.Serializer):
 
 
 def _deployment(deployment_id: int) -> Any:
-    from apps.orchestrator.models import Deployment  # noqa: PLC0415
-
-    try:
-        return Deployment.objects.select_related("soft_sensor__project").get(pk=deployment_id)
-    except Deployment.DoesNotExist:
-        raise NotFound(f"deployment {deployment_id} does not exist") from None
+    return deployment_get(deployment_id=deployment_id)
 
 
 class BiasCorrectionListApi(APIView):
@@ -259,9 +276,7 @@ class BiasCorrectionListApi(APIView):
     )
     def get(self, request: Request, deployment_id: int) -> Response:
         deployment = _deployment(deployment_id)
-        return Response(
-            {"results": BiasCorrectionOutput(selectors.bias_corrections(deployment=deployment), many=True).data}
-        )
+        return Response({"results": BiasCorrectionOutput(bias_corrections(deployment=deployment), many=True).data})
 
 
 class BiasCorrectionConfigureApi(APIView):
@@ -314,4 +329,4 @@ class BiasCorrectionApplyApi(APIView):
         ),
     )
     def post(self, request: Request, deployment_id: int) -> Response:
-        return Response(services.bias_correction_apply(deployment=_deployment(deployment_id)))
+        return Response(bias_correction_apply(deployment=_deployment(deployment_id)))

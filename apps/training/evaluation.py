@@ -3,6 +3,9 @@
 Metrics: RMSE, MAE, R² and bias (mean of prediction − truth: positive means the model over-estimates),
 overall and per process phase when the project defines phases on batch age.
 
+What is judged is the estimator **as deployed**: the model plus its lab bias update, scored on the holdout
+through the platform's one scoring path (``apps.orchestrator.scoring``), beside the raw model.
+
 Baselines, both computed on the same holdout rows as the candidates:
 - the training mean: a constant, what any model must beat to be worth anything;
 - delayed-lab persistence: at each time, the last lab value whose result was already known, i.e. sampled
@@ -19,6 +22,19 @@ from typing import Any
 import numpy as np
 
 NS_PER_HOUR = 3600 * 1_000_000_000
+
+#: The IndPenSim variables a real plant measures online (IndPenSim also simulates substrate and biomass, which
+#: a plant only knows from the lab): the inputs of the demo and of the tests' soft sensors.
+INDPENSIM_ONLINE_INPUTS: tuple[str, ...] = (
+    "temperature",
+    "sugar_feed_rate",
+    "aeration_rate",
+    "dissolved_oxygen_concentration",
+    "ph",
+    "vessel_volume",
+    "co2_percent_in_off_gas",
+    "oxygen_in_percent_in_off_gas",
+)
 
 #: IndPenSim's four growth phases (Goldrick et al.), on batch age in hours.
 INDPENSIM_PHASES: tuple[dict[str, Any], ...] = (
@@ -95,45 +111,53 @@ def persistence_predictions(
     return out
 
 
-def baseline_report(
-    *,
-    y_true: np.ndarray,
-    train_mean: float,
-    persistence: np.ndarray,
-    batch_age_h: np.ndarray,
-    phases: Sequence[Mapping[str, Any]],
-    lab_delay_ns: int,
+def _with_phases(
+    y_true: np.ndarray, y_pred: np.ndarray, batch_age_h: np.ndarray, phases: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """Metrics of both baselines on the holdout (persistence on the rows where it has a value)."""
-    mean_pred = np.full(y_true.shape[0], float(train_mean))
-    covered = np.isfinite(persistence)
-    return {
-        "training_mean": {
-            "value": _round(train_mean),
-            "overall": metrics(y_true, mean_pred),
-            "phases": metrics_by_phase(y_true, mean_pred, batch_age_h, phases) if phases else {},
-        },
-        "persistence": {
-            "lab_delay_hours": round(lab_delay_ns / NS_PER_HOUR, 4),
-            "coverage": {"rows": int(covered.sum()), "of": int(y_true.shape[0])},
-            "overall": metrics(y_true, persistence),
-            "phases": metrics_by_phase(y_true, persistence, batch_age_h, phases) if phases else {},
-        },
-    }
-
-
-def candidate_report(
-    *,
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    persistence: np.ndarray,
-    batch_age_h: np.ndarray,
-    phases: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    """A candidate's holdout metrics, plus its metrics on exactly the rows persistence covers."""
-    covered = np.isfinite(persistence)
     return {
         "overall": metrics(y_true, y_pred),
         "phases": metrics_by_phase(y_true, y_pred, batch_age_h, phases) if phases else {},
-        "on_persistence_rows": metrics(y_true[covered], y_pred[covered]),
+    }
+
+
+def estimator_report(
+    *,
+    y_true: np.ndarray,
+    raw: np.ndarray,
+    corrected: np.ndarray,
+    persistence: np.ndarray,
+    train_mean: float,
+    batch_age_h: np.ndarray,
+    phases: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """How an estimator did on the holdout rows it scored, raw and as deployed, beside both baselines.
+
+    ``raw`` and ``corrected`` are NaN on rows the estimator did not score (an input missing or stale, as in
+    the plant). Every figure is computed on the rows scored; the comparison with persistence uses exactly
+    the rows where both the estimator and persistence have a value (``on_persistence_rows``), and
+    ``beats_persistence`` compares the estimator **as deployed** (with its bias update) there.
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    raw, corrected = np.asarray(raw, dtype=float), np.asarray(corrected, dtype=float)
+    persistence = np.asarray(persistence, dtype=float)
+    scored = np.isfinite(raw) & np.isfinite(y_true)
+    both = scored & np.isfinite(persistence)
+    y, age = y_true[scored], batch_age_h[scored]
+    mean_pred = np.full(y.shape[0], float(train_mean))
+    deployed_rmse = metrics(y_true[both], corrected[both])["rmse"]
+    persistence_rmse = metrics(y_true[both], persistence[both])["rmse"]
+    return {
+        "rows": {"holdout": int(y_true.shape[0]), "scored": int(scored.sum()), "with_persistence": int(both.sum())},
+        "raw": _with_phases(y, raw[scored], age, phases),
+        "as_deployed": _with_phases(y, corrected[scored], age, phases),
+        "training_mean": {"value": _round(train_mean), **_with_phases(y, mean_pred, age, phases)},
+        "persistence": _with_phases(y_true[both], persistence[both], batch_age_h[both], phases),
+        "on_persistence_rows": {
+            "raw": metrics(y_true[both], raw[both]),
+            "as_deployed": metrics(y_true[both], corrected[both]),
+            "persistence": metrics(y_true[both], persistence[both]),
+        },
+        "beats_persistence": None
+        if deployed_rmse is None or persistence_rmse is None
+        else bool(deployed_rmse < persistence_rmse),
     }

@@ -1,10 +1,11 @@
 """Promotion gates: what a candidate must show on the holdout before an alias may point at it.
 
-Gates come from the run's configuration:
+Every gate judges the estimator **as deployed** (the model plus its lab bias update, scored through the
+platform's scoring path), because that is what runs in the plant. Gates come from the run's configuration:
 - ``r2_min``: holdout R² at least this (None: not checked);
-- ``beats_persistence``: lower RMSE than delayed-lab persistence on the rows where persistence has a value;
-- ``not_worse_than_production``: RMSE not above the current ``production`` version's on the same holdout
-  rows, times (1 + ``production_tolerance``).
+- ``beats_persistence``: lower RMSE than delayed-lab persistence on the rows where both have a value;
+- ``not_worse_than_production``: RMSE not above the current ``production`` estimator's on the holdout rows
+  both scored, times (1 + ``production_tolerance``).
 
 Each verdict says whether it passed and by how much (``margin`` > 0 means room to spare, < 0 the shortfall).
 ``passed`` is None when a gate could not be evaluated (no lab samples, no production version able to
@@ -69,16 +70,16 @@ def gate_verdicts(
     *,
     gates: Mapping[str, Any],
     candidate: Mapping[str, Any],
-    baselines: Mapping[str, Any],
     production: Mapping[str, Any] | None,
 ) -> list[dict[str, Any]]:
-    """One verdict per configured gate for a candidate's metrics (see ``evaluation.candidate_report``).
+    """One verdict per configured gate for a candidate's report (``evaluation.estimator_report``), judging
+    the estimator as deployed: the model with its bias update.
 
     ``production`` is ``{"version": n, "rmse": x, "candidate_rmse": y, "rows": k}`` when the production
     version scored the holdout, ``{"version": n, "error": "..."}`` when it could not, None when there is none.
     """
     verdicts = []
-    r2 = candidate["overall"].get("r2")
+    r2 = candidate["as_deployed"]["overall"].get("r2")
     if gates.get("r2_min") is not None:
         threshold = float(gates["r2_min"])
         if r2 is None:
@@ -97,8 +98,9 @@ def gate_verdicts(
             )
             verdicts.append(_verdict("r2_min", passed, message, value=r2, threshold=threshold, margin=round(margin, 6)))
     if gates.get("beats_persistence"):
-        persistence = baselines.get("persistence", {}).get("overall", {})
-        ours = candidate.get("on_persistence_rows", {})
+        same_rows = candidate.get("on_persistence_rows") or {}
+        persistence = same_rows.get("persistence") or {}
+        ours = same_rows.get("as_deployed") or {}
         if not persistence.get("n") or persistence.get("rmse") is None or ours.get("rmse") is None:
             verdicts.append(_verdict("beats_persistence", None, "not evaluated: no lab result is known on the holdout"))
         else:
@@ -106,9 +108,11 @@ def gate_verdicts(
             margin = p - c
             passed = c < p
             message = (
-                f"RMSE {c:.4f} < persistence {p:.4f} on {persistence['n']} rows (better by {margin:.4f})"
+                f"RMSE as deployed {c:.4f} < persistence {p:.4f} on {persistence['n']} rows"
+                f" (better by {margin:.4f})"
                 if passed
-                else f"RMSE {c:.4f} ≥ persistence {p:.4f} on {persistence['n']} rows: worse by {-margin:.4f}"
+                else f"RMSE as deployed {c:.4f} ≥ persistence {p:.4f} on {persistence['n']} rows:"
+                f" worse by {-margin:.4f}"
             )
             verdicts.append(
                 _verdict("beats_persistence", passed, message, value=c, threshold=p, margin=round(margin, 6))

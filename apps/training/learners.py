@@ -361,9 +361,9 @@ def load_fitted(key: str, data: bytes, features: Sequence[str]) -> Callable[[np.
         path.write_bytes(data)
         names = list(features)
         return lambda Z: np.asarray(r_runtime.predict(path, sha, Z, names), dtype=float).ravel()
-    import skops.io as sio  # noqa: PLC0415
+    from apps.registry.artifact_safety import skops_loads  # noqa: PLC0415 - the registry's loading rules
 
-    estimator = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    estimator = skops_loads(data, f"{key} model")
     return _predict_with(estimator)
 
 

@@ -9,11 +9,11 @@ from django.db.models import Prefetch, QuerySet
 from apps.common.errors import NotFound
 
 from .learners import LEARNERS, r_learners_available
-from .models import BiasCorrection, Candidate, TrainingRun, TrainingStep
+from .models import Candidate, PromotionRequest, RequestStatus, TrainingPlan, TrainingRun, TrainingStep
 
 
 def run_list(*, project: Any = None) -> QuerySet[TrainingRun]:
-    queryset = TrainingRun.objects.select_related("project", "created_by", "best_candidate", "promoted_version")
+    queryset = TrainingRun.objects.select_related("project", "created_by", "best_candidate", "promoted_version", "plan")
     if project is not None:
         queryset = queryset.filter(project=project)
     return queryset.order_by("-created_at", "-id")
@@ -84,5 +84,44 @@ def project_options(*, project: Any) -> dict[str, Any]:
     }
 
 
-def bias_corrections(*, deployment: Any) -> QuerySet[BiasCorrection]:
-    return BiasCorrection.objects.filter(deployment=deployment).select_related("created_by").order_by("-number")
+# ---------------------------------------------------------------------------------------------- plans
+
+
+def plan_list() -> QuerySet[TrainingPlan]:
+    return TrainingPlan.objects.select_related("project", "deployment", "created_by", "periodic_task").order_by("name")
+
+
+def plan_get(*, plan_id: int | str) -> TrainingPlan:
+    """By id or by name."""
+    queryset = plan_list()
+    plan = queryset.filter(pk=int(plan_id)).first() if str(plan_id).isdigit() else queryset.filter(name=plan_id).first()
+    if plan is None:
+        raise NotFound(f"training plan {plan_id} does not exist", details={"plan": str(plan_id)})
+    return plan
+
+
+def plan_runs(*, plan: TrainingPlan, limit: int = 25) -> list[TrainingRun]:
+    return list(run_list().filter(plan=plan)[:limit])
+
+
+# ----------------------------------------------------------------------------------- promotion requests
+
+
+def promotion_request_list(*, status: str | None = None) -> QuerySet[PromotionRequest]:
+    queryset = PromotionRequest.objects.select_related(
+        "champion", "challenger", "soft_sensor__project", "version", "decided_by", "proposed_by"
+    )
+    if status:
+        if status not in RequestStatus.values:
+            from apps.common.errors import ValidationFailed  # noqa: PLC0415
+
+            raise ValidationFailed(f"status: one of {', '.join(RequestStatus.values)}", details={"status": status})
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("-created_at", "-id")
+
+
+def promotion_request_get(*, request_id: int) -> PromotionRequest:
+    found = promotion_request_list().filter(pk=request_id).first()
+    if found is None:
+        raise NotFound(f"promotion request {request_id} does not exist", details={"request": request_id})
+    return found

@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from apps.dashboard.access import capability_required
-from apps.registry.selectors import project_list
+from apps.common.pages import capability_required
+from apps.registry.selectors import project_list, signing_policy_of
 
 from . import selectors
 from .gates import DEFAULT_GATES
@@ -27,6 +27,7 @@ def train_page(request: HttpRequest) -> HttpResponse:
             "runs": list(selectors.run_list()[:25]),
             "learners": selectors.learner_options(),
             "gates": DEFAULT_GATES,
+            "pending_proposals": selectors.promotion_request_list(status="pending").count(),
         },
     )
 
@@ -34,4 +35,7 @@ def train_page(request: HttpRequest) -> HttpResponse:
 @capability_required("train_models", role="modeler")
 def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get(run_id=run_id)
-    return render(request, "training/run.html", {"run": run, "awaiting": RunStatus.AWAITING_APPROVAL})
+    signed = signing_policy_of(project=run.project).aliases
+    return render(
+        request, "training/run.html", {"run": run, "awaiting": RunStatus.AWAITING_APPROVAL, "signed_aliases": signed}
+    )

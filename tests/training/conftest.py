@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from apps.training.evaluation import INDPENSIM_PHASES
+from apps.training.evaluation import INDPENSIM_ONLINE_INPUTS, INDPENSIM_PHASES
 
 PROJECT_ID = "P0001"
 PROJECT = "penicillin"
@@ -16,16 +16,7 @@ TARGET = "penicillin_concentration"
 BATCHES = (92, 93, 96, 98)
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 #: Eight online inputs (plus batch age, added by the run): measured here at R² 0.97 on batch 98.
-EIGHT = [
-    "temperature",
-    "sugar_feed_rate",
-    "aeration_rate",
-    "dissolved_oxygen_concentration",
-    "ph",
-    "vessel_volume",
-    "co2_percent_in_off_gas",
-    "oxygen_in_percent_in_off_gas",
-]
+EIGHT = list(INDPENSIM_ONLINE_INPUTS)
 
 
 def ingest_batches(indpensim_dir, numbers=BATCHES, *, project: str = PROJECT, device: str = DEVICE) -> None:

@@ -82,7 +82,7 @@ def test_progress_json_and_promote_on_request(
     assert {s["name"]: s["status"] for s in detail["steps"]}["promote"] == "waiting"
     (candidate,) = detail["candidates"]
     assert candidate["passed"] is True and candidate["version"] == 1
-    assert candidate["metrics"]["overall"]["r2"] >= 0.95
+    assert candidate["metrics"]["as_deployed"]["overall"]["r2"] >= 0.95
     assert {g["gate"] for g in candidate["gates"]} == {"r2_min", "not_worse_than_production"}
     listing = client.get(reverse("api:training-run-list")).json()["results"]
     assert [r["id"] for r in listing] == [run_id]
@@ -93,9 +93,17 @@ def test_progress_json_and_promote_on_request(
         .status_code
         == 403
     )
-    promoted = client.post(
+    # production needs the mover's electronic signature, bound to the candidate version's sha256.
+    unsigned = client.post(
         reverse("api:training-run-promote", args=[run_id]),
         {"alias": "production", "reason": "validated by the lab on batch 98"},
+        format="json",
+    )
+    assert unsigned.status_code == 403 and unsigned.json()["error"]["code"] == "signature_refused"
+    signature = {"password": "correct-horse-battery", "meaning": "approved", "sha256": candidate["version_sha256"]}
+    promoted = client.post(
+        reverse("api:training-run-promote", args=[run_id]),
+        {"alias": "production", "reason": "validated by the lab on batch 98", "signature": signature},
         format="json",
     )
     assert promoted.status_code == 200, promoted.content
@@ -143,13 +151,13 @@ def test_a_broker_outage_fails_the_run_with_the_reason_instead_of_a_500(
 ):
     from kombu.exceptions import OperationalError
 
-    from apps.training import tasks
+    from apps.training.services import runs
 
     class Down:
         def apply_async(self, *args, **kwargs):
             raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks, "workflow_signature", lambda run_id: Down())
+    monkeypatch.setattr(runs, "workflow_signature", lambda run: Down())
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client_for("modeler").post(reverse(START), body(), format="json")
     assert response.status_code == 202

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from django.urls import reverse
 
+from apps.orchestrator.models import BiasCorrection
+from apps.orchestrator.services import bias_correction_apply
 from apps.training import services
 from apps.training.evaluation import metrics
-from apps.training.models import BiasCorrection
 from apps.tsdb import selectors as tsdb
 from apps.tsdb.services import points_ingest
 from apps.tsdb.types import Collection, PointBatch, SeriesFilter, SeriesKey, from_ns, to_ns
@@ -27,7 +28,7 @@ H = 3600 * 1_000_000_000
 def deployed(project, role_users):
     """A trained random forest (inline run, alias production) with a deployment and its predictions of batch 98."""
     from apps.orchestrator.services import deployment_create
-    from apps.registry.serving import predict_matrix
+    from tests.predicting import predict_matrix
 
     run = services.training_run_create(
         user=role_users["modeler"],
@@ -35,6 +36,11 @@ def deployed(project, role_users):
         data=run_config(gates={"r2_min": 0.9, "beats_persistence": False}, alias="production"),
     )
     run = services.training_run_execute_inline(run_id=run.pk)
+    from tests.signing import signature_for, signer
+
+    # production waits for an electronic signature: a second modeler signs it.
+    candidate = run.candidates.get(pk=run.best_candidate_id)
+    run = services.training_run_approve(run=run, user=signer(), signature=signature_for(candidate.version))
     version = run.promoted_version
     deployment = deployment_create(
         user=role_users["modeler"],
@@ -82,15 +88,18 @@ def _stored(key, times):
 
 def test_bias_correction_helps_on_batch_98_and_keeps_the_raw_output(deployed, role_users):
     deployment, key, times, predicted, truth = deployed
-    with pytest.raises(Exception, match="no bias correction configured"):
-        services.bias_correction_apply(deployment=deployment)
+    # Without a configuration of its own the deployment runs the bias update its version was evaluated with.
+    trained = bias_correction_apply(deployment=deployment)
+    assert trained["applied"] and trained["source"] == "trained with the version" and trained["version"] is None
+    (series,) = trained["series"].values()
+    assert series["used"] == 21 and series["bias"] > 0
     config = services.bias_correction_configure(
         deployment=deployment,
         user=role_users["modeler"],
         data={"alpha": 0.5, "max_lab_age_seconds": 8 * 3600, "lab_min": 0, "lab_max": 60, "reason": "lab every 12 h"},
     )
     assert config.number == 1 and config.lab_delay_seconds == 4 * 3600  # the project's lab delay
-    result = services.bias_correction_apply(deployment=deployment)
+    result = bias_correction_apply(deployment=deployment)
     assert result["applied"] and result["points"] == len(times)
     stored = _stored(key, times)
     np.testing.assert_allclose(stored.values, predicted)  # raw model output untouched
@@ -106,7 +115,7 @@ def test_bias_correction_helps_on_batch_98_and_keeps_the_raw_output(deployed, ro
     np.testing.assert_allclose(corrected[early], predicted[early])
     # Idempotent: applying again rewrites the same values and adds no point.
     count = tsdb.series_list(collection=Collection.PREDICTIONS, where=SeriesFilter(batch_id="batch_98"))[0].point_count
-    services.bias_correction_apply(deployment=deployment)
+    bias_correction_apply(deployment=deployment)
     again = _stored(key, times)
     np.testing.assert_allclose(again.fields["corrected_value"], corrected)
     assert again.times_ns.shape[0] == count == len(times)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from apps.training.evaluation import INDPENSIM_ONLINE_INPUTS
 from tests.conftest import INDPENSIM_DIR
-from tests.services import redis_available, require
+from tests.services import redis_available, redis_test_url, require
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
-BROKER = os.environ.get("STAMM_TEST_TRAINING_REDIS_URL", "redis://127.0.0.1:6379/14")
+BROKER = os.environ.get("STAMM_TEST_TRAINING_REDIS_URL", redis_test_url(2))
 
 SETUP = """
 from apps.registry.project_info import parse_project_info
@@ -41,6 +42,11 @@ print(json.dumps({"status": run.status, "task_id": run.task_id, "error": run.err
 
 @pytest.fixture
 def env(tmp_path):
+    return worker_environment(tmp_path)
+
+
+def worker_environment(tmp_path) -> dict[str, str]:
+    """Subprocesses on the embedded settings in a temporary var folder, Celery on the test Redis."""
     require(redis_available(), "Redis")
     environment = {
         **os.environ,
@@ -69,7 +75,8 @@ def manage(env, *args: str, timeout: int = 300) -> str:
     return done.stdout
 
 
-def test_training_chain_and_chord_on_a_real_worker(env):
+def migrate_and_import(env, *, setup: str) -> None:
+    """A fresh database for a worker test: migrated, batches 92, 93, 96, 98 imported, ``setup`` run."""
     manage(env, "migrate", "-v", "0")
     paths = [str(INDPENSIM_DIR / f"batch_{n}.csv") for n in (92, 93, 96, 98)]
     manage(
@@ -85,7 +92,11 @@ def test_training_chain_and_chord_on_a_real_worker(env):
         "2026-01-05T00:00:00Z",
         "--no-progress",
     )
-    manage(env, "shell", "-c", SETUP)
+    manage(env, "shell", "-c", setup)
+
+
+def test_training_chain_and_chord_on_a_real_worker(env):
+    migrate_and_import(env, setup=SETUP)
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -127,14 +138,7 @@ def test_training_chain_and_chord_on_a_real_worker(env):
             "--holdout",
             "batch_98",
             "--features",
-            "temperature",
-            "sugar_feed_rate",
-            "aeration_rate",
-            "dissolved_oxygen_concentration",
-            "ph",
-            "vessel_volume",
-            "co2_percent_in_off_gas",
-            "oxygen_in_percent_in_off_gas",
+            *INDPENSIM_ONLINE_INPUTS,
             "--learner",
             "random_forest:n_estimators=30,max_depth=12",
             "--learner",

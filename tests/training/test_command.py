@@ -59,7 +59,9 @@ def test_command_trains_reports_gates_and_promotes(project):
     assert "ok r2_min" in text and f"status: {RunStatus.PROMOTED}" in text
     best = Candidate.objects.get(pk=run_.best_candidate_id)
     assert Alias.objects.get(name="staging").version_id == best.version_id
-    assert best.metrics["overall"]["rmse"] == min(c.metrics["overall"]["rmse"] for c in Candidate.objects.all())
+    assert best.metrics["as_deployed"]["overall"]["rmse"] == min(
+        c.metrics["as_deployed"]["overall"]["rmse"] for c in Candidate.objects.all()
+    )
 
 
 def test_command_refuses_bad_input_without_writing(project):
@@ -73,12 +75,12 @@ def test_command_refuses_bad_input_without_writing(project):
 @pytest.mark.r_runtime
 def test_r_rpart_learner_trains_in_r_and_is_served_by_the_registry(project):
     require(r_available(), "R (Rscript with rpart)")
-    from apps.registry.serving import predict_matrix
+    from tests.predicting import predict_matrix
 
     text = run(*BASE, "--learner", "r_rpart", "--r2-min", "0.8", "--no-persistence-gate", "--alias", "")
     candidate = Candidate.objects.select_related("version").get(learner="r_rpart")
     assert candidate.status == "trained", candidate.error
-    assert candidate.metrics["overall"]["r2"] >= 0.8, text
+    assert candidate.metrics["as_deployed"]["overall"]["r2"] >= 0.8, text
     version = candidate.version
     assert version.flavor == "r-rds" and version.status == "online"
     assert version.descriptor["model_description"]["language"][0]["name"] == "R"

@@ -24,13 +24,13 @@ GROUP = GroupKey(PROJECT, DEVICE, "batch_98")
 def registry_url(live_server, settings):
     settings.STAMM_REGISTRY_URL = live_server.url
     settings.STAMM_PIPELINE_RETRY_BACKOFF_MS = 10
-    orchestrator._health_cache.clear()
-    orchestrator._client.cache_clear()
-    orchestrator._local_service_token.cache_clear()
+
+    orchestrator.pipeline_health_forget()
+    orchestrator.registry_access_reset()
     yield live_server.url
-    orchestrator._health_cache.clear()
-    orchestrator._client.cache_clear()
-    orchestrator._local_service_token.cache_clear()
+
+    orchestrator.pipeline_health_forget()
+    orchestrator.registry_access_reset()
 
 
 def _ingest_98(indpensim_dir, rows: slice) -> None:

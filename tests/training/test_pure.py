@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from apps.common.errors import ValidationFailed
+from apps.orchestrator.bias import BiasParams, bias_trace
 from apps.training import evaluation, gates, splits
-from apps.training.bias import BiasParams, bias_trace
 
 H = 3600 * 1_000_000_000
 
@@ -85,12 +85,13 @@ def test_phases_split_on_batch_age():
 
 
 def test_gate_verdicts_say_which_gate_failed_by_how_much():
-    candidate = {"overall": {"r2": 0.93, "rmse": 2.0}, "on_persistence_rows": {"rmse": 2.1}}
-    baselines = {"persistence": {"overall": {"n": 100, "rmse": 1.8}}}
+    candidate = {
+        "as_deployed": {"overall": {"r2": 0.93, "rmse": 2.0}},
+        "on_persistence_rows": {"as_deployed": {"n": 100, "rmse": 2.1}, "persistence": {"n": 100, "rmse": 1.8}},
+    }
     verdicts = gates.gate_verdicts(
         gates=gates.gates_validate({"r2_min": 0.95, "production_tolerance": 0.1}),
         candidate=candidate,
-        baselines=baselines,
         production={"version": 3, "rmse": 1.5, "candidate_rmse": 2.0, "rows": 100},
     )
     by = {v["gate"]: v for v in verdicts}
@@ -101,15 +102,63 @@ def test_gate_verdicts_say_which_gate_failed_by_how_much():
     assert "production v3" in by["not_worse_than_production"]["message"]
     assert not gates.overall_pass(verdicts)
     # A gate that cannot be evaluated is reported and does not block.
+    no_lab = {**candidate, "on_persistence_rows": {"as_deployed": {"n": 0}, "persistence": {"n": 0}}}
     unknown = gates.gate_verdicts(
         gates=gates.gates_validate({"r2_min": None}),
-        candidate=candidate,
-        baselines={"persistence": {"overall": {"n": 0}}},
+        candidate=no_lab,
         production={"version": 1, "error": "R missing"},
     )
     assert [v["passed"] for v in unknown] == [None, None] and gates.overall_pass(unknown)
     with pytest.raises(ValidationFailed, match="unknown gate"):
         gates.gates_validate({"r2_max": 1})
+
+
+def _judge(raw: np.ndarray, truth: np.ndarray, lab_t: np.ndarray, lab_v: np.ndarray) -> dict:
+    """One batch judged as the evaluate step does: bias update (α 0.5, 1 h delay), persistence, report."""
+    times = np.arange(truth.shape[0], dtype=np.int64) * H
+    trace = bias_trace(times, raw, lab_t, lab_v, BiasParams(alpha=0.5, lab_delay_ns=H, max_age_ns=8 * H))
+    persistence = evaluation.persistence_predictions(
+        times, np.zeros(times.shape[0], dtype=np.int32), [(lab_t, lab_v)], lab_delay_ns=H
+    )
+    return evaluation.estimator_report(
+        y_true=truth,
+        raw=raw,
+        corrected=trace.corrected,
+        persistence=persistence,
+        train_mean=0.0,
+        batch_age_h=times / H,
+        phases=[],
+    )
+
+
+def test_raw_model_loses_to_persistence_and_its_bias_update_wins():
+    # Truth rises 10, 11, ..., 17; the model is right in shape but 3 low; labs at 0 h and 2 h, known 1 h later.
+    truth = np.arange(10.0, 18.0)
+    raw = truth - 3.0
+    report = _judge(raw, truth, np.array([0, 2], dtype=np.int64) * H, np.array([10.0, 12.0]))
+    # Bias: 0 until 1 h; 0.5·3 = 1.5 from 1 h; 0.5·1.5 + 0.5·3 = 2.25 from 3 h. Corrected errors on the rows
+    # persistence covers (1 h … 7 h): −1.5, −1.5, −0.75 × 5. Persistence: 10 at 1–2 h, 12 from 3 h on, so its
+    # errors are −1, −2, −1, −2, −3, −4, −5.
+    same = report["on_persistence_rows"]
+    assert same["raw"]["rmse"] == pytest.approx(3.0)
+    assert same["as_deployed"]["rmse"] == pytest.approx(np.sqrt((2 * 1.5**2 + 5 * 0.75**2) / 7), abs=1e-6)
+    assert same["persistence"]["rmse"] == pytest.approx(np.sqrt((1 + 4 + 1 + 4 + 9 + 16 + 25) / 7), abs=1e-6)
+    assert same["raw"]["rmse"] > same["persistence"]["rmse"] > same["as_deployed"]["rmse"]
+    assert report["beats_persistence"] is True
+    assert report["rows"] == {"holdout": 8, "scored": 8, "with_persistence": 7}
+
+
+def test_a_bias_update_cannot_rescue_a_model_that_swings_against_the_lab():
+    # Truth is flat at 10 and the lab says so; the model alternates 14 and 6: the bias can only average it out.
+    truth = np.full(8, 10.0)
+    raw = np.where(np.arange(8) % 2 == 0, 14.0, 6.0)
+    report = _judge(raw, truth, np.array([0, 2], dtype=np.int64) * H, np.array([10.0, 10.0]))
+    # Residuals at 0 h and 2 h are both −4: bias −2 from 1 h, −3 from 3 h. Persistence is exact (10).
+    same = report["on_persistence_rows"]
+    deployed_errors = np.array([-6.0, 2.0, -7.0, 1.0, -7.0, 1.0, -7.0])  # rows 1–7: raw + bias − truth
+    assert same["as_deployed"]["rmse"] == pytest.approx(np.sqrt(np.mean(deployed_errors**2)), abs=1e-6)
+    assert same["persistence"]["rmse"] == pytest.approx(0.0)
+    assert report["beats_persistence"] is False
 
 
 def test_bias_update_worked_example():

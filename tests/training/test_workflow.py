@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from apps.audit.services import SignatureRefused
+from apps.common.errors import Conflict
 from apps.registry.descriptors import parse_descriptor_yaml
 from apps.registry.models import Alias, AliasMove, ModelVersion
 from apps.training import services
 from apps.training.dataset import BATCH_AGE
 from apps.training.models import Candidate, RunStatus, StepStatus, TrainingRun, TrainingStep
+from tests.signing import signature_for, signer
 
 from .conftest import EIGHT, run_config
 
@@ -29,55 +32,83 @@ def start(project, role_users, eager_celery, django_capture_on_commit_callbacks)
     return go
 
 
-def test_random_forest_with_batch_age_on_batch_98_and_the_persistence_gate_honestly(start):
+def test_random_forest_with_batch_age_on_batch_98_judged_as_deployed(start):
     run = start(gates={"r2_min": 0.95, "beats_persistence": True, "not_worse_than_production": True})
     candidate = Candidate.objects.get(run=run, learner="random_forest")
-    overall = candidate.metrics["overall"]
+    metrics = candidate.metrics
+    raw, deployed = metrics["raw"]["overall"], metrics["as_deployed"]["overall"]
     assert candidate.status == "trained" and candidate.version is not None
-    assert overall["n"] == 1150  # every row of batch 98 aligned (no gap in the online inputs)
-    assert overall["r2"] >= 0.95
-    # Per phase (IndPenSim profile) and both baselines were computed on the same holdout.
-    assert set(candidate.metrics["phases"]) == {"lag", "log", "stationary", "death"}
+    # Scored through the pipeline's path: every row of batch 98 has fresh online inputs and a batch age.
+    assert metrics["rows"]["holdout"] == metrics["rows"]["scored"] == raw["n"] == deployed["n"] == 1150
+    assert raw["r2"] >= 0.95
+    # The lab bias update (α 0.8, 4 h delay) pulls the forest's under-estimate back: what runs is better.
+    assert deployed["rmse"] < raw["rmse"] and abs(deployed["bias"]) < abs(raw["bias"])
+    assert set(metrics["as_deployed"]["phases"]) == {"lag", "log", "stationary", "death"}
     persistence = run.baselines["persistence"]
     assert persistence["lab_delay_hours"] == 4.0
     assert 0 < persistence["coverage"]["rows"] < persistence["coverage"]["of"] == 1150
     assert persistence["overall"]["r2"] > 0.95  # lab values every ~12 h track a smooth titre well
-    assert run.baselines["training_mean"]["overall"]["rmse"] > 3 * overall["rmse"]
-    # "Beats persistence" is judged on the rows where persistence has a value, and reported either way.
+    assert run.baselines["training_mean"]["overall"]["rmse"] > 3 * deployed["rmse"]
+    assert run.baselines["bias"]["alpha"] == 0.8 and run.baselines["bias"]["lab_delay_seconds"] == 4 * 3600
+    # "Beats persistence" compares the estimator as deployed with persistence on the rows both have.
+    same_rows = metrics["on_persistence_rows"]
+    ours, theirs = same_rows["as_deployed"]["rmse"], same_rows["persistence"]["rmse"]
+    assert same_rows["as_deployed"]["n"] == same_rows["persistence"]["n"] == persistence["coverage"]["rows"]
     verdict = {v["gate"]: v for v in candidate.gates}["beats_persistence"]
-    ours, theirs = candidate.metrics["on_persistence_rows"]["rmse"], persistence["overall"]["rmse"]
-    assert verdict["passed"] is (ours < theirs)
+    assert verdict["passed"] is (ours < theirs) is metrics["beats_persistence"]
     assert verdict["margin"] == pytest.approx(theirs - ours, abs=1e-5)
-    if not verdict["passed"]:  # what happens on this data: the forest is slightly worse than persistence
-        assert run.status == RunStatus.REJECTED
-        assert "beats_persistence" in run.error and "worse by" in run.error
-        assert not Alias.objects.filter(soft_sensor__model_id=run.model_id).exists()
+    # The raw forest alone loses to persistence on this batch; with its bias update it wins.
+    assert same_rows["raw"]["rmse"] > theirs > ours
+    assert run.status == RunStatus.PROMOTED, run.error
+    version = candidate.version
+    version.refresh_from_db()
+    assert version.status == "online" and "Passed the gates" in version.status_description
+    assert version.training_data["bias"]["alpha"] == 0.8  # what was evaluated is what a deployment runs
+    assert version.training_data["evaluation"]["beats_persistence"] is True
+    # What the version depends on was measured on the same holdout and stored with it (the soft-sensor page).
+    from apps.registry.selectors import version_explanation_get
+
+    explanation = version_explanation_get(version_id=version.pk)
+    assert explanation is not None and "batch_98" in explanation.source, metrics["explanation"]
+    importance = explanation.data["importance"]
+    assert metrics["explanation"]["top"] == [row["feature"] for row in importance[:3]]
+    assert importance[0]["mean"] > 0
+    assert {row["feature"] for row in importance} == set(explanation.data["feature_names"])
+    assert [c["feature"] for c in explanation.data["partial_dependence"]] == metrics["explanation"]["top"]
     steps = {s.name: s for s in TrainingStep.objects.filter(run=run)}
     assert [s.name for s in TrainingStep.objects.filter(run=run).order_by("position")] == [
         "load",
         "preprocess",
         "split",
         "train:random_forest",
-        "evaluate",
         "register",
+        "evaluate",
         "gate",
         "promote",
     ]
     assert all(s.duration_ms is not None and s.attempts == 1 for s in steps.values())
 
 
-def test_a_gate_that_must_fail_fails_with_its_reason(start):
+def test_a_rejected_run_registers_nothing_online_and_offers_no_promotion(start, role_users):
     run = start(gates={"r2_min": 0.995, "beats_persistence": False, "not_worse_than_production": False})
     assert run.status == RunStatus.REJECTED
     candidate = Candidate.objects.get(run=run)
-    r2 = candidate.metrics["overall"]["r2"]
+    r2 = candidate.metrics["as_deployed"]["overall"]["r2"]
     (verdict,) = candidate.gates
     assert verdict["gate"] == "r2_min" and verdict["passed"] is False
     assert verdict["margin"] == pytest.approx(r2 - 0.995, abs=1e-6) and verdict["margin"] < 0
     assert f"short by {0.995 - r2:.4f}" in verdict["message"]
     assert "r2_min" in run.error and "short by" in run.error
-    assert candidate.passed is False and candidate.version is not None  # registered, just not promoted
+    assert candidate.passed is False and candidate.version is not None  # registered, offline
+    version = ModelVersion.objects.get(pk=candidate.version_id)
+    assert version.status == "offline" and version.status_description.startswith(f"Rejected by training run {run.pk}")
+    assert "r2_min" in version.status_description and "short by" in version.status_description
+    assert not ModelVersion.objects.filter(soft_sensor__model_id=run.model_id, status="online").exists()
+    assert not Alias.objects.filter(soft_sensor__model_id=run.model_id).exists()
     assert TrainingStep.objects.get(run=run, name="promote").status == StepStatus.SKIPPED
+    with pytest.raises(Conflict, match="did not pass the gates"):
+        services.training_run_promote(run=run, user=role_users["modeler"], alias="production", learner="random_forest")
+    assert not Alias.objects.filter(soft_sensor__model_id=run.model_id).exists()
 
 
 def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_nothing(start, role_users):
@@ -111,8 +142,8 @@ def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_no
         services.step_load,
         services.step_preprocess,
         services.step_split,
-        services.step_evaluate,
         services.step_register,
+        services.step_evaluate,
         services.step_gate,
         services.step_promote,
     ):
@@ -128,7 +159,7 @@ def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_no
 
     # The generated descriptor validates, names the features in training order with real ranges, and re-imports.
     from apps.registry.services import export_descriptor
-    from apps.registry.serving import predict_matrix
+    from tests.predicting import predict_matrix
 
     text = export_descriptor(version)
     parsed = parse_descriptor_yaml(text)
@@ -136,7 +167,10 @@ def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_no
     assert parsed.experiments_ids == (92, 93, 96)
     config = parsed.config
     assert config["training_information"]["hyperparameters"]["n_estimators"] == 30
-    assert config["training_information"]["validation"]["holdout_metrics"]["r2"] == candidate.metrics["overall"]["r2"]
+    validation = config["training_information"]["validation"]
+    assert validation["holdout_metrics"]["r2"] == candidate.metrics["as_deployed"]["overall"]["r2"]
+    assert validation["raw_model_metrics"]["r2"] == candidate.metrics["raw"]["overall"]["r2"]
+    assert validation["bias_update"]["alpha"] == 0.8
     assert config["training_information"]["training_run"]["uid"] == str(run.uid)
     ranges = {f["name"]: f["expected_range"] for f in config["inputs"]["features"]}
     assert ranges[BATCH_AGE]["min"] == 0 and ranges[BATCH_AGE]["max"] > 200  # hours since the first raw point
@@ -168,6 +202,13 @@ def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_no
 
 def test_production_gate_compares_on_the_same_holdout_and_approval_holds_the_alias(start, role_users):
     first = start(gates={"r2_min": 0.95, "beats_persistence": False}, alias="production")
+    # production is signed: the run waits for a signature, never moves it by itself.
+    assert first.status == RunStatus.AWAITING_APPROVAL, first.error
+    assert TrainingStep.objects.get(run=first, name="promote").output["waiting_for"] == "signature"
+    with pytest.raises(SignatureRefused):
+        services.training_run_approve(run=first, user=signer())
+    first_version = Candidate.objects.get(run=first).version
+    first = services.training_run_approve(run=first, user=signer(), signature=signature_for(first_version))
     assert first.status == RunStatus.PROMOTED, first.error
     production = first.promoted_version
     # A much weaker learner must not replace it: the production gate fails and says by how much.
@@ -194,14 +235,17 @@ def test_production_gate_compares_on_the_same_holdout_and_approval_holds_the_ali
     assert held.status == RunStatus.AWAITING_APPROVAL, held.error
     assert TrainingStep.objects.get(run=held, name="promote").status == StepStatus.WAITING
     assert Alias.objects.get(soft_sensor=production.soft_sensor, name="production").version_id == production.pk
-    approved = services.training_run_approve(run=held, user=role_users["admin"])
-    assert approved.status == RunStatus.PROMOTED
     new = Candidate.objects.get(run=held).version
+    approved = services.training_run_approve(
+        run=held, user=role_users["admin"], note="Approved by the admin", signature=signature_for(new)
+    )
+    assert approved.status == RunStatus.PROMOTED
     assert Alias.objects.get(soft_sensor=production.soft_sensor, name="production").version_id == new.pk
     move = AliasMove.objects.filter(alias_name="production").first()
     assert (
         move.from_version_id == production.pk and move.moved_by == role_users["admin"] and "Approved by" in move.reason
     )
+    assert move.signature.signer_username == "test-admin" and move.signature.meaning == "approved"
 
 
 def test_several_learners_compete_and_one_failing_does_not_sink_the_run(start):
@@ -221,7 +265,7 @@ def test_several_learners_compete_and_one_failing_does_not_sink_the_run(start):
     trained = [c for c in by.values() if c.status == "trained"]
     assert len(trained) == 3 and all(c.version is not None for c in trained)
     assert run.status == RunStatus.REGISTERED  # no alias asked: registered only
-    best = min((c for c in trained if c.passed), key=lambda c: c.metrics["overall"]["rmse"])
+    best = min((c for c in trained if c.passed), key=lambda c: c.metrics["as_deployed"]["overall"]["rmse"])
     assert run.best_candidate_id == best.pk
     assert ModelVersion.objects.filter(training_run_id=str(run.uid)).count() == 3
 

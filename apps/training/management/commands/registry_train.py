@@ -1,5 +1,8 @@
 """Train soft-sensor candidates from stored batches, evaluate them, register, gate and promote.
 
+Every candidate is judged as deployed: scored through the platform's scoring path with the lab bias update
+(``--bias-alpha``, default 0.8; ``--no-bias`` for raw estimates).
+
 Example (IndPenSim: train on 92, 93, 96, hold out 98, random forest and gradient boosting):
 
     manage.py registry_train --project P0001 --target penicillin_concentration \\
@@ -65,6 +68,10 @@ class Command(BaseCommand):
         parser.add_argument("--require-approval", action="store_true")
         parser.add_argument("--model-id", default="")
         parser.add_argument("--lab-delay-hours", type=float, help="Override the project's lab delay")
+        parser.add_argument(
+            "--bias-alpha", type=float, help="Trust in each lab residual of the bias update (default 0.8)"
+        )
+        parser.add_argument("--no-bias", action="store_true", help="Judge and deploy without a lab bias update")
         parser.add_argument("--user", default="", help="Username recorded as the run's author")
         parser.add_argument("--queue", action="store_true", help="Run through the Celery workers")
         parser.add_argument("--no-wait", action="store_true", help="With --queue: return once queued")
@@ -108,6 +115,10 @@ class Command(BaseCommand):
             data["model_id"] = options["model_id"]
         if options["lab_delay_hours"] is not None:
             data["lab_delay_seconds"] = int(options["lab_delay_hours"] * 3600)
+        if options["no_bias"]:
+            data["bias"] = False
+        elif options["bias_alpha"] is not None:
+            data["bias"] = {"alpha": options["bias_alpha"]}
         try:
             project = project_get(project_id=options["project"])
             if options["queue"]:
@@ -158,12 +169,24 @@ class Command(BaseCommand):
                     f"  baseline {name}: R² {overall.get('r2')} RMSE {overall.get('rmse')} (n={overall.get('n')})"
                 )
         for candidate in run.candidates.all():
-            overall = (candidate.metrics or {}).get("overall") or {}
+            metrics = candidate.metrics or {}
             verdict = "PASS" if candidate.passed else ("FAIL" if candidate.passed is False else candidate.status)
-            version = f" v{candidate.version.number}" if candidate.version else ""
-            self.stdout.write(
-                f"  {candidate.learner}{version}: R² {overall.get('r2')} RMSE {overall.get('rmse')} {verdict}"
-            )
+            version = f" v{candidate.version.number} ({candidate.version.status})" if candidate.version else ""
+            self.stdout.write(f"  {candidate.learner}{version}: {verdict}")
+            for kind in ("as_deployed", "raw"):
+                overall = (metrics.get(kind) or {}).get("overall") or {}
+                if overall:
+                    self.stdout.write(
+                        f"    {kind.replace('_', ' ')}: R² {overall.get('r2')} RMSE {overall.get('rmse')}"
+                        f" MAE {overall.get('mae')} bias {overall.get('bias')} (n={overall.get('n')})"
+                    )
+            same = metrics.get("on_persistence_rows") or {}
+            if same.get("persistence"):
+                self.stdout.write(
+                    f"    on the {same['persistence'].get('n')} rows with a known lab value: as deployed RMSE "
+                    f"{(same.get('as_deployed') or {}).get('rmse')}, raw {(same.get('raw') or {}).get('rmse')}, "
+                    f"persistence {same['persistence'].get('rmse')}"
+                )
             for gate in candidate.gates or []:
                 mark = {True: "ok ", False: "NO ", None: "-- "}[gate.get("passed")]
                 self.stdout.write(f"    {mark}{gate['gate']}: {gate['message']}")
