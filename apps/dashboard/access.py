@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
 
-from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 
 from apps.accounts.selectors import user_roles
+from apps.common.pages import capability_required, forbidden, has_capabilities
+
+__all__ = ["MANAGER_PAGE", "MODELER_PAGE", "OPERATOR_PAGE", "capability_required", "has_capabilities", "role_required"]
 
 #: What each dashboard area requires (every capability listed).
 OPERATOR_PAGE = ("view_process", "flag_points")
@@ -30,30 +30,7 @@ def role_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     @wraps(view)
     def wrapper(request: HttpRequest, *args, role: str, **kwargs) -> HttpResponse:
         if role not in user_roles(user=request.user):
-            return render(request, "dashboard/forbidden.html", {"role": role}, status=403)
+            return forbidden(request, role=role)
         return view(request, *args, role=role, **kwargs)
 
     return wrapper
-
-
-def has_capabilities(user: Any, capabilities: tuple[str, ...]) -> bool:
-    if user is None or not user.is_authenticated or not user.is_active:
-        return False
-    return all(user.has_perm(f"accounts.{codename}") for codename in capabilities)
-
-
-def capability_required(*capabilities: str, role: str) -> Callable:
-    """Page decorator: anonymous → login page; signed in without the capabilities → 403 page."""
-
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
-            if not has_capabilities(request.user, capabilities):
-                return render(request, "dashboard/forbidden.html", {"role": role}, status=403)
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorate

@@ -2,11 +2,13 @@
 
 from django.contrib import admin
 
+from apps.audit.admin import AuditHistoryMixin
+
 from .models import PointFlag
 
 
 @admin.register(PointFlag)
-class PointFlagAdmin(admin.ModelAdmin):
+class PointFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = (
         "time",
         "level",

@@ -1,12 +1,15 @@
 """Selectors of the manager pages: every deployment with a status light, and one deployment's details.
 
-The status rule (``deployment_status``):
+The status rule (``deployment_status``, written out in ``docs/dashboard.md``):
 - **failing**: the deployment is enabled but has no online version to call, its latest run failed, or
-  a critical drift alert is open;
+  a critical drift alert counts;
 - **warning**: disabled, no run yet, the pipeline lags more than ``STAMM_PIPELINE_MAX_LAG`` seconds,
-  the latest estimate is outside the training envelope, the latest run was stale, or a drift alert
-  (warning) is open;
+  the latest estimate is outside the training envelope, the latest run was stale, or a warning drift
+  alert counts;
 - **ok** otherwise.
+
+Which drift alerts count is the drift app's rule (``apps.drift.selectors.deployment_alert_status``): open,
+unsilenced alerts on what the deployment scores now (its current version, its live batches).
 """
 
 from __future__ import annotations
@@ -20,9 +23,19 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.tsdb.selectors import latest_points, series_list, series_read
-from apps.tsdb.types import LAB_SOURCE, PREDICTION_SOURCE, Collection, Downsample, GroupKey, SeriesFilter
+from apps.tsdb.types import (
+    LAB_SOURCE,
+    PREDICTION_SOURCE,
+    Collection,
+    Downsample,
+    GroupKey,
+    SeriesFilter,
+    estimate_values,
+    point_estimate,
+)
 
-from .selectors import LAB_MATCH_TOLERANCE, MAX_TRACE_POINTS, drift_status, group_filter, variable_units
+from .alerting import drift_status
+from .selectors import LAB_MATCH_TOLERANCE, MAX_TRACE_POINTS, group_filter, variable_units
 
 #: Batches (most recent first) over which the lab-error trend is computed.
 TREND_BATCHES = 6
@@ -38,7 +51,7 @@ class LabError:
 @dataclass
 class DeploymentRow:
     deployment: Any
-    plan: Any
+    spec: Any  # the ModelSpec the deployment runs now (None: its alias points nowhere)
     status: str
     reasons: list[str]
     latest_value: float | None = None
@@ -50,7 +63,7 @@ class DeploymentRow:
     last_run: Any = None
     lag_seconds: float | None = None
     lab_trend: list[LabError] = field(default_factory=list)
-    drift: Any = None  # selectors.DriftStatus
+    drift: Any = None  # apps.drift.selectors.AlertStatus
 
 
 def deployment_status(
@@ -67,10 +80,10 @@ def deployment_status(
     failing, warning = [], []
     critical = sum(1 for s in alert_severities if s == "critical")
     if critical:
-        failing.append(f"{critical} critical drift alert{'s' if critical > 1 else ''} open")
+        failing.append(f"{critical} critical drift alert{'s' if critical > 1 else ''} open on what it scores now")
     if len(alert_severities) > critical:
         count = len(alert_severities) - critical
-        warning.append(f"{count} drift alert{'s' if count > 1 else ''} open")
+        warning.append(f"{count} drift alert{'s' if count > 1 else ''} open on what it scores now")
     if enabled and not online:
         failing.append("no online version to call")
     if last_run is not None and last_run.status == "failed":
@@ -136,14 +149,15 @@ def lab_error_trend(
         )
         ok = np.abs(pred.times_ns[nearest] - lab.times_ns) <= tolerance_ns
         if ok.any():
-            residuals = lab.values[ok] - pred.values[nearest[ok]]
+            residuals = lab.values[ok] - estimate_values(pred)[nearest[ok]]
             trend.append(LabError(group.batch_id, int(ok.sum()), float(np.mean(np.abs(residuals)))))
     return trend
 
 
 def deployment_overview(*, now: datetime | None = None, with_trend: bool = True) -> list[DeploymentRow]:
-    """Every deployment with its light, latest estimate, last run, lag and lab-error trend."""
-    from apps.orchestrator.selectors import deployment_list, deployment_plan, pipeline_lag, run_list
+    """Every deployment with its light, latest estimate, last run, lag and lab-error trend. Shadow deployments
+    are left out: their estimates are not the estimate (modelers compare them on the champion/challenger page)."""
+    from apps.orchestrator.selectors import deployment_estimators, deployment_list, pipeline_lag, run_list
 
     now = now or timezone.now()
     lag_by_id = {entry["id"]: entry for entry in pipeline_lag(now=now)}
@@ -151,18 +165,18 @@ def deployment_overview(*, now: datetime | None = None, with_trend: bool = True)
     for run in run_list(since=now - timedelta(days=2))[:2000]:
         recent_runs.setdefault(run.deployment_id, run)
     rows = []
-    for deployment in deployment_list():
-        plan = deployment_plan(deployment)
+    for deployment, estimator in deployment_estimators(list(deployment_list().filter(shadow_of__isnull=True))):
+        spec = estimator.spec if estimator is not None else None
         last_run = recent_runs.get(deployment.pk) or run_list(deployment=str(deployment.pk)).first()
         lag_entry = lag_by_id.get(deployment.pk, {})
         lag = lag_entry.get("lag_seconds")
         row = DeploymentRow(
-            deployment=deployment, plan=plan, status="ok", reasons=[], last_run=last_run, lag_seconds=lag
+            deployment=deployment, spec=spec, status="ok", reasons=[], last_run=last_run, lag_seconds=lag
         )
-        row.drift = drift_status(deployment=str(deployment.pk))
+        row.drift = drift_status(deployment=deployment, version=spec.version_tag if spec is not None else "")
         project_name = deployment.soft_sensor.project.name.lower()
-        if plan is not None and plan.outputs:
-            row.output = plan.outputs[0]
+        if spec is not None and spec.outputs:
+            row.output = spec.output_names[0]
             row.unit = variable_units(project_name=project_name).get(row.output, "")
             points = [
                 p
@@ -172,15 +186,15 @@ def deployment_overview(*, now: datetime | None = None, with_trend: bool = True)
                         project_name=project_name,
                         source=PREDICTION_SOURCE,
                         observed_property=row.output,
-                        model_id=plan.model_tag,
-                        version=plan.version_tag,
+                        model_id=spec.model_tag,
+                        version=spec.version_tag,
                     ),
                 )
                 if deployment.in_scope(device_id=p.series.device_id, batch_id=p.series.batch_id)
             ]
             if points:
                 newest = max(points, key=lambda p: p.time)
-                row.latest_value, row.latest_time = newest.value, newest.time
+                row.latest_value, row.latest_time = point_estimate(newest), newest.time
                 row.latest_validity = str(newest.fields.get("validity") or "")
                 row.latest_batch = f"{newest.series.device_id}/{newest.series.batch_id}"
                 if with_trend:
@@ -190,19 +204,19 @@ def deployment_overview(*, now: datetime | None = None, with_trend: bool = True)
                     )[-TREND_BATCHES:]
                     row.lab_trend = lab_error_trend(
                         project_name=project_name,
-                        model_tag=plan.model_tag,
-                        version_tag=plan.version_tag,
+                        model_tag=spec.model_tag,
+                        version_tag=spec.version_tag,
                         output=row.output,
                         groups=groups,
                     )
         row.status, row.reasons = deployment_status(
             enabled=deployment.enabled,
-            online=bool(plan and plan.online),
+            online=bool(spec and spec.online),
             last_run=last_run,
             lag_seconds=lag,
             latest_validity=row.latest_validity,
             max_lag=settings.STAMM_PIPELINE_MAX_LAG,
-            alert_severities=tuple(a.severity for a in row.drift.open_alerts),
+            alert_severities=row.drift.severities,
         )
         rows.append(row)
     return rows
@@ -213,7 +227,11 @@ def deployment_detail(*, deployment_id: int) -> dict[str, Any]:
     from apps.orchestrator.selectors import deployment_get, pipeline_lag, run_list
 
     deployment = deployment_get(deployment_id=deployment_id)
-    row = next(r for r in deployment_overview() if r.deployment.pk == deployment.pk)
+    row = next((r for r in deployment_overview() if r.deployment.pk == deployment.pk), None)
+    if row is None:
+        from apps.common.errors import NotFound
+
+        raise NotFound(f"{deployment.name} is a shadow deployment: compare it on the champion/challenger page.")
     lag = next((e for e in pipeline_lag() if e["id"] == deployment.pk), {})
     return {
         "deployment": deployment,

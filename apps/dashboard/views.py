@@ -109,17 +109,20 @@ manager_overview = _dash_view(
 
 @capability_required(*MODELER_PAGE, role="modeler")
 def simulation_export(request: HttpRequest) -> HttpResponse:
-    """The simulation of ``version`` over ``batch`` (query parameters) as an Excel workbook."""
-    from .modeling import simulation_run, simulation_workbook, version_resolve
+    """The simulation of ``version`` (an id) over ``batch`` (``project|device|batch``), with the bias update
+    unless ``bias=off``, as an Excel workbook: the same simulation the page shows."""
     from .selectors import parse_group
+    from .simulation import bias_choice, simulation_assess, simulation_workbook
+    from .soft_sensors import version_resolve
 
     try:
-        version = version_resolve(request.GET.get("version"))
+        spec = version_resolve(request.GET.get("version"))
         group = parse_group(request.GET.get("batch"))
-        content = simulation_workbook(simulation=simulation_run(version=version, group=group), user=request.user)
+        simulation = simulation_assess(spec=spec, group=group, bias=bias_choice(request.GET.get("bias")))
+        content = simulation_workbook(simulation=simulation, user=request.user)
     except ApplicationError as exc:
         return _error_page(request, exc, role="modeler", status=exc.status_code)
-    name = slugify(f"simulation-{version.soft_sensor.model_id}-v{version.number}-{group.batch_id}") + ".xlsx"
+    name = slugify(f"simulation-{spec.model_id}-v{spec.number}-{group.batch_id}") + ".xlsx"
     response = HttpResponse(content, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -1,6 +1,6 @@
 """Real demo data for the dashboard tests and benchmark: IndPenSim batches through the tsdb ingest
 service, two real scikit-learn soft sensors registered through the registry's services, predictions as
-the pipeline stores them (scored by the registry's serving code), a deployment and a pipeline run.
+the pipeline stores them (scored on the one scoring path), a deployment and a pipeline run.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import sklearn
+
+from tests.conftest import pickle_approver
 
 REPO = Path(__file__).resolve().parents[2]
 INDPENSIM = (REPO / ".." / "shared" / "data" / "indpensim").resolve()
@@ -95,7 +97,8 @@ def descriptor_document(*, model_id: str, learner: str, experiments: list[int], 
                 "description": f"{learner} soft sensor of penicillin concentration.",
                 "language": [{"name": "python"}, {"version": "3.11.7"}],
                 "config_files": {"model_file": f"{model_id}.pkl"},
-                "packages": [{"package": "sklearn", "class": learner, "version": "1.5"}],
+                # the scikit-learn that pickled it (the platform's: it runs in the default runtime)
+                "packages": [{"package": "sklearn", "class": learner, "version": sklearn.__version__}],
             },
             "training_information": {"number_of_instances": len(frame), "experiments_ID": experiments},
             "inputs": {
@@ -136,7 +139,13 @@ def _column(feature: str) -> str:
 
 
 def register_model(
-    *, model_id: str, learner: str, experiments: list[int], alias: str | None = None, version: str = "V.1.0"
+    *,
+    model_id: str,
+    learner: str,
+    experiments: list[int],
+    alias: str | None = None,
+    version: str = "V.1.0",
+    n_estimators: int = 10,
 ) -> Any:
     """Train on the experiments' rows, register the pickle through the registry's services."""
     from sklearn.ensemble import RandomForestRegressor
@@ -146,14 +155,14 @@ def register_model(
 
     from apps.registry.descriptors import parse_descriptor
     from apps.registry.project_info import parse_project_info
-    from apps.registry.services import ArtifactInput, alias_move, model_version_register, project_upsert
+    from apps.registry.services import ArtifactInput, model_version_register, project_upsert
 
     project = project_upsert(info=parse_project_info(PROJECT_INFO))
     frame = pd.concat([batch_frame(n).iloc[::3] for n in experiments])
     X = frame[[_column(f) for f in FEATURES]].to_numpy(dtype=float)
     y = frame[TARGET].to_numpy(dtype=float)
     if learner == "random_forest":
-        model = RandomForestRegressor(n_estimators=10, max_depth=8, random_state=0).fit(X, y)
+        model = RandomForestRegressor(n_estimators=n_estimators, max_depth=8, random_state=0).fit(X, y)
     else:
         model = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(X, y)
     blob = io.BytesIO()
@@ -166,37 +175,41 @@ def register_model(
         files={"model": ArtifactInput(blob.getvalue(), f"{model_id}.pkl")},
         user=None,
         status="online",
+        pickle_approved_by=pickle_approver(),
     )
     if alias:
-        alias_move(
-            soft_sensor=found.soft_sensor, name=alias, version=found, user=None, reason="seeded for the dashboard"
-        )
+        from tests.signing import move_signed
+
+        move_signed(found, alias, reason="seeded for the dashboard")
+    explain_on_batch(found, 96)
     return found
 
 
-def store_predictions(*, version: Any, batch_id: str, device: str = DEVICE) -> int:
-    """Score the batch with the registry's serving code and store the points the pipeline would."""
-    from apps.dashboard.modeling import simulation_run
-    from apps.tsdb.services import points_ingest
-    from apps.tsdb.types import Collection, GroupKey, PointBatch, SeriesKey
+def explain_on_batch(version: Any, number: int) -> None:
+    """Measure the version's explanation (importance, partial dependence, background) on one batch's rows, as the
+    training workflow does on a holdout."""
+    from apps.registry.selectors import version_spec
+    from apps.registry.services import model_version_explanation_build
 
-    sim = simulation_run(version=version, group=GroupKey(PROJECT, device, batch_id))
-    series = [
-        SeriesKey(
-            PROJECT, device, batch_id, "soft_sensor", name, version.soft_sensor.model_id.lower(), str(version.number)
-        )
-        for name in sim.outputs
-    ]
-    rows, outputs = sim.predictions.shape
-    batch = PointBatch(
-        collection=Collection.PREDICTIONS,
-        series=series,
-        series_index=np.repeat(np.arange(outputs, dtype=np.int32), rows),
-        times_ns=np.tile(sim.times_ns, outputs),
-        values=sim.predictions.T.reshape(-1),
-        fields={"validity": np.tile(np.array([v.get("verdict", "ok") for v in sim.validity], dtype=object), outputs)},
+    frame = batch_frame(number).iloc[::5]
+    model_version_explanation_build(
+        spec=version_spec(version),
+        X=frame[[_column(f) for f in FEATURES]].to_numpy(dtype=float),
+        y=frame[TARGET].to_numpy(dtype=float),
+        source=f"batch_{number}",
     )
-    return points_ingest(batch=batch).points
+
+
+def store_predictions(*, version: Any, batch_id: str, device: str = DEVICE) -> int:
+    """Score the batch on the one scoring path (the orchestrator's simulation) and store the points the
+    pipeline would (raw value, corrected value, validity)."""
+    from apps.orchestrator.simulation import simulation_run
+    from apps.registry.selectors import version_spec
+    from apps.tsdb.services import points_ingest
+    from apps.tsdb.types import GroupKey
+
+    simulation = simulation_run(spec=version_spec(version), group=GroupKey(PROJECT, device, batch_id))
+    return points_ingest(batch=simulation.estimates.points()).points
 
 
 @dataclass

@@ -31,7 +31,12 @@ CALLBACKS = {
     "modeler_drift": ("..version.options...version.value...detector.options...detector.value..", BOOT, MODELER_OK),
     "modeler_divergence": ("..versions.options...versions.value...batch.options...batch.value..", BOOT, MODELER_OK),
     "modeler_simulation": ("..version.options...version.value...batch.options...batch.value..", BOOT, MODELER_OK),
-    "manager_overview": ("overview.children", [{"id": "tick", "property": "n_intervals", "value": None}], MANAGER_OK),
+    "manager_overview": (
+        "overview.children",
+        [{"id": "tick", "property": "n_intervals", "value": None},
+         {"id": "alert-message", "property": "children", "value": None}],
+        MANAGER_OK,
+    ),
     "manager_deployment": (
         "detail.children",
         [

@@ -70,6 +70,8 @@ def test_operator_live_page(page, live_server, demo):
     page.wait_for_url(f"{live_server.url}/operator/live/")
     wait_for_plot(page)
     screenshot(page, "dashboard-operator-initial")
+    # The chart opens on the whole batch (a fed-batch reads as one trajectory), not on a fixed window.
+    assert page.is_checked("#range input[value=batch]")
     drawn = page.evaluate("() => document.querySelector('#chart .js-plotly-plot').data.map(t => [t.name, t.x.length])")
     names = [name for name, _ in drawn]
     assert any("penicillin_rf" in name for name in names), names
@@ -134,6 +136,9 @@ def test_modeler_pages(page, live_server, demo, tmp_path):
     page.get_by_text("0002_[python]_penicillin_ridge").first.wait_for()
     assert "production" in page.inner_text("[data-testid=sensors]")
     assert "/registry/P0001/models/" in page.locator("[data-testid=registry-link]").first.get_attribute("href")
+    training = page.locator("[data-testid=training]").first  # the newest version's training facts, unfolded
+    training.wait_for()
+    assert "Training batches" in training.inner_text() and "batch_92, batch_93" in training.inner_text()
     screenshot(page, "dashboard-modeler-sensors")
     # Drift analysis: defaults (training batches as reference, KS), a parameter tooltip, run → verdict.
     page.goto(f"{live_server.url}/modeler/drift/")

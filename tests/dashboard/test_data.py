@@ -13,10 +13,11 @@ from openpyxl import load_workbook
 
 from apps.common.errors import ValidationFailed
 from apps.dashboard import selectors as sel
-from apps.dashboard.modeling import drift_analyse, simulation_run, simulation_workbook
+from apps.dashboard.modeling import drift_analyse
 from apps.dashboard.models import PointFlag
 from apps.dashboard.overview import deployment_status
 from apps.dashboard.services import point_flag_create
+from apps.dashboard.simulation import simulation_assess, simulation_workbook
 from apps.tsdb.types import GroupKey, to_ns
 
 from .conftest import dash_update, response_json
@@ -138,7 +139,10 @@ def test_deployment_status_rules():
     status, reasons = deployment_status(**{**ok, "last_run": Run("failed", "registry unavailable")})
     assert status == "failing" and "registry unavailable" in reasons[0]
     assert deployment_status(**{**ok, "online": False})[0] == "failing"
-    assert deployment_status(**{**ok, "alert_severities": ("warning",)}) == ("warning", ["1 drift alert open"])
+    assert deployment_status(**{**ok, "alert_severities": ("warning",)}) == (
+        "warning",
+        ["1 drift alert open on what it scores now"],
+    )
     assert deployment_status(**{**ok, "alert_severities": ("warning", "critical")})[0] == "failing"
 
 
@@ -197,12 +201,15 @@ def test_chart_callback_draws_estimates_lab_and_variables(client, demo, role_use
 
 
 def test_simulation_and_workbook(demo, role_users):
-    sim = simulation_run(version=demo.rf, group=GroupKey("penicillin", "R1", "batch_93"))
+    from apps.registry.selectors import version_spec
+
+    sim = simulation_assess(spec=version_spec(demo.rf), group=GroupKey("penicillin", "R1", "batch_93"))
     frame = batch_frame(93)
     assert sim.rows == len(frame)
+    assert sim.simulation.deployment_name == demo.deployment.name  # its deployment's mapping and age
     stats = sim.summary()["penicillin_concentration"]
     assert stats["lab_samples"] == frame["offline_penicillin_concentration"].notna().sum()
-    # Residuals are lab minus the simulated estimate at the lab rows.
+    # Residuals are lab minus the simulated estimate at the lab rows; the estimate is raw + bias in force.
     rows = sim.table_rows()
     with_lab = [r for r in rows if r["lab:penicillin_concentration"] is not None]
     assert all(
@@ -210,18 +217,24 @@ def test_simulation_and_workbook(demo, role_users):
         == pytest.approx(r["lab:penicillin_concentration"] - r["pred:penicillin_concentration"], abs=2e-4)
         for r in with_lab
     )
+    assert all(
+        r["pred:penicillin_concentration"]
+        == pytest.approx(r["raw:penicillin_concentration"] + r["bias:penicillin_concentration"], abs=2e-4)
+        for r in rows
+    )
     book = load_workbook(io.BytesIO(simulation_workbook(simulation=sim, user=role_users["modeler"])))
     assert book.sheetnames == ["Metadata", "Simulation", "Flagged measurements"]
     assert book["Simulation"].max_row == sim.rows + 1
     meta = {row[0].value: row[1].value for row in book["Metadata"].iter_rows()}
     assert meta["Model ID"] == "0001_[python]_penicillin_RF" and meta["Rows scored"] == sim.rows
+    assert meta["Configuration of deployment"] == demo.deployment.name
     flagged = [r for r in rows if r["flagged"] == "yes"]
     assert book["Flagged measurements"].max_row == len(flagged) + 1
 
 
 def test_excel_export_view(client, demo, role_users):
     url = "/modeler/simulation/export.xlsx"
-    query = {"version": "P0001|0001_[python]_penicillin_RF|1", "batch": "penicillin|R1|batch_92"}
+    query = {"version": demo.rf.pk, "batch": "penicillin|R1|batch_92"}
     client.force_login(role_users["operator"])
     assert client.get(url, query).status_code == 403
     client.force_login(role_users["modeler"])
@@ -231,6 +244,9 @@ def test_excel_export_view(client, demo, role_users):
     assert book.sheetnames == ["Metadata", "Simulation", "Flagged measurements"]
     bad = client.get(url, {**query, "batch": "nonsense"})
     assert bad.status_code == 400 and b"project|device|batch" in bad.content
+    assert client.get(url, {**query, "version": "P0001|x|1"}).status_code == 400
+    assert client.get(url, {**query, "bias": "sometimes"}).status_code == 400
+    assert client.get(url, {**query, "version": 99999}).status_code == 404
 
 
 def test_drift_analysis_tells_a_fault_from_an_in_control_batch(demo):
@@ -281,9 +297,9 @@ def test_drift_callback_builds_form_and_runs(client, demo, role_users):
         )
     )
     params = form["params"]["children"]
-    assert [p["props"]["children"][1]["props"]["id"]["name"] for p in params] == ["threshold", "bins"]
+    assert [p["props"]["children"][1]["props"]["id"]["name"] for p in params] == ["threshold", "bins", "epsilon"]
     assert all(len(p["props"]["title"]) > 10 for p in params)  # a tooltip per parameter
-    ids = [{"type": "param", "name": "threshold"}, {"type": "param", "name": "bins"}]
+    ids = [{"type": "param", "name": n} for n in ("threshold", "bins", "epsilon")]
     out = response_json(
         dash_update(
             client,
@@ -291,13 +307,13 @@ def test_drift_callback_builds_form_and_runs(client, demo, role_users):
             "result.children",
             [{"id": "run", "property": "n_clicks", "value": 1}],
             [
-                {"id": "version", "property": "value", "value": "P0001|0001_[python]_penicillin_RF|1"},
+                {"id": "version", "property": "value", "value": demo.rf.pk},
                 {"id": "detector", "property": "value", "value": "psi"},
                 {"id": "variables", "property": "value", "value": ["aeration_rate", "temperature"]},
                 {"id": "reference", "property": "value", "value": ["penicillin|R1|batch_92", "penicillin|R1|batch_93"]},
                 {"id": "test", "property": "value", "value": "penicillin|R1|batch_94"},
                 {"id": "window", "property": "value", "value": [20, 100]},
-                [{"id": i, "property": "value", "value": v} for i, v in zip(ids, [0.1, 10], strict=True)],
+                [{"id": i, "property": "value", "value": v} for i, v in zip(ids, [0.1, 10, 1e-4], strict=True)],
                 [{"id": i, "property": "id", "value": i} for i in ids],
             ],
         )
@@ -307,25 +323,37 @@ def test_drift_callback_builds_form_and_runs(client, demo, role_users):
     assert "Population Stability Index" in text
 
 
-def test_drift_alerts_reach_the_trust_panel_and_the_overview(demo):
-    """A drift job of the drift app raises an alert on the aeration-fault batch; the dashboards show it."""
+def test_drift_alerts_reach_the_trust_panel_and_the_overview_by_the_status_rule(demo):
+    """A drift job raises an alert on historical batch 94: the pages list it, say which batch and check raised
+    it, and do not count it in the live status (the demo's red overview); an ad hoc run changes nothing."""
+    from apps.dashboard.alerting import drift_card
     from apps.dashboard.overview import deployment_overview
-    from apps.drift.services import drift_job_create, drift_job_run
+    from apps.drift.services import drift_job_create, drift_job_run, drift_run_ad_hoc
 
-    before = sel.trust_panel(group=GroupKey("penicillin", "R1", demo.live_batch))
-    assert [(d.deployment, len(d.open_alerts), d.latest) for d in before.drift] == [(demo.deployment.name, 0, None)]
+    group = GroupKey("penicillin", "R1", demo.live_batch)
+    before = sel.trust_panel(group=group)
+    assert [(d.deployment.name, d.counted, d.last_check) for d in before.drift] == [(demo.deployment.name, [], None)]
     job = drift_job_create(
         name="aeration-watch", deployment=demo.deployment, detector="ks", params={}, variables=INPUTS,
         reference={"kind": "training"}, test={"kind": "phase", "phase": "log", "batch_id": "batch_94"},
     )
     result = drift_job_run(job=job)
     assert result.status == "succeeded" and result.drift
-    after = sel.trust_panel(group=GroupKey("penicillin", "R1", demo.live_batch))
-    status = after.drift[0]
-    assert len(status.open_alerts) == 1 and status.latest.pk == result.pk
+    status = sel.trust_panel(group=group).drift[0]
+    assert status.counted == [] and status.last_check.pk == result.pk
+    assert status.live_batches == (f"R1/{demo.live_batch}",)
+    [(alert, why)] = status.listed
+    assert "batch_94" in why and "not a batch it scores now" in why
+    card = drift_card(status)
+    assert card.value == "No open alert" and card.tone == "ok"
+    assert any("ks (job aeration-watch) on batch_94" not in line and "last check ks on batch_94: drift" in line
+               for line in card.lines)
     row = next(r for r in deployment_overview() if r.deployment.pk == demo.deployment.pk)
-    assert row.status in ("warning", "failing")
-    assert any("drift alert" in reason for reason in row.reasons)
+    assert not any("drift alert" in reason for reason in row.reasons), row.reasons
+
+    drift_run_ad_hoc(detector="ks", deployment=demo.deployment, variables=list(INPUTS),
+                     reference={"kind": "training"}, test={"kind": "phase", "phase": "log", "batch_id": "batch_94"})
+    assert sel.trust_panel(group=group).drift[0].last_check.pk == result.pk  # ad hoc runs never touch it
 
 
 def test_group_lag_follows_the_orchestrators_rule(demo):
@@ -362,3 +390,43 @@ def test_group_lag_follows_the_orchestrators_rule(demo):
     assert names == [demo.deployment.name]
     assert lag == pytest.approx(expected, abs=0.1)
     assert lag == pytest.approx((now - contents.last_time).total_seconds() + 59 * 12 * 60, abs=1)
+
+
+def test_pages_show_the_estimate_as_deployed_not_the_raw_output(demo):
+    """The chart, the trust card and its lab residual read ``corrected_value`` (raw + bias update in force)
+    where the pipeline stored one: what the plant receives, not the raw model output."""
+    from apps.tsdb.selectors import latest_points, series_read
+    from apps.tsdb.services import points_ingest
+    from apps.tsdb.types import PREDICTION_SOURCE, Collection, Downsample, PointBatch, SeriesFilter, estimate_values
+
+    group = GroupKey("penicillin", "R1", demo.live_batch)
+    series = sel.live_chart(group=group, range_key="batch").estimates[0].series
+    stored = series_read(
+        collection=Collection.PREDICTIONS, series=series, start=datetime(2000, 1, 1, tzinfo=UTC),
+        end=datetime(2100, 1, 1, tzinfo=UTC), max_points=2000, method=Downsample.LTTB,
+    )
+    # The bias update in force lowers every estimate by 1.5 (as the pipeline stores it: raw value kept).
+    points_ingest(batch=PointBatch(
+        collection=Collection.PREDICTIONS, series=[series], series_index=np.zeros(len(stored), dtype=np.int32),
+        times_ns=stored.times_ns, values=stored.values,
+        fields={"corrected_value": stored.values - 1.5, "validity": stored.fields["validity"]},
+    ))
+    chart = sel.live_chart(group=group, range_key="batch")
+    trace = chart.estimates[0]
+    stored = series_read(
+        collection=Collection.PREDICTIONS, series=trace.series, start=chart.start, end=chart.end,
+        max_points=2000, method=Downsample.LTTB,
+    )
+    corrected = stored.fields["corrected_value"]
+    assert np.isfinite(corrected).all() and np.allclose(corrected, stored.values - 1.5)
+    np.testing.assert_allclose(trace.values, corrected)
+    np.testing.assert_allclose(estimate_values(stored), corrected)
+    (newest,) = [
+        p for p in latest_points(collection=Collection.PREDICTIONS, where=SeriesFilter(
+            project_name="penicillin", device_id="R1", batch_id=demo.live_batch, source=PREDICTION_SOURCE,
+            model_id=trace.series.model_id, version=trace.series.version,
+        ))
+    ]
+    card = next(e for e in sel.trust_panel(group=group).estimates if e.label == trace.name)
+    assert card.value == pytest.approx(newest.fields["corrected_value"])
+    assert card.value != pytest.approx(newest.value)

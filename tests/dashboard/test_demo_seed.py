@@ -4,7 +4,9 @@ from django.core.management import call_command
 
 from apps.drift.models import Alert, DriftJob
 from apps.orchestrator.models import Deployment
-from apps.registry.models import Alias, Project
+from apps.registry.models import Alias, AliasMove, Project
+from apps.registry.selectors import version_sha256
+from apps.training.evaluation import INDPENSIM_ONLINE_INPUTS
 from apps.tsdb.backends import get_backend
 from apps.tsdb.types import Collection
 
@@ -24,7 +26,20 @@ def test_demo_seed_builds_the_demo_once(indpensim_dir, tmp_path, settings):
     assert production.version.soft_sensor.model_id == "0001_[python]_penicillin_RF"
     assert production.version.status == "online"
     features = [f["name"] for f in production.version.descriptor["inputs"]["features"]]
-    assert "batch_age" in features
+    # What a plant measures online, plus batch age: no substrate or biomass, which only the lab knows.
+    assert features == [*INDPENSIM_ONLINE_INPUTS, "batch_age"]
+    assert "substrate_concentration" not in features
+    # Trained through the workflow with its default gates: the estimator as deployed beat persistence.
+    evaluation = production.version.training_data["evaluation"]
+    assert evaluation["verdict"] == "passed" and evaluation["beats_persistence"] is True
+    same = evaluation["on_persistence_rows"]
+    assert same["as_deployed"]["rmse"] < same["persistence"]["rmse"]
+    assert production.version.training_data["bias"]["alpha"] == 0.8
+    # production is a signed alias: trained by the modeler, signed by the admin (two people), bound to its sha256.
+    move = AliasMove.objects.select_related("signature").get(alias_name="production")
+    assert production.version.created_by.username == "modeler"
+    assert move.signature.signer_username == "admin" and move.signature.meaning == "approved"
+    assert move.signature.subject_sha256 == version_sha256(production.version)
     deployment = Deployment.objects.get(name="penicillin-r1-production")
     assert deployment.alias == "production" and deployment.enabled
     assert DriftJob.objects.filter(deployment=deployment).count() == 2

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from dash import dcc, html
+from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied
+from django_plotly_dash import DjangoDash
 
 from apps.common.errors import ApplicationError, ValidationFailed
 
@@ -21,6 +24,19 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
 STATUS_COLOURS = {"ok": "#1e8449", "warning": "#b9770e", "failing": "#b03a2e", "unknown": "#5d6d7e"}
 LEVEL_COLOURS = {"low": "#d4efdf", "moderate": "#fdebd0", "high": "#f5b7b1"}
 FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 15, "color": "#17202a"}
+
+
+def dash_app(name: str) -> DjangoDash:
+    """A Dash app served from local files whose callbacks carry Django's CSRF token.
+
+    The Dash renderer sends the cookie named ``csrf_token_name`` back as ``X-CSRFToken`` on every
+    callback; naming Django's CSRF cookie here is what lets the callback endpoint keep CSRF protection
+    (``apps/dashboard/dash_urls.py``). django-plotly-dash warns about any extra Dash argument; this one
+    it passes through unchanged, so the warning is silenced for it alone.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are passing extra arguments", category=UserWarning)
+        return DjangoDash(name, serve_locally=True, csrf_token_name=settings.CSRF_COOKIE_NAME)
 
 
 def guarded_callback(
@@ -79,18 +95,30 @@ def error_box(exc: Exception) -> html.Div:
     return html.Div(f"Could not load this view: {type(exc).__name__}.", className="dash-error", role="alert")
 
 
+#: Every axis: margins that grow to fit its labels, plain numbers with thousands separators (no "60μ", "55k").
+AXIS_TICKS = {"automargin": True, "exponentformat": "none", "separatethousands": True}
+
+
 def base_layout(**overrides: Any) -> dict[str, Any]:
+    """The layout every figure starts from. Axes grow their margins to fit their tick labels and titles
+    (``automargin``), so no label is ever clipped; an axis given in ``overrides`` keeps that property unless
+    it says otherwise. Y axes built with ``formatting.value_axis`` also get the shared range rules."""
     layout: dict[str, Any] = {
         "font": FONT,
-        "margin": {"l": 70, "r": 30, "t": 30, "b": 70},
+        "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
         "hovermode": "x unified",
-        "legend": {"orientation": "h", "y": -0.15, "font": {"size": 14}},
-        "xaxis": {"showgrid": True, "gridcolor": "#e5e8eb", "linecolor": "#5d6d7e"},
-        "yaxis": {"showgrid": True, "gridcolor": "#e5e8eb", "linecolor": "#5d6d7e"},
+        # above the plot: a legend below it would sit on the x axis title
+        "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 14}},
+        "xaxis": {"showgrid": True, "gridcolor": "#e5e8eb", "linecolor": "#5d6d7e", **AXIS_TICKS},
+        "yaxis": {"showgrid": True, "gridcolor": "#e5e8eb", "linecolor": "#5d6d7e", **AXIS_TICKS},
     }
-    layout.update(overrides)
+    for key, value in overrides.items():
+        if key in ("xaxis", "yaxis") and isinstance(value, dict):
+            layout[key] = {**AXIS_TICKS, **value}
+        else:
+            layout[key] = value
     return layout
 
 
@@ -114,13 +142,6 @@ def empty_figure(message: str) -> dict[str, Any]:
             ],
         ),
     }
-
-
-def fmt(value: float | None, decimals: int = 3, unit: str = "") -> str:
-    if value is None:
-        return "—"
-    text = f"{value:,.{decimals}f}"
-    return f"{text} {unit}".strip()
 
 
 def stat_card(label: str, value: str, *, tone: str = "neutral", detail: str = "", testid: str = "") -> html.Div:

@@ -9,18 +9,19 @@ from typing import Any
 from dash import dcc, html
 from dash.dependencies import Input, Output
 from django.urls import reverse
-from django_plotly_dash import DjangoDash
 
 from apps.common.errors import ApplicationError, NotFound
 
 from .. import selectors as sel
 from ..access import MANAGER_PAGE
+from ..formatting import d3_format, quantity, value_axis
 from ..overview import DeploymentRow, deployment_detail, deployment_overview
-from .common import PALETTE, STATUS_COLOURS, base_layout, error_box, fmt, guarded_callback, stat_card
-from .operator import chart_figure
+from .alert_actions import alert_panel, register_alert_callbacks
+from .common import PALETTE, STATUS_COLOURS, base_layout, dash_app, error_box, guarded_callback, stat_card
+from .live_figure import chart_figure
 
-overview_app = DjangoDash("manager_overview", serve_locally=True)
-detail_app = DjangoDash("manager_deployment", serve_locally=True)
+overview_app = dash_app("manager_overview")
+detail_app = dash_app("manager_deployment")
 
 STATUS_TEXT = {"ok": "OK", "warning": "Warning", "failing": "Failing"}
 
@@ -29,6 +30,7 @@ overview_app.layout = html.Div(
     children=[
         dcc.Interval(id="tick", interval=60_000),
         html.Div(id="overview", className="panel", **{"data-testid": "overview"}),
+        alert_panel(intro="Acknowledge an alert you have taken up (with a note); modelers resolve and silence."),
     ],
 )
 
@@ -50,56 +52,68 @@ def light(status: str) -> html.Span:
     )
 
 
-def trend_figure(row: DeploymentRow, height: int = 70) -> dict[str, Any]:
+def trend_figure(row: DeploymentRow, height: int = 120) -> dict[str, Any]:
+    """Mean absolute lab error per batch: a sparkline in the overview (batch labels, three y ticks), a full
+    chart on the detail page. Axes follow ``formatting.value_axis`` (padded range including zero)."""
+    maes = [t.mae for t in row.lab_trend]
+    small = height <= 150
     return {
         "data": [
             {
                 "type": "scatter",
                 "mode": "lines+markers",
                 "x": [t.batch_id for t in row.lab_trend],
-                "y": [t.mae for t in row.lab_trend],
+                "y": maes,
                 "line": {"color": PALETTE[0], "width": 3},
                 "marker": {"size": 8},
-                "hovertemplate": f"%{{x}}: MAE %{{y:.3f}} {row.unit}<extra></extra>",
+                "hovertemplate": f"%{{x}}: MAE %{{y:{d3_format(maes)}}} {row.unit}<extra></extra>",
             }
         ],
         "layout": base_layout(
             height=height,
-            margin={"l": 40, "r": 10, "t": 5, "b": 20},
+            margin={"l": 10, "r": 10, "t": 8, "b": 10},
             showlegend=False,
-            xaxis={"showticklabels": height > 100, "showgrid": False},
-            yaxis={
-                "title": {"text": f"MAE [{row.unit}]" if height > 100 else ""},
-                "gridcolor": "#e5e8eb",
-                "rangemode": "tozero",
+            xaxis={
+                "type": "category",
+                "showgrid": False,
+                "automargin": True,
+                "tickfont": {"size": 11 if small else 14},
+                "tickangle": 0 if small else "auto",
+                "nticks": 6 if small else 20,
             },
+            yaxis=value_axis(
+                [*maes, 0.0],
+                title="" if small else f"MAE [{row.unit}]",
+                nticks=3 if small else 7,
+                tickfont={"size": 11 if small else 14},
+            ),
             hovermode="closest",
         ),
     }
 
 
 def alerts_cell(row: DeploymentRow) -> html.Div:
-    status = row.drift
-    latest = status.latest
-    check = (
-        f"last check {latest.detector}: {'drift' if latest.drift else 'no drift'}, {sel.ago(latest.created_at)}"
-        if latest is not None
-        else "no drift check yet"
-    )
+    """Alerts that count in the light (the rule of docs/dashboard.md), what raised them, the last live check."""
+    from ..alerting import drift_card
+
+    card = drift_card(row.drift)
     colour = {"critical": STATUS_COLOURS["failing"], "warning": STATUS_COLOURS["warning"]}.get(
-        status.worst_severity or "", STATUS_COLOURS["ok"]
+        row.drift.worst_severity or "", STATUS_COLOURS["ok"]
     )
     return html.Div(
         [
             html.Div(
-                str(len(status.open_alerts)),
+                str(len(row.drift.counted)),
                 className="stat-value",
                 style={"color": colour},
                 **{"data-testid": "open-alerts"},
             ),
-            html.Div(check, className="stat-detail"),
+            *[html.Div(line, className="stat-detail") for line in card.lines[1:]],
         ]
     )
+
+
+register_alert_callbacks(overview_app, MANAGER_PAGE, Input("tick", "n_intervals"))
 
 
 def last_run_text(run: Any) -> str:
@@ -108,8 +122,13 @@ def last_run_text(run: Any) -> str:
     return f"{run.status} · {sel.ago(run.finished_at or run.started_at)}"
 
 
-@guarded_callback(overview_app, MANAGER_PAGE, Output("overview", "children"), [Input("tick", "n_intervals")])
-def show_overview(_tick: Any, *, user: Any) -> Any:
+@guarded_callback(
+    overview_app,
+    MANAGER_PAGE,
+    Output("overview", "children"),
+    [Input("tick", "n_intervals"), Input("alert-message", "children")],
+)
+def show_overview(_tick: Any, _alert_acted: Any, *, user: Any) -> Any:
     try:
         rows = deployment_overview()
     except ApplicationError as exc:
@@ -136,7 +155,7 @@ def show_overview(_tick: Any, *, user: Any) -> Any:
         latest = (
             html.Div(
                 [
-                    html.Div(fmt(row.latest_value, 2, row.unit), className="stat-value"),
+                    html.Div(quantity(row.latest_value, row.unit), className="stat-value"),
                     html.Div(
                         f"{row.output} · {row.latest_batch} · {sel.ago(row.latest_time)}", className="stat-detail"
                     ),
@@ -147,7 +166,11 @@ def show_overview(_tick: Any, *, user: Any) -> Any:
         )
         lag = "—" if row.lag_seconds is None else sel.duration_text(row.lag_seconds)
         trend = (
-            dcc.Graph(figure=trend_figure(row), config={"staticPlot": True}, style={"height": "70px", "width": "260px"})
+            dcc.Graph(
+                figure=trend_figure(row),
+                config={"staticPlot": True},
+                style={"height": "120px", "width": "100%", "maxWidth": "300px"},
+            )
             if row.lab_trend
             else html.Span("no lab samples matched yet", className="muted")
         )
@@ -194,6 +217,8 @@ def show_detail(pathname: str | None, _tick: Any, *, user: Any) -> Any:
         detail = deployment_detail(deployment_id=deployment_id_from(pathname))
     except ApplicationError as exc:
         return error_box(exc)
+    from ..alerting import drift_card
+
     row: DeploymentRow = detail["row"]
     deployment = detail["deployment"]
     cards = [
@@ -207,16 +232,16 @@ def show_detail(pathname: str | None, _tick: Any, *, user: Any) -> Any:
         ),
         stat_card(
             "Latest estimate",
-            fmt(row.latest_value, 2, row.unit),
+            quantity(row.latest_value, row.unit),
             detail=f"{row.output} · {row.latest_batch} · {sel.ago(row.latest_time)}" if row.latest_time else "",
         ),
         stat_card("Pipeline lag", "—" if row.lag_seconds is None else sel.duration_text(row.lag_seconds)),
         stat_card("Last run", last_run_text(row.last_run)),
         stat_card(
             "Open drift alerts",
-            str(len(row.drift.open_alerts)),
+            str(len(row.drift.counted)),
             tone={"critical": "bad", "warning": "warning"}.get(row.drift.worst_severity or "", "ok"),
-            detail=row.drift.open_alerts[0].message[:160] if row.drift.open_alerts else "",
+            detail=" · ".join(drift_card(row.drift).lines[1:]),
         ),
     ]
     children: list[Any] = [html.Div(cards, className="controls")]
@@ -224,7 +249,7 @@ def show_detail(pathname: str | None, _tick: Any, *, user: Any) -> Any:
         device, batch = row.latest_batch.split("/", 1)
         group = sel.GroupKey(deployment.soft_sensor.project.name.lower(), device, batch)
         try:
-            model = (row.plan.model_tag, row.plan.version_tag) if row.plan else None
+            model = (row.spec.model_tag, row.spec.version_tag) if row.spec else None
             chart = sel.live_chart(group=group, range_key="batch", model=model)
             children.append(
                 html.Div(

@@ -7,16 +7,15 @@ from typing import Any
 
 from dash import dash_table, dcc, html
 from dash.dependencies import Input, Output, State
-from django_plotly_dash import DjangoDash
 
 from apps.common.errors import ApplicationError
 
 from .. import selectors as sel
 from ..access import MODELER_PAGE
-from .common import base_layout, dropdown_control, empty_figure, error_box, guarded_callback, stat_card
+from .common import base_layout, dash_app, dropdown_control, empty_figure, error_box, guarded_callback, stat_card
 
 NAME = "modeler_data"
-app = DjangoDash(NAME, serve_locally=True)
+app = dash_app(NAME)
 
 COLUMNS = [
     {"name": "Source", "id": "source"},

@@ -1,5 +1,6 @@
-"""Modeler — model divergence: several versions scored on one batch, overlaid, and every pair compared
-with the seven estimators of ``apps.drift.detectors.disagreement``, each cell coloured by its band."""
+"""Modeler — model divergence: several versions simulated on one batch (each as its soft sensor's deployment
+scores it, with or without the bias update), overlaid, and every pair compared with the seven estimators of
+``stamm_drift.disagreement``, each cell coloured by its band."""
 
 from __future__ import annotations
 
@@ -9,18 +10,18 @@ from typing import Any
 
 from dash import dcc, html
 from dash.dependencies import Input, Output, State
-from django_plotly_dash import DjangoDash
 
 from apps.common.errors import ApplicationError, ValidationFailed
 from apps.tsdb.types import from_ns
 
 from .. import selectors as sel
 from ..access import MODELER_PAGE
-from ..modeling import divergence_run, version_options, version_resolve
-from .common import LEVEL_COLOURS, PALETTE, base_layout, dropdown_control, error_box, guarded_callback
+from ..simulation import bias_choice, divergence_run
+from ..soft_sensors import version_options, version_resolve
+from .common import LEVEL_COLOURS, PALETTE, base_layout, dash_app, dropdown_control, error_box, guarded_callback
 
 NAME = "modeler_divergence"
-app = DjangoDash(NAME, serve_locally=True)
+app = dash_app(NAME)
 
 ESTIMATORS = [
     ("mae", "MAE / SD"),
@@ -45,6 +46,22 @@ app.layout = html.Div(
                         dropdown_control("Versions to compare (two or more)", "versions", width="wide", multi=True),
                         dropdown_control("Batch", "batch", width="wide", clearable=False),
                     ],
+                ),
+                html.Div(
+                    [
+                        html.Label("Bias update"),
+                        dcc.RadioItems(
+                            id="bias",
+                            options=[
+                                {"label": "With each version's bias update", "value": "on"},
+                                {"label": "Raw models only", "value": "off"},
+                            ],
+                            value="on",
+                            inline=True,
+                            className="segmented",
+                        ),
+                    ],
+                    className="control wide",
                 ),
                 html.Button("Compare", id="run", n_clicks=0, className="primary"),
             ],
@@ -79,15 +96,15 @@ def level_cell(value: float, level: str) -> html.Td:
 @_guard(
     Output("result", "children"),
     [Input("run", "n_clicks")],
-    [State("versions", "value"), State("batch", "value")],
+    [State("versions", "value"), State("batch", "value"), State("bias", "value")],
     prevent_initial_call=True,
 )
-def compare(_clicks: int, versions: list[str] | None, batch: str | None, *, user: Any) -> Any:
+def compare(_clicks: int, versions: list[Any] | None, batch: str | None, bias: str | None, *, user: Any) -> Any:
     try:
         if not batch:
             raise ValidationFailed("choose a batch", details={"batch": None})
         chosen = [version_resolve(v) for v in versions or []]
-        result = divergence_run(versions=chosen, group=sel.parse_group(batch))
+        result = divergence_run(specs=chosen, group=sel.parse_group(batch), bias=bias_choice(bias))
     except ApplicationError as exc:
         return error_box(exc)
     times = [from_ns(t) for t in result.times_ns.tolist()]
@@ -99,7 +116,7 @@ def compare(_clicks: int, versions: list[str] | None, batch: str | None, *, user
                 "mode": "lines",
                 "name": label,
                 "x": times[::step],
-                "y": result.predictions[::step, i].tolist(),
+                "y": result.estimates[::step, i].tolist(),
                 "line": {"width": 3, "color": PALETTE[i % len(PALETTE)]},
             }
             for i, label in enumerate(result.labels)
@@ -129,6 +146,7 @@ def compare(_clicks: int, versions: list[str] | None, batch: str | None, *, user
         className="panel",
         children=[
             html.H2(f"{result.output} on {result.group.batch_id} ({len(times):,} common rows)"),
+            html.P("Scored: " + "; ".join(result.configurations) + ".", className="muted"),
             dcc.Graph(figure=figure, config={"displaylogo": False}, style={"height": "420px"}),
             html.H2("Pairwise disagreement (seven estimators)"),
             html.Table([html.Thead(header), html.Tbody(rows)], className="overview", **{"data-testid": "pair-matrix"}),

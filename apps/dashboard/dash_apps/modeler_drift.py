@@ -9,25 +9,19 @@ from typing import Any
 
 from dash import ALL, dcc, html
 from dash.dependencies import Input, Output, State
-from django_plotly_dash import DjangoDash
 
 from apps.common.errors import ApplicationError, ValidationFailed
 
 from .. import selectors as sel
 from ..access import MODELER_PAGE
-from ..modeling import (
-    batch_hours,
-    drift_analyse,
-    feature_detectors,
-    feature_variables,
-    training_batches,
-    version_options,
-    version_resolve,
-)
-from .common import PALETTE, base_layout, dropdown_control, error_box, guarded_callback
+from ..formatting import quantity
+from ..modeling import batch_hours, drift_analyse, feature_detectors
+from ..soft_sensors import input_variables, training_batches, version_options, version_resolve
+from .alert_actions import alert_panel, register_alert_callbacks
+from .common import PALETTE, base_layout, dash_app, dropdown_control, error_box, guarded_callback
 
 NAME = "modeler_drift"
-app = DjangoDash(NAME, serve_locally=True)
+app = dash_app(NAME)
 
 app.layout = html.Div(
     className="dash-page",
@@ -72,11 +66,14 @@ app.layout = html.Div(
             ],
         ),
         dcc.Loading(html.Div(id="result", **{"data-testid": "drift-result"})),
+        alert_panel(intro="Alerts come from drift jobs (live checks); the analysis above is ad hoc and never "
+                    "changes a deployment's status."),
     ],
 )
 
 
 _guard = partial(guarded_callback, app, MODELER_PAGE)
+register_alert_callbacks(app, MODELER_PAGE, Input("boot", "data"))
 
 
 @_guard(
@@ -106,21 +103,17 @@ def load_choices(_boot: Any, *, user: Any) -> tuple:
     ],
     [Input("version", "value")],
 )
-def load_version(value: str | None, *, user: Any) -> tuple:
+def load_version(value: Any, *, user: Any) -> tuple:
     if not value:
         return [], [], [], [], [], None
-    version = version_resolve(value)
-    project_name = version.soft_sensor.project.name.lower()
-    groups = sel.group_infos(project_name=project_name)
+    spec = version_resolve(value)
+    groups = sel.group_infos(project_name=spec.project_name)
     options = [
         {"label": f"{g.group.batch_id} ({g.group.device_id})", "value": sel.group_value(g.group)} for g in groups
     ]
     variables = sorted({v for g in groups for v in g.variables})
-    try:
-        chosen = feature_variables(version=version, available=variables)
-    except ValidationFailed:
-        chosen = []
-    trained = set(training_batches(version))
+    chosen = [v for v in input_variables(spec) if v in variables]
+    trained = set(training_batches(spec))
     reference = [o["value"] for o in options if sel.parse_group(o["value"]).batch_id in trained]
     test = next((o["value"] for o in options if o["value"] not in reference), None)
     return ([{"label": v, "value": v} for v in variables], chosen, options, reference, options, test)
@@ -199,6 +192,24 @@ def coerce(spec: dict[str, Any], raw: Any) -> Any:
             return raw
         return int(number) if number.is_integer() and "integer" in spec["type"] else number
     return raw
+
+
+def constant_note(item: dict[str, Any], unit: str) -> html.Div:
+    """A constant variable in words (a density of a constant is a meaningless spike)."""
+
+    def side(label: str, value: float | None) -> str:
+        return f"{label} constant at {quantity(value, unit)}" if value is not None else f"{label} varies"
+
+    return html.Div(
+        [
+            html.Strong(item["variable"]),
+            html.Span(
+                f" — constant: {side('reference', item['reference_value'])}; {side('test', item['test_value'])}."
+            ),
+        ],
+        className="panel constant-note",
+        **{"data-testid": "constant-variable"},
+    )
 
 
 def density_figure(item: dict[str, Any], unit: str) -> dict[str, Any]:
@@ -293,7 +304,9 @@ def run(
         else "nominal threshold (one reference batch: no calibration)"
     )
     graphs = [
-        dcc.Graph(
+        constant_note(item, analysis.units.get(item["variable"], ""))
+        if item["constant"]
+        else dcc.Graph(
             figure=density_figure(item, analysis.units.get(item["variable"], "")),
             config={"displaylogo": False},
             style={"height": "300px"},

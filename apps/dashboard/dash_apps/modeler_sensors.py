@@ -1,4 +1,5 @@
-"""Modeler — soft sensors: descriptor details, versions, alias history, links to the registry."""
+"""Modeler — soft sensors: description, inputs and outputs, every version with its training facts and its
+evaluation (the estimator as deployed against holding the last lab value), alias history, registry links."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ from typing import Any
 from dash import dcc, html
 from dash.dependencies import Input, Output
 from django.urls import reverse
-from django_plotly_dash import DjangoDash
 
 from apps.common.errors import ApplicationError
 
 from ..access import MODELER_PAGE
-from ..modeling import datetime_label, soft_sensor_overview
-from .common import dropdown_control, error_box, guarded_callback
+from ..formatting import number_text
+from ..soft_sensors import EvaluationSummary, datetime_label, soft_sensor_overview
+from .common import dash_app, dropdown_control, error_box, guarded_callback
+from .explaining import explanation_section
 
 NAME = "modeler_sensors"
-app = DjangoDash(NAME, serve_locally=True)
+app = dash_app(NAME)
 
 app.layout = html.Div(
     className="dash-page",
@@ -58,6 +60,17 @@ def _table(header: list[str], rows: list[list[Any]], testid: str = "") -> html.T
     )
 
 
+def _bound(value: float | None) -> str | None:
+    return None if value is None else number_text(value)
+
+
+def _kv(rows: list[tuple[str, str]], testid: str = "") -> html.Table:
+    props = {"data-testid": testid} if testid else {}
+    return html.Table(
+        className="kv", children=[html.Tbody([html.Tr([html.Th(k), html.Td(v)]) for k, v in rows])], **props
+    )
+
+
 def sensor_panel(item: dict[str, Any], *, project_id: str, staff: bool) -> html.Div:
     soft_sensor = item["soft_sensor"]
     links = [
@@ -77,30 +90,14 @@ def sensor_panel(item: dict[str, Any], *, project_id: str, staff: bool) -> html.
                 style={"marginLeft": "0.6rem"},
             )
         )
-    training = item["training"]
-    details = html.Table(
-        className="kv",
-        children=[
-            html.Tbody(
-                [
-                    html.Tr([html.Th("Name"), html.Td(item["name"] or "—")]),
-                    html.Tr([html.Th("Learner"), html.Td(f"{item['learner']} ({item['model_type']})")]),
-                    html.Tr([html.Th("Language"), html.Td(item["language"] or "—")]),
-                    html.Tr([html.Th("Author"), html.Td(item["author"] or "—")]),
-                    html.Tr([html.Th("Description"), html.Td(item["description"] or "—")]),
-                    html.Tr(
-                        [
-                            html.Th("Training"),
-                            html.Td(
-                                f"{training['instances'] or '?'} instances"
-                                + f" · experiments {training['experiments'] or '—'}"
-                                + (f" · {training['validation']}" if training["validation"] else "")
-                            ),
-                        ]
-                    ),
-                ]
-            )
-        ],
+    details = _kv(
+        [
+            ("Name", item["name"] or "—"),
+            ("Learner", f"{item['learner']} ({item['model_type']})"),
+            ("Language", item["language"] or "—"),
+            ("Author", item["author"] or "—"),
+            ("Description", item["description"] or "—"),
+        ]
     )
     return html.Div(
         className="panel",
@@ -108,15 +105,15 @@ def sensor_panel(item: dict[str, Any], *, project_id: str, staff: bool) -> html.
             html.H2(soft_sensor.model_id, **{"data-testid": "sensor-title"}),
             details,
             html.Div(links),
-            html.H3("Inputs (descriptor order)"),
+            html.H3("Inputs (model order)"),
             _table(
-                ["Feature", "Type", "Unit", "Expected min", "Expected max"],
-                [[f["name"], f["type"], f["units"], f["min"], f["max"]] for f in item["features"]],
+                ["Feature", "Type", "Unit", "Valid from", "Valid to"],
+                [[f["name"], f["type"], f["units"], _bound(f["min"]), _bound(f["max"])] for f in item["features"]],
             ),
             html.H3("Outputs"),
             _table(
-                ["Output", "Unit", "Expected min", "Expected max"],
-                [[o["name"], o["units"], o["min"], o["max"]] for o in item["outputs"]],
+                ["Output", "Unit", "Declared min", "Declared max"],
+                [[o["name"], o["units"], _bound(o["min"]), _bound(o["max"])] for o in item["outputs"]],
             ),
             html.H3("Versions"),
             _table(
@@ -136,6 +133,7 @@ def sensor_panel(item: dict[str, Any], *, project_id: str, staff: bool) -> html.
                 ],
                 testid="versions",
             ),
+            *[version_details(v, unfolded=i == 0) for i, v in enumerate(item["versions"])],
             html.H3("Alias history"),
             _table(
                 ["When (UTC)", "Alias", "From", "To", "By", "Reason"],
@@ -155,6 +153,69 @@ def sensor_panel(item: dict[str, Any], *, project_id: str, staff: bool) -> html.
             if item["alias_history"]
             else html.P("No alias moves yet.", className="muted"),
         ],
+    )
+
+
+def evaluation_panel(summary: EvaluationSummary) -> list:
+    """The evaluation as a sentence, a small table (as deployed, raw, persistence, training mean) and RMSE per
+    phase; the plain sentence is a warning when the estimator as deployed does not beat persistence."""
+    tone = {False: "dash-error", True: "dash-ok"}.get(summary.beats_persistence, "muted")
+    children: list = [html.P(summary.sentence, className=tone, **{"data-testid": "evaluation-verdict"})]
+    children.append(
+        _table(
+            ["Estimator", "Rows", "Compared on", "RMSE", "MAE", "R²", "Bias (estimate − lab)"],
+            [
+                [
+                    row["estimator"],
+                    number_text(int(row["rows"])) if row["rows"] is not None else None,
+                    row["covered"],
+                    number_text(row["rmse"]),
+                    number_text(row["mae"]),
+                    number_text(row["r2"]),
+                    number_text(row["bias"]),
+                ]
+                for row in summary.rows
+            ],
+            testid="evaluation",
+        )
+    )
+    if summary.phases:
+        children.append(
+            _table(
+                ["Phase", "RMSE as deployed", "RMSE raw model", "RMSE persistence"],
+                [
+                    [p["phase"], number_text(p["as_deployed"]), number_text(p["raw"]), number_text(p["persistence"])]
+                    for p in summary.phases
+                ],
+            )
+        )
+    if summary.details:
+        children.append(_kv(summary.details))
+    return children
+
+
+def version_details(version: dict[str, Any], *, unfolded: bool = False) -> html.Details:
+    """One version's training facts and evaluation, folded unless ``unfolded`` (the newest version)."""
+    evaluation = version["evaluation"]
+    body: list = []
+    if evaluation is not None:
+        body.append(html.H4("Evaluation on the holdout"))
+        body.extend(evaluation_panel(evaluation))
+    body.append(html.H4("What its estimates depend on"))
+    body.extend(explanation_section(version.get("explanation")))
+    body.append(html.H4("Training"))
+    body.append(
+        _kv(version["training"], testid="training")
+        if version["training"]
+        else html.P("No training information recorded (an uploaded version).", className="muted")
+    )
+    summary = f"v{version['number']} — training" + (" and evaluation" if evaluation is not None else "")
+    if evaluation is not None and evaluation.beats_persistence is False:
+        summary += " (does not beat the last lab value)"
+    return html.Details(
+        [html.Summary(summary), *body],
+        open=unfolded,
+        **{"data-testid": f"version-{version['number']}"},
     )
 
 

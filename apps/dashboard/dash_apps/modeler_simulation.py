@@ -1,5 +1,7 @@
-"""Modeler — simulation assessment: a version run over a stored batch, a filterable table with per-row
-flags (computed, and flags people add here), and the Excel export."""
+"""Modeler — simulation assessment: a version run over a stored batch as its deployment runs it (the
+orchestrator's simulation, the service behind the simulation API), with or without its bias update; a
+filterable table of raw estimate, bias in force, estimate, lab, validity and per-row flags (computed, and
+flags people add here), and the Excel export."""
 
 from __future__ import annotations
 
@@ -8,33 +10,39 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
-from dash import dash_table, dcc, html
+from dash import dash_table, dcc, html, no_update
 from dash.dependencies import Input, Output, State
 from django.urls import reverse
-from django_plotly_dash import DjangoDash
 
 from apps.common.errors import ApplicationError, ValidationFailed
 from apps.tsdb.types import from_ns
 
 from .. import selectors as sel
 from ..access import MODELER_PAGE, has_capabilities
-from ..modeling import simulation_run, version_options, version_resolve
+from ..formatting import quantity, value_axis
 from ..models import FlagType
 from ..services import point_flag_create
+from ..simulation import bias_choice, simulation_assess
+from ..soft_sensors import version_options, version_resolve
 from .common import (
     PALETTE,
     base_layout,
+    dash_app,
     dropdown_control,
     error_box,
     flag_level_type_controls,
-    fmt,
     guarded_callback,
     stat_card,
 )
 from .operator import parse_time
 
 NAME = "modeler_simulation"
-app = DjangoDash(NAME, serve_locally=True)
+app = dash_app(NAME)
+
+BIAS_CHOICES = [
+    {"label": "With the bias update (when the version or its deployment has one)", "value": "on"},
+    {"label": "Raw model only", "value": "off"},
+]
 
 SHOW_CHOICES = [
     {"label": "All rows", "value": "all"},
@@ -56,6 +64,13 @@ app.layout = html.Div(
                         dropdown_control("Version", "version", width="wide", clearable=False),
                         dropdown_control("Historical batch", "batch", width="wide", clearable=False),
                     ],
+                ),
+                html.Div(
+                    [
+                        html.Label("Bias update"),
+                        dcc.RadioItems(id="bias", options=BIAS_CHOICES, value="on", inline=True, className="segmented"),
+                    ],
+                    className="control wide",
                 ),
                 html.Button("Run simulation", id="run", n_clicks=0, className="primary"),
             ],
@@ -89,10 +104,18 @@ app.layout = html.Div(
                     row_selectable="single",
                     selected_rows=[],
                     style_table={"overflowX": "auto"},
-                    style_cell={"fontSize": 14, "textAlign": "right", "padding": "3px 6px", "minWidth": "80px"},
+                    style_cell={
+                        "fontSize": 14,
+                        "textAlign": "right",
+                        "padding": "3px 6px",
+                        "minWidth": "64px",
+                        "maxWidth": "150px",
+                        "whiteSpace": "normal",
+                    },
                     style_cell_conditional=[
                         {"if": {"column_id": c}, "textAlign": "left"} for c in ("time", "validity", "flags", "flagged")
-                    ],
+                    ]
+                    + [{"if": {"column_id": "time"}, "minWidth": "160px"}],
                     style_data_conditional=[
                         {"if": {"filter_query": '{flagged} = "yes"'}, "backgroundColor": "#fdebd0"},
                         {
@@ -101,7 +124,14 @@ app.layout = html.Div(
                             "fontWeight": 700,
                         },
                     ],
-                    style_header={"fontWeight": "bold", "backgroundColor": "#eef2f5", "textAlign": "left"},
+                    style_header={
+                        "fontWeight": "bold",
+                        "backgroundColor": "#eef2f5",
+                        "textAlign": "left",
+                        "whiteSpace": "normal",
+                        "overflowWrap": "anywhere",
+                        "height": "auto",
+                    },
                 ),
                 html.H2("Flag the selected row"),
                 html.Div(
@@ -149,28 +179,30 @@ def summary_children(sim: Any, rows: list[dict[str, Any]], figure: dict[str, Any
         cards.append(
             stat_card(
                 f"{name}: MAE vs lab",
-                fmt(item["mae"], 3, unit),
-                detail=f"{item['lab_samples']} lab samples · RMSE {fmt(item['rmse'], 3, unit)}"
-                f" · bias {fmt(item['bias'], 3, unit)}",
+                quantity(item["mae"], unit),
+                detail=f"{item['lab_samples']} lab samples · RMSE {quantity(item['rmse'], unit)}"
+                f" · bias {quantity(item['bias'], unit)} · raw model RMSE {quantity(item['raw_rmse'], unit)}",
                 testid="lab-mae",
             )
         )
-    note = (
-        [
+    notes = [html.P(sim.configuration_text(), className="muted", **{"data-testid": "simulation-configuration"})]
+    if sim.skipped_reasons:
+        reasons = "; ".join(f"{k}: {v:,}" for k, v in sorted(sim.skipped_reasons.items(), key=lambda kv: -kv[1]))
+        notes.append(html.P(f"Snapshots skipped — {reasons}.", className="muted"))
+    if sim.truncated:
+        notes.append(
             html.P(
-                f"Stopped at {sim.rows:,} rows (the read limit); the rest of the batch is not shown.",
+                f"Stopped after {sim.rows + sim.skipped:,} snapshots (the read limit); the rest of the batch is not"
+                " shown.",
                 className="dash-error",
             )
-        ]
-        if sim.truncated
-        else []
-    )
+        )
     return [
         html.Div(
             className="panel",
             children=[
                 html.Div(cards, className="controls"),
-                *note,
+                *notes,
                 dcc.Graph(figure=figure, config={"displaylogo": False}, style={"height": "360px"}),
             ],
         )
@@ -180,18 +212,23 @@ def summary_children(sim: Any, rows: list[dict[str, Any]], figure: dict[str, Any
 def simulation_figure(sim: Any) -> dict[str, Any]:
     times = [from_ns(t) for t in sim.times_ns.tolist()]
     step = max(1, math.ceil(len(times) / sel.MAX_TRACE_POINTS))  # at most MAX_TRACE_POINTS per trace
+    bias_applied = sim.simulation.bias_update
     data = []
+    lines = [("estimate", sim.estimates, {"width": 3})]
+    if bias_applied:
+        lines.append(("raw model", sim.raw, {"width": 2, "dash": "dot"}))
     for j, name in enumerate(sim.outputs):
-        data.append(
-            {
-                "type": "scattergl",
-                "mode": "lines",
-                "name": f"{name} (simulated)",
-                "x": times[::step],
-                "y": sim.predictions[::step, j].tolist(),
-                "line": {"width": 3, "color": PALETTE[j]},
-            }
-        )
+        for kind, values, style in lines:
+            data.append(
+                {
+                    "type": "scattergl",
+                    "mode": "lines",
+                    "name": f"{name} ({kind})",
+                    "x": times[::step],
+                    "y": values[::step, j].tolist(),
+                    "line": {**style, "color": PALETTE[j]},
+                }
+            )
         lab_rows = [i for i in range(sim.rows) if math.isfinite(sim.lab[i, j])]
         data.append(
             {
@@ -208,9 +245,10 @@ def simulation_figure(sim: Any) -> dict[str, Any]:
         "data": data,
         "layout": base_layout(
             xaxis={"title": {"text": "time (UTC)"}},
-            yaxis={
-                "title": {"text": f"{sim.outputs[0]} [{unit}]" if unit else (sim.outputs[0] if sim.outputs else "")}
-            },
+            yaxis=value_axis(
+                [v for trace in data for v in trace["y"]],
+                title=f"{sim.outputs[0]} [{unit}]" if unit else (sim.outputs[0] if sim.outputs else ""),
+            ),
         ),
     }
 
@@ -222,7 +260,14 @@ def columns_for(rows: list[dict[str, Any]], units: dict[str, str]) -> list[dict[
     for key in rows[0]:
         kind, _, name = key.partition(":")
         if name:
-            label = {"pred": "estimate", "lab": "lab", "res": "residual", "in": ""}[kind]
+            label = {
+                "raw": "raw model",
+                "bias": "bias in force",
+                "pred": "estimate",
+                "lab": "lab",
+                "res": "residual",
+                "in": "",
+            }[kind]
             unit = units.get(name, "")
             title = f"{label} {name}".strip() + (f" [{unit}]" if unit else "")
         else:
@@ -234,7 +279,7 @@ def columns_for(rows: list[dict[str, Any]], units: dict[str, str]) -> list[dict[
                 "flags": "Flags",
                 "flagged": "Flagged",
             }.get(key, key)
-        numeric = kind in ("pred", "lab", "res", "in") or key in ("row", "elapsed_h")
+        numeric = kind in ("raw", "bias", "pred", "lab", "res", "in") or key in ("row", "elapsed_h")
         columns.append({"name": title, "id": key, "type": "numeric" if numeric else "text"})
     return columns
 
@@ -251,6 +296,7 @@ def columns_for(rows: list[dict[str, Any]], units: dict[str, str]) -> list[dict[
     [
         State("version", "value"),
         State("batch", "value"),
+        State("bias", "value"),
         State("table", "selected_rows"),
         State("table", "data"),
         State("flag-level", "value"),
@@ -262,8 +308,9 @@ def columns_for(rows: list[dict[str, Any]], units: dict[str, str]) -> list[dict[
 def simulate(
     _run: int,
     _flag: int,
-    version_value: str | None,
+    version_value: Any,
     batch: str | None,
+    bias: str | None,
     selected: list[int] | None,
     shown: list[dict] | None,
     level: str,
@@ -277,11 +324,18 @@ def simulate(
     try:
         if not version_value or not batch:
             raise ValidationFailed("choose a version and a batch", details={"version": version_value, "batch": batch})
-        version = version_resolve(version_value)
+        spec = version_resolve(version_value)
         group = sel.parse_group(batch)
-        if "flag-save" in triggered:
-            message = _flag_row(version, group, selected, shown, level, kind, description, user)
-        sim = simulation_run(version=version, group=group)
+        with_bias = bias_choice(bias)
+    except ApplicationError as exc:
+        return [], [error_box(exc)], [], "", ""
+    if "flag-save" in triggered:
+        try:
+            message = _flag_row(spec, group, selected, shown, level, kind, description, user)
+        except ApplicationError as exc:  # a refused flag keeps the simulation on screen, with the reason
+            return no_update, no_update, no_update, no_update, error_box(exc)
+    try:
+        sim = simulation_assess(spec=spec, group=group, bias=with_bias)
     except ApplicationError as exc:
         return [], [error_box(exc)], [], "", message or ""
     rows = sim.table_rows()
@@ -289,7 +343,7 @@ def simulate(
         "Download Excel (Metadata, Simulation, Flagged measurements)",
         href=reverse("dashboard:modeler-simulation-export")
         + "?"
-        + urlencode({"version": version_value, "batch": batch}),
+        + urlencode({"version": spec.version_id, "batch": batch, "bias": "on" if with_bias else "off"}),
         className="button",
         **{"data-testid": "export-link"},
     )
@@ -297,7 +351,7 @@ def simulate(
 
 
 def _flag_row(
-    version: Any,
+    spec: Any,
     group: Any,
     selected: list[int] | None,
     shown: list[dict] | None,
@@ -323,8 +377,8 @@ def _flag_row(
         value=row.get(f"pred:{output}"),
         collection="predictions",
         source="soft_sensor",
-        model_id=version.soft_sensor.model_id.lower(),
-        version=str(version.number),
+        model_id=spec.model_tag,
+        version=spec.version_tag,
     )
     return html.Div(
         f"Row {row['row']} flagged ({flag.get_level_display()}, {flag.get_type_display()}).",

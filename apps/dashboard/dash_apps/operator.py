@@ -9,29 +9,31 @@ from typing import Any
 from dash import dash_table, dcc, html
 from dash.dependencies import Input, Output, State
 from django.utils.dateparse import parse_datetime
-from django_plotly_dash import DjangoDash
 
 from apps.common.errors import ApplicationError, ValidationFailed
+from apps.orchestrator.explanations import estimate_explanation
 from apps.tsdb.types import UTC
 
 from .. import selectors as sel
 from ..access import OPERATOR_PAGE
+from ..formatting import quantity, shorten, validity_style
 from ..models import FlagType
 from ..services import point_flag_create
+from .alert_actions import alert_panel, register_alert_callbacks
 from .common import (
-    PALETTE,
-    base_layout,
+    dash_app,
     dropdown_control,
     empty_figure,
     error_box,
     flag_level_type_controls,
-    fmt,
     guarded_callback,
     stat_card,
 )
+from .explaining import explanation_children
+from .live_figure import chart_figure
 
 NAME = "operator_live"
-app = DjangoDash(NAME, serve_locally=True)
+app = dash_app(NAME)
 
 REFRESH_CHOICES = [
     {"label": "Off", "value": 0},
@@ -45,6 +47,7 @@ RANGE_CHOICES = [
     {"label": "24 h", "value": "24h"},
     {"label": "Whole batch", "value": "batch"},
 ]
+EXPLAIN_HINT = "Click an estimate on the chart: each input's contribution, and which inputs were out of range."
 FLAG_COLUMNS = [
     {"name": "Time (UTC)", "id": "time"},
     {"name": "Series", "id": "series"},
@@ -70,7 +73,11 @@ app.layout = html.Div(
                     [
                         html.Label("Range"),
                         dcc.RadioItems(
-                            id="range", options=RANGE_CHOICES, value="24h", className="segmented", inline=True
+                            id="range",
+                            options=RANGE_CHOICES,
+                            value=sel.DEFAULT_RANGE,
+                            className="segmented",
+                            inline=True,
                         ),
                     ],
                     className="control auto",
@@ -100,11 +107,21 @@ app.layout = html.Div(
                     className="panel",
                     children=[
                         dcc.Graph(id="chart", config={"displaylogo": False}, style={"height": "610px"}),
+                        html.H2("Why this estimate?"),
+                        dcc.Loading(
+                            html.Div(
+                                html.P(EXPLAIN_HINT, className="muted"),
+                                id="explain",
+                                className="explain-panel",
+                                **{"data-testid": "estimate-explanation"},
+                            )
+                        ),
                     ],
                 ),
                 html.Div(id="trust", className="panel trust", **{"data-testid": "trust-panel"}),
             ],
         ),
+        alert_panel(intro="Acknowledge an alert you have looked into (with a note); modelers resolve and silence."),
         html.Div(
             className="panel",
             children=[
@@ -150,6 +167,7 @@ app.layout = html.Div(
 
 
 _guard = partial(guarded_callback, app, OPERATOR_PAGE)
+register_alert_callbacks(app, OPERATOR_PAGE, Input("tick", "n_intervals"))
 
 
 @_guard([Output("project", "options"), Output("project", "value")], [Input("boot", "data")])
@@ -206,133 +224,6 @@ def set_refresh(seconds: int | None, *, user: Any) -> tuple[int, bool]:
     return max(seconds, 1) * 1000, seconds == 0
 
 
-def chart_figure(chart: sel.LiveChart, flags: list | None = None) -> dict[str, Any]:
-    """Estimates and lab samples on the left axis, each process variable on its own right axis, flagged
-    points as dashed red lines."""
-    flags = flags or []
-    data: list[dict[str, Any]] = []
-    estimate_unit = next((t.unit for t in chart.estimates if t.unit), "")
-    estimate_title = ", ".join(dict.fromkeys(t.series.observed_property for t in chart.estimates)) or "estimate"
-    colour = 0
-    for trace in chart.estimates:
-        data.append(
-            {
-                "type": "scattergl",
-                "mode": "lines",
-                "name": trace.name,
-                "x": trace.times,
-                "y": trace.values,
-                "line": {"width": 3, "color": PALETTE[colour % len(PALETTE)]},
-                "customdata": [
-                    f"predictions|{trace.series.observed_property}|{trace.series.model_id}|{trace.series.version}"
-                ]
-                * len(trace),
-                "hovertemplate": f"%{{y:.3f}} {trace.unit}<extra>{trace.name}</extra>",
-            }
-        )
-        outside = [i for i, v in enumerate(trace.validity) if v == "out_of_range"]
-        if outside:
-            data.append(
-                {
-                    "type": "scatter",
-                    "mode": "markers",
-                    "name": f"{trace.name} — inputs out of range",
-                    "x": [trace.times[i] for i in outside],
-                    "y": [trace.values[i] for i in outside],
-                    "marker": {"symbol": "x", "size": 9, "color": "#b03a2e"},
-                }
-            )
-        colour += 1
-    for trace in chart.lab:
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": trace.name,
-                "x": trace.times,
-                "y": trace.values,
-                "marker": {
-                    "symbol": "diamond",
-                    "size": 13,
-                    "color": "#000000",
-                    "line": {"color": "#ffffff", "width": 1.5},
-                },
-                "customdata": [f"lab|{trace.series.observed_property}||"] * len(trace),
-                "hovertemplate": f"lab %{{y:.3f}} {trace.unit}<extra></extra>",
-            }
-        )
-    extra = len(chart.process)
-    right_edge = 1.0 - 0.07 * max(0, extra - 1)
-    layout = base_layout(
-        xaxis={"domain": [0, right_edge], "title": {"text": "time (UTC)"}, "gridcolor": "#e5e8eb"},
-        yaxis={
-            "title": {"text": f"{estimate_title} [{estimate_unit}]" if estimate_unit else estimate_title},
-            "gridcolor": "#e5e8eb",
-        },
-        uirevision=str(chart.group),
-        height=600,
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 14}},
-        margin={"l": 70, "r": 90 if extra else 30, "t": 20, "b": 50},
-        shapes=[
-            {
-                "type": "line",
-                "xref": "x",
-                "yref": "paper",
-                "x0": sel.plot_time(f.time),
-                "x1": sel.plot_time(f.time),
-                "y0": 0,
-                "y1": 1,
-                "line": {"color": "#b03a2e", "width": 2, "dash": "dash"},
-            }
-            for f in flags
-        ],
-        annotations=[
-            {
-                "x": sel.plot_time(f.time),
-                "y": 1,
-                "xref": "x",
-                "yref": "paper",
-                "text": f"⚑ {f.get_type_display()}",
-                "showarrow": False,
-                "yanchor": "bottom",
-                "font": {"color": "#b03a2e", "size": 13},
-            }
-            for f in flags
-        ],
-    )
-    for index, trace in enumerate(chart.process):
-        axis = f"y{index + 2}"
-        colour_code = PALETTE[(colour + index) % len(PALETTE)]
-        data.append(
-            {
-                "type": "scattergl",
-                "mode": "lines",
-                "name": sel.with_unit(trace.name, {trace.name: trace.unit}),
-                "x": trace.times,
-                "y": trace.values,
-                "yaxis": axis,
-                "line": {"width": 2, "dash": "dot", "color": colour_code},
-                "customdata": [f"raw|{trace.name}||"] * len(trace),
-                "hovertemplate": f"%{{y:.3f}} {trace.unit}<extra>{trace.name}</extra>",
-            }
-        )
-        layout[f"yaxis{index + 2}"] = {
-            "title": {"text": sel.with_unit(trace.name, {trace.name: trace.unit}), "font": {"color": colour_code}},
-            "overlaying": "y",
-            "side": "right",
-            "anchor": "x" if index == 0 else "free",
-            "position": min(1.0, right_edge + 0.07 * index),
-            "showgrid": False,
-            "tickfont": {"color": colour_code},
-            "nticks": 6,
-            "tickmode": "auto",
-            "automargin": True,
-        }
-    if not data:
-        return empty_figure("No estimates or lab samples in this window")
-    return {"data": data, "layout": layout}
-
-
 @_guard(
     [Output("chart", "figure"), Output("chart-status", "children")],
     [
@@ -349,7 +240,14 @@ def update_chart(
     if not batch:
         return empty_figure("Choose a batch"), "No batch chosen."
     try:
-        chart = sel.live_chart(group=sel.parse_group(batch), range_key=range_key or "24h", variables=variables or [])
+        from ..access import has_capabilities
+
+        chart = sel.live_chart(
+            group=sel.parse_group(batch),
+            range_key=range_key or sel.DEFAULT_RANGE,
+            variables=variables or [],
+            shadows=has_capabilities(user, ("train_models",)),  # modelers see challengers, dashed
+        )
     except ApplicationError as exc:
         return empty_figure(exc.message), error_box(exc)
     points = sum(len(t) for t in (*chart.estimates, *chart.lab, *chart.process))
@@ -365,32 +263,19 @@ def update_chart(
     return chart_figure(chart, flags), status
 
 
-def drift_cards(statuses: list[sel.DriftStatus]) -> list:
-    """One card per deployment scoring the batch: open drift alerts, and the latest drift check."""
+def drift_cards(statuses: list[Any]) -> list:
+    """One card per deployment scoring the batch, by the status-light rule (``docs/dashboard.md``): the
+    alerts that count, which batch and check raised them, and the last live check."""
+    from ..alerting import drift_card
+
     if not statuses:
         return [stat_card("Drift", "—", detail="no deployment scores this batch", testid="drift-status")]
     cards = []
     for status in statuses:
-        latest = status.latest
-        check = (
-            f"last check {latest.detector}: {'drift' if latest.drift else 'no drift'} · {sel.ago(latest.created_at)}"
-            if latest is not None
-            else "no drift check has run yet"
-        )
-        count = len(status.open_alerts)
-        tone = {"critical": "bad", "warning": "warning"}.get(status.worst_severity or "", "ok" if latest else "neutral")
-        value = f"{count} open alert{'s' if count != 1 else ''}" if count else "No open alert"
-        detail = f"{status.deployment} · {check}"
-        if count:
-            detail = f"{status.deployment} · {status.open_alerts[0].message[:120]} · {check}"
-        cards.append(stat_card("Drift", value, tone=tone, detail=detail, testid="drift-status"))
+        card = drift_card(status)
+        detail = " · ".join(shorten(line, 120) for line in card.lines)  # each line cut at a word, never mid-word
+        cards.append(stat_card("Drift", card.value, tone=card.tone, detail=detail, testid="drift-status"))
     return cards
-
-
-VALIDITY_TEXT = {
-    "ok": "Valid: inputs inside the training envelope",
-    "out_of_range": "Inputs outside the training envelope",
-}
 
 
 def trust_children(panel: sel.TrustPanel) -> list:
@@ -398,13 +283,13 @@ def trust_children(panel: sel.TrustPanel) -> list:
     if not panel.estimates:
         cards.append(html.P("No soft-sensor estimate in this batch yet.", className="muted"))
     for estimate in panel.estimates:
-        ok = estimate.validity == "ok"
+        validity = validity_style(estimate.validity)
         cards.append(
             stat_card(
                 estimate.label,
-                fmt(estimate.value, 3, estimate.unit),
-                tone="ok" if ok else "warning" if estimate.validity == "out_of_range" else "neutral",
-                detail=f"{VALIDITY_TEXT.get(estimate.validity, 'Validity unknown')} · {sel.ago(estimate.time)}",
+                quantity(estimate.value, estimate.unit),
+                tone=validity.tone,
+                detail=f"{validity.text} · {sel.ago(estimate.time)}",
                 testid="latest-estimate",
             )
         )
@@ -412,8 +297,11 @@ def trust_children(panel: sel.TrustPanel) -> list:
             cards.append(
                 stat_card(
                     "Latest lab residual (lab − estimate)",
-                    fmt(estimate.residual, 3, estimate.unit),
-                    detail=f"lab {fmt(estimate.lab_value, 3, estimate.unit)} at {estimate.lab_time:%Y-%m-%d %H:%M} UTC",
+                    quantity(estimate.residual, estimate.unit),
+                    detail=(
+                        f"lab {quantity(estimate.lab_value, estimate.unit)}"
+                        f" at {estimate.lab_time:%Y-%m-%d %H:%M} UTC"
+                    ),
                     testid="lab-residual",
                 )
             )
@@ -421,7 +309,7 @@ def trust_children(panel: sel.TrustPanel) -> list:
             cards.append(
                 stat_card(
                     "Latest lab sample",
-                    fmt(estimate.lab_value, 3, estimate.unit),
+                    quantity(estimate.lab_value, estimate.unit),
                     detail=f"{estimate.lab_time:%Y-%m-%d %H:%M} UTC, no estimate within 30 min",
                 )
             )
@@ -449,8 +337,11 @@ def trust_children(panel: sel.TrustPanel) -> list:
     return [html.H2("Can I trust the estimate?"), *cards]
 
 
-@_guard(Output("trust", "children"), [Input("batch", "value"), Input("tick", "n_intervals")])
-def update_trust(batch: str | None, _tick: Any, *, user: Any) -> list:
+@_guard(
+    Output("trust", "children"),
+    [Input("batch", "value"), Input("tick", "n_intervals"), Input("alert-message", "children")],
+)
+def update_trust(batch: str | None, _tick: Any, _alert_acted: Any, *, user: Any) -> list:
     if not batch:
         return [html.P("Choose a batch.", className="muted")]
     try:
@@ -471,6 +362,28 @@ def pick_point(click: dict | None, *, user: Any) -> tuple:
     point = points[0]
     moment = str(point.get("x", ""))
     return point.get("customdata"), moment[:19], point.get("y")
+
+
+@_guard(Output("explain", "children"), [Input("chart", "clickData")], [State("batch", "value")])
+def explain_point(click: dict | None, batch: str | None, *, user: Any) -> list:
+    """The clicked estimate's explanation (``orchestrator.explanations``); other points say what to click."""
+    points = (click or {}).get("points") or []
+    parts = str(points[0].get("customdata") or "").split("|") if points else []
+    if not batch or len(parts) != 4 or parts[0] != "predictions":
+        return [html.P(EXPLAIN_HINT, className="muted")]
+    try:
+        group = sel.parse_group(batch)
+        answer = estimate_explanation(
+            group=group,
+            model_tag=parts[2],
+            version_tag=parts[3],
+            time=parse_time(points[0].get("x")),
+            output=parts[1],
+        )
+    except ApplicationError as exc:
+        return [error_box(exc)]
+    units = sel.variable_units(project_name=group.project_name, device_id=group.device_id)
+    return explanation_children(answer, units.get(parts[1], ""))
 
 
 def parse_time(text: str | None) -> datetime:
