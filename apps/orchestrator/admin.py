@@ -9,9 +9,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.audit.admin import AuditHistoryMixin
 from apps.common.errors import ApplicationError
 
-from .models import Deployment, Heartbeat, PipelineRun, Watermark
+from .models import BiasCorrection, Deployment, Heartbeat, PipelineRun, Watermark
 
 
 @admin.register(Heartbeat)
@@ -31,14 +32,14 @@ class DeploymentForm(forms.ModelForm):
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        from .services import DEPLOYMENT_FIELDS, _deployment_validate
+        from .services import DEPLOYMENT_FIELDS, deployment_validate
 
         candidate = Deployment(pk=self.instance.pk, **{k: cleaned.get(k) for k in DEPLOYMENT_FIELDS if k in cleaned})
         candidate.alias = candidate.alias or ""
         candidate.device_ids = candidate.device_ids or []
         candidate.input_mapping = candidate.input_mapping or {}
         try:
-            _deployment_validate(candidate)
+            deployment_validate(candidate)
         except ApplicationError as exc:
             details = exc.details if isinstance(exc.details, dict) else {}
             for field, message in details.items():
@@ -49,13 +50,13 @@ class DeploymentForm(forms.ModelForm):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
     form = DeploymentForm
-    list_display = ("name", "soft_sensor", "target", "enabled", "live_only", "batch_pattern", "updated_at")
+    list_display = ("name", "soft_sensor", "target", "shadow_of", "enabled", "live_only", "batch_pattern", "updated_at")
     list_filter = ("enabled", "live_only", "soft_sensor__project")
     search_fields = ("name", "soft_sensor__model_id", "description")
     autocomplete_fields = ()
-    raw_id_fields = ("soft_sensor", "pinned_version")
+    raw_id_fields = ("soft_sensor", "pinned_version", "shadow_of")
     readonly_fields = ("created_by", "created_at", "updated_at")
     actions = ["detect_now"]
 
@@ -127,4 +128,24 @@ class PipelineRunAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: PipelineRun | None = None) -> bool:
+        return False
+
+
+@admin.register(BiasCorrection)
+class BiasCorrectionAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    """Read-only history: new versions are made through the API (``bias_correction_configure``)."""
+
+    list_display = (
+        "deployment",
+        "number",
+        "enabled",
+        "alpha",
+        "lab_delay_seconds",
+        "max_lab_age_seconds",
+        "applied_at",
+    )
+    list_filter = ("enabled",)
+    readonly_fields = [f.name for f in BiasCorrection._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
         return False

@@ -1,7 +1,7 @@
 """REST API of the orchestrator under /api/v1/orchestrator/ (one APIView per operation).
 
 Reads need ``view_process``; creating, changing, deleting deployments, running and backfilling need
-``manage_pipeline`` (modelers and admins).
+``manage_pipeline`` (modelers and admins); a simulation needs ``manage_models`` (modelers and admins).
 """
 
 from __future__ import annotations
@@ -14,16 +14,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.common.errors import ValidationFailed
-from apps.common.pagination import StandardPagination
+from apps.common.errors import NotFound, ValidationFailed
+from apps.common.pagination import page_serializer, paginated_response
 from apps.common.permissions import capability
-from apps.tsdb.types import from_ns
+from apps.registry.explanation_apis import EstimateExplanationSerializer
+from apps.tsdb.types import GroupKey, from_ns
 
 from . import selectors, services
+from .explanations import estimate_explanation
 from .models import Deployment, PipelineRun, RunStatus, Trigger
+from .simulation import VersionSimulation, simulation_run, simulation_version_get
 
 CanView = capability("view_process")
 CanManage = capability("manage_pipeline")
+CanSimulate = capability("manage_models")
 
 
 def _ns_iso(value: int | None) -> str | None:
@@ -45,6 +49,9 @@ class DeploymentOutput(serializers.Serializer):
     max_input_age_seconds = serializers.IntegerField()
     score_from = serializers.DateTimeField(allow_null=True)
     enabled = serializers.BooleanField()
+    shadow_of = serializers.CharField(
+        source="shadow_of.name", default=None, allow_null=True, help_text="Champion of a shadow (null: none)."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -68,11 +75,15 @@ class DeploymentInput(serializers.Serializer):
     max_input_age_seconds = serializers.IntegerField(min_value=1, required=False, default=3600)
     score_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
     enabled = serializers.BooleanField(required=False, default=True)
+    shadow_of = serializers.CharField(
+        required=False, allow_null=True, default=None,
+        help_text="Id or name of the champion deployment this one shadows (scope follows it; never published).",
+    )
 
 
 def _resolve_model(data: dict[str, Any], current: Deployment | None = None) -> dict[str, Any]:
     """Turn project_id/model_id/pinned_version numbers into registry rows (400 naming what is unknown)."""
-    from apps.registry.models import ModelVersion, SoftSensor
+    from apps.registry.selectors import soft_sensor_get, version_get
 
     data = dict(data)
     project_id = data.pop("project_id", None)
@@ -81,28 +92,34 @@ def _resolve_model(data: dict[str, Any], current: Deployment | None = None) -> d
     if project_id is not None or model_id is not None:
         project_id = project_id or (current.soft_sensor.project.project_id if current else None)
         model_id = model_id or (current.soft_sensor.model_id if current else None)
-        soft_sensor = (
-            SoftSensor.objects.select_related("project")
-            .filter(project__project_id=project_id, model_id=model_id)
-            .first()
-        )
-        if soft_sensor is None:
+        try:
+            soft_sensor = soft_sensor_get(project_id=str(project_id), model_id=str(model_id))
+        except NotFound:
             raise ValidationFailed(
                 f"No soft sensor {model_id} in project {project_id}.",
                 details={"model_id": model_id, "project_id": project_id},
-            )
+            ) from None
         data["soft_sensor"] = soft_sensor
     if "pinned_version" in data:
         number = data["pinned_version"]
         if number is None:
             data["pinned_version"] = None
         else:
-            version = ModelVersion.objects.filter(soft_sensor=soft_sensor, number=number).first()
-            if version is None:
+            try:
+                data["pinned_version"] = version_get(soft_sensor=soft_sensor, number=int(number))
+            except NotFound:
                 raise ValidationFailed(
                     f"{soft_sensor.model_id} has no version {number}.", details={"pinned_version": number}
-                )
-            data["pinned_version"] = version
+                ) from None
+    if data.get("shadow_of") not in (None, ""):
+        try:
+            data["shadow_of"] = selectors.deployment_get(deployment_id=data["shadow_of"])
+        except NotFound:
+            raise ValidationFailed(
+                f"shadow_of: no deployment {data['shadow_of']}.", details={"shadow_of": data["shadow_of"]}
+            ) from None
+    elif "shadow_of" in data:
+        data["shadow_of"] = None
     return data
 
 
@@ -298,16 +315,14 @@ class RunListApi(APIView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses=RunOutput(many=True),
+        responses=page_serializer(RunOutput(many=True), "PaginatedPipelineRunList"),
         operation_id="orchestrator_run_list",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         runs = selectors.run_list(**filters.validated_data)
-        paginator = StandardPagination()
-        page = paginator.paginate_queryset(runs, request, view=self)
-        return paginator.get_paginated_response(RunOutput(page, many=True).data)
+        return paginated_response(request, self, runs, RunOutput)
 
 
 class RunDetailApi(APIView):
@@ -316,3 +331,194 @@ class RunDetailApi(APIView):
     @extend_schema(responses=RunOutput, operation_id="orchestrator_run_detail")
     def get(self, request: Request, run_id: int) -> Response:
         return Response(RunOutput(selectors.run_get(run_id=run_id)).data)
+
+
+# ------------------------------------------------------------------------------------------- simulation
+
+
+class BiasUpdateOutput(serializers.Serializer):
+    alpha = serializers.FloatField()
+    lab_delay_seconds = serializers.IntegerField()
+    max_lab_age_seconds = serializers.IntegerField()
+    lab_min = serializers.FloatField(allow_null=True)
+    lab_max = serializers.FloatField(allow_null=True)
+    reset_each_batch = serializers.BooleanField()
+    source = serializers.CharField()
+
+
+class SimulationConfigurationOutput(serializers.Serializer):
+    deployment = serializers.CharField(allow_null=True, help_text="whose configuration was used (null: none)")
+    input_mapping = serializers.DictField(child=serializers.CharField(), help_text="feature → project variable")
+    max_input_age_seconds = serializers.IntegerField()
+    bias_update = BiasUpdateOutput(allow_null=True, help_text="null: the raw model only")
+
+
+class BiasReportOutput(serializers.Serializer):
+    used = serializers.IntegerField(help_text="lab samples folded into the bias")
+    rejected = serializers.DictField(child=serializers.IntegerField(), help_text="reason → lab samples")
+    final = serializers.FloatField(help_text="the bias in force after the last lab result")
+
+
+class SimulationRowOutput(serializers.Serializer):
+    time = serializers.DateTimeField()
+    raw = serializers.DictField(child=serializers.FloatField(), help_text="output → raw model estimate")
+    bias = serializers.DictField(child=serializers.FloatField(), help_text="output → bias in force")
+    corrected = serializers.DictField(child=serializers.FloatField(), help_text="output → raw + bias")
+    validity = serializers.CharField(help_text="ok | out_of_range")
+    out_of_range_inputs = serializers.ListField(child=serializers.CharField())
+
+
+class SimulationVersionOutput(serializers.Serializer):
+    project_id = serializers.CharField()
+    model_id = serializers.CharField()
+    number = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class SimulationGroupOutput(serializers.Serializer):
+    project_name = serializers.CharField()
+    device_id = serializers.CharField()
+    batch_id = serializers.CharField()
+
+
+class SimulationOutput(serializers.Serializer):
+    version = SimulationVersionOutput()
+    group = SimulationGroupOutput()
+    configuration = SimulationConfigurationOutput()
+    features = serializers.ListField(child=serializers.CharField())
+    outputs = serializers.ListField(child=serializers.CharField())
+    snapshots = serializers.IntegerField(help_text="snapshots read (scored + skipped)")
+    rows = serializers.IntegerField(help_text="snapshots scored")
+    skipped = serializers.DictField(child=serializers.IntegerField(), help_text="reason → snapshots skipped")
+    truncated = serializers.BooleanField(help_text="the batch had more snapshots than one simulation reads")
+    bias_report = serializers.DictField(child=BiasReportOutput(), help_text="output → what the bias update did")
+    estimates = SimulationRowOutput(many=True)
+
+
+def simulation_body(simulation: VersionSimulation) -> dict[str, Any]:
+    """What the API returns for a simulation (also the shape the serializers above describe)."""
+    spec, estimator, estimates = simulation.spec, simulation.estimator, simulation.estimates
+    outputs = list(estimates.outputs)
+    raw, bias, corrected = estimates.raw.tolist(), estimates.bias.tolist(), estimates.corrected.tolist()
+    rows = [
+        {
+            "time": from_ns(t),
+            "raw": dict(zip(outputs, raw[i], strict=True)),
+            "bias": dict(zip(outputs, bias[i], strict=True)),
+            "corrected": dict(zip(outputs, corrected[i], strict=True)),
+            "validity": str(estimates.validity[i].get("verdict") or "ok"),
+            "out_of_range_inputs": list(estimates.validity[i].get("inputs") or []),
+        }
+        for i, t in enumerate(estimates.times_ns.tolist())
+    ]
+    group = simulation.group
+    return {
+        "version": {
+            "project_id": spec.project_id,
+            "model_id": spec.model_id,
+            "number": spec.number,
+            "status": spec.status,
+        },
+        "group": {"project_name": group.project_name, "device_id": group.device_id, "batch_id": group.batch_id},
+        "configuration": {
+            "deployment": simulation.deployment_name,
+            "input_mapping": {f: estimator.variable(f) for f in spec.feature_names},
+            "max_input_age_seconds": estimator.config.max_input_age_seconds,
+            "bias_update": estimator.config.bias.as_dict() if estimator.config.bias is not None else None,
+        },
+        "features": list(spec.feature_names),
+        "outputs": outputs,
+        "snapshots": len(estimates.snapshots),
+        "rows": estimates.rows,
+        "skipped": dict(estimates.skipped),
+        "truncated": simulation.truncated,
+        "bias_report": {
+            name: {"used": r.used, "rejected": dict(r.rejected), "final": r.final}
+            for name, r in estimates.bias_report.items()
+        },
+        "estimates": rows,
+    }
+
+
+class SimulationRunApi(APIView):
+    """Score a version (by number or alias) over a stored batch as its deployment scores it; nothing is stored.
+
+    The one scoring path (``apps.orchestrator.simulation.simulation_run``), the same the simulation page and
+    its Excel export call: as-of snapshots, derived inputs, validity, and the bias update unless
+    ``bias_update`` is false. Modelers and administrators (``manage_models``).
+    """
+
+    permission_classes = [CanSimulate]
+
+    class InputSerializer(serializers.Serializer):
+        project_id = serializers.CharField(max_length=64)
+        model_id = serializers.CharField(max_length=255)
+        version = serializers.IntegerField(min_value=1, required=False, help_text="version number (or alias)")
+        alias = serializers.SlugField(max_length=64, required=False, help_text="alias name (or version)")
+        device_id = serializers.CharField(max_length=128)
+        batch_id = serializers.CharField(max_length=128)
+        bias_update = serializers.BooleanField(required=False, default=True)
+
+        def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+            if ("version" in data) == ("alias" in data):
+                raise serializers.ValidationError({"version": "give either a version number or an alias"})
+            return data
+
+    @extend_schema(
+        request=InputSerializer, responses={200: SimulationOutput}, operation_id="orchestrator_simulation_run"
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        spec = simulation_version_get(
+            project_id=data["project_id"],
+            model_id=data["model_id"],
+            number=data.get("version"),
+            alias=data.get("alias"),
+        )
+        group = GroupKey(spec.project_name, data["device_id"], data["batch_id"])
+        simulation = simulation_run(spec=spec, group=group, bias=data["bias_update"])
+        return Response(SimulationOutput(simulation_body(simulation)).data)
+
+
+class EstimateExplanationApi(APIView):
+    """Why a stored estimate is what it is: each input's contribution (adding up to the raw estimate minus the
+    base value), the inputs outside the training envelope, and the bias update in force
+    (``explanations.estimate_explanation``)."""
+
+    permission_classes = [CanView]
+
+    class InputSerializer(serializers.Serializer):
+        project = serializers.CharField(help_text="Project name (the tsdb project tag).")
+        device = serializers.CharField()
+        batch = serializers.CharField()
+        model_id = serializers.CharField(help_text="The predictions series' model_id tag.")
+        version = serializers.CharField(help_text="The predictions series' version tag.")
+        time = serializers.DateTimeField(help_text="The estimate's time (UTC; the second it falls in).")
+        output = serializers.CharField(required=False, help_text="Output name (default: the version's first).")
+
+    class OutputSerializer(EstimateExplanationSerializer):
+        class Meta:
+            ref_name = "StoredEstimateExplanationOutput"
+
+        version = serializers.CharField()
+        time = serializers.DateTimeField()
+        estimate = serializers.FloatField(allow_null=True, help_text="The stored estimate (raw + bias update).")
+        bias_update = serializers.FloatField(allow_null=True)
+
+    @extend_schema(
+        parameters=[InputSerializer], responses=OutputSerializer, operation_id="orchestrator_estimate_explanation"
+    )
+    def get(self, request: Request) -> Response:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        answer = estimate_explanation(
+            group=GroupKey(data["project"], data["device"], data["batch"]),
+            model_tag=data["model_id"],
+            version_tag=data["version"],
+            time=data["time"],
+            output=data.get("output") or None,
+        )
+        return Response(self.OutputSerializer(answer).data)

@@ -2,13 +2,17 @@
 
 How the three fit together (the rules live in ``services.py``):
 
-- A ``Deployment`` says which soft sensor (alias or pinned version) scores which groups.
+- A ``Deployment`` says which soft sensor (alias or pinned version) scores which groups. A *shadow* deployment
+  (``shadow_of``) scores its champion's groups and stores its own series (its version tag differs) but is
+  never published nor shown as the estimate: it is a challenger judged on lab residuals.
 - A ``Watermark`` exists per (deployment, group). It is the unit of exclusion: a run *claims* it with a
   conditional UPDATE that only succeeds when no unexpired lease is held, so two workers never process the
   same deployment/group window, on SQLite and PostgreSQL alike. It also carries the ``pending`` flag
   (set by a conditional UPDATE, so a burst of ingests leaves at most one queued run) and the progress:
   ``watermark_ns`` (newest snapshot time scored) and ``dirty_from_ns`` (earliest late point to rescore).
 - A ``PipelineRun`` is one attempt on one watermark: trigger, status, step timings, counts, error.
+- A ``BiasCorrection`` is one version of a deployment's lab bias update (part of how it scores: the scoring
+  path applies the newest one; without any, the version's own trained parameters apply).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from apps.common.models import TimeStampedModel
@@ -55,6 +60,15 @@ class Deployment(TimeStampedModel):
         help_text="Groups seen for the first time are scored from here (empty: from their start).",
     )
     enabled = models.BooleanField(default=True)
+    shadow_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="shadows",
+        help_text="A shadow (challenger) scores the same groups as this deployment through the same path and stores "
+        "its estimates, but never publishes them and is never shown as the estimate.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -71,6 +85,11 @@ class Deployment(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_shadow(self) -> bool:
+        """A shadow's estimates are stored, never published (connectors) nor shown as the estimate (pages)."""
+        return self.shadow_of_id is not None
 
     @property
     def target_label(self) -> str:
@@ -108,6 +127,11 @@ class Watermark(models.Model):
     failures = models.PositiveIntegerField(default=0, help_text="Consecutive failed runs (drives the backoff).")
     retry_after = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
+    bias_state = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Lab bias update memo: the version's raw estimate at each lab sample already seen, per output.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -219,3 +243,44 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
+
+
+class BiasCorrection(models.Model):
+    """One version of a deployment's filtered bias update from lab samples.
+
+    ``new bias = (1 − alpha) · bias + alpha · (lab − raw estimate at the sample time)``, for each lab sample
+    whose value lies in [lab_min, lab_max] and whose age when its result arrives is at most
+    ``max_lab_age_seconds``. The scoring path applies the newest version of a deployment (``enabled=False``
+    turns the update off); older ones stay as the history.
+    """
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="bias_corrections")
+    number = models.PositiveIntegerField()
+    enabled = models.BooleanField(default=True)
+    alpha = models.FloatField(
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], help_text="Trust in each new lab residual."
+    )
+    max_lab_age_seconds = models.PositiveIntegerField(default=8 * 3600)
+    lab_delay_seconds = models.PositiveIntegerField(
+        default=4 * 3600, help_text="When a lab result becomes known after sampling."
+    )
+    lab_min = models.FloatField(null=True, blank=True)
+    lab_max = models.FloatField(null=True, blank=True)
+    reset_each_batch = models.BooleanField(default=True, help_text="Start every batch with a zero bias.")
+    reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # State of the last replay (bias_correction_apply).
+    applied_at = models.DateTimeField(null=True, blank=True)
+    state = models.JSONField(default=dict, blank=True, help_text="Per batch: current bias, samples used and rejected.")
+
+    class Meta:
+        ordering = ["deployment", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "number"], name="orchestrator_bias_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"bias correction v{self.number} of {self.deployment_id}"

@@ -54,7 +54,7 @@ class PredictResponse:
 
     values: np.ndarray
     outputs: tuple[str, ...]
-    validity: tuple[str, ...]
+    validity: tuple[dict[str, Any], ...]
     version: int | None
     attempts: int
 
@@ -78,15 +78,19 @@ def _error_message(response: requests.Response) -> str:
     return json.dumps(body)[:500]
 
 
-def _verdict(item: Any) -> str:
+def _verdict(item: Any) -> dict[str, Any]:
+    """One row's validity as the registry's serving gives it: ``{"verdict": …, "inputs": [...]}``."""
     if isinstance(item, Mapping):
-        return str(item.get("verdict") or item.get("status") or "ok")
-    return str(item)
+        verdict = {"verdict": str(item.get("verdict") or item.get("status") or "ok")}
+        if isinstance(item.get("inputs"), list):
+            verdict["inputs"] = [str(name) for name in item["inputs"]]
+        return verdict
+    return {"verdict": str(item or "ok")}
 
 
 def parse_predict_body(
     body: Any, rows: int, outputs: Sequence[str]
-) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+) -> tuple[np.ndarray, tuple[str, ...], tuple[dict[str, Any], ...]]:
     """Read ``predictions`` (list of numbers, or list of rows for several outputs) and ``validity``."""
     if not isinstance(body, Mapping) or "predictions" not in body:
         raise RegistryUnavailable("the registry's answer has no 'predictions' key")
@@ -106,7 +110,7 @@ def parse_predict_body(
     if isinstance(raw_validity, list) and len(raw_validity) == rows:
         validity = tuple(_verdict(v) for v in raw_validity)
     else:
-        validity = ("",) * rows
+        validity = ({"verdict": "ok"},) * rows
     return values, names, validity
 
 

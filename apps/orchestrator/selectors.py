@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.common.errors import NotFound, ValidationFailed
+from apps.registry.selectors import specs_for_aliases, specs_for_versions
+from apps.registry.spec import ModelSpec
 from apps.tsdb.backends import get_backend
-from apps.tsdb.types import LAB_SOURCE, PREDICTION_SOURCE, Collection, GroupKey, SeriesFilter, from_ns, to_ns
+from apps.tsdb.types import PREDICTION_SOURCE, Collection, GroupKey, SeriesFilter, from_ns, to_ns
 
-from .models import Deployment, Heartbeat, PipelineRun, RunStatus, Trigger, Watermark
+from .models import BiasCorrection, Deployment, Heartbeat, PipelineRun, RunStatus, Trigger, Watermark
+from .scoring import BiasSettings, Estimator, ScoringConfig, estimator_for_spec, snapshots_read
 
 
 def heartbeat_last_seen(*, name: str = "beat") -> datetime | None:
@@ -25,110 +27,169 @@ def heartbeat_get(*, name: str) -> Heartbeat | None:
     return Heartbeat.objects.filter(name=name).first()
 
 
-# ------------------------------------------------------------------------------------------- scoring plan
+# ------------------------------------------------------------------------------------------- estimators
 
 
-@dataclass(frozen=True)
-class ScoringPlan:
-    """What one run of a deployment needs from the registry, resolved once from the version's descriptor.
-
-    ``features`` is the descriptor's order; ``snapshot_variables`` the distinct project variables feeding
-    them (two features may read the same variable) and ``column_of`` each feature's column in a snapshot.
-    """
-
-    version_id: int
-    version_number: int
-    status: str
-    online: bool
-    project_id: str
-    model_id: str
-    features: tuple[str, ...]
-    variables: tuple[str, ...]
-    outputs: tuple[str, ...]
-    snapshot_variables: tuple[str, ...] = field(default=())
-    column_of: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def model_tag(self) -> str:
-        """The ``model_id`` tag of prediction points: the STAMM model ID in lower case."""
-        return self.model_id.lower()
-
-    @property
-    def version_tag(self) -> str:
-        """The ``version`` tag of prediction points: the registry's version number."""
-        return str(self.version_number)
+def bias_correction_current(*, deployment: Deployment) -> BiasCorrection | None:
+    """The newest version of a deployment's bias update configuration, or None."""
+    return BiasCorrection.objects.filter(deployment=deployment).order_by("-number").first()
 
 
-def plan_for_version(deployment: Deployment, version: Any) -> ScoringPlan:
-    config = version.descriptor or {}
-    features = tuple(str(f["name"]) for f in (config.get("inputs") or {}).get("features") or [])
-    outputs = tuple(str(o["name"]) for o in (config.get("outputs") or {}).get("information") or [])
-    variables = tuple(deployment.feature_variable(f) for f in features)
-    distinct = tuple(dict.fromkeys(variables))
-    soft_sensor = deployment.soft_sensor
-    return ScoringPlan(
-        version_id=version.pk,
-        version_number=version.number,
-        status=version.status,
-        online=bool(version.is_online),
-        project_id=soft_sensor.project.project_id,
-        model_id=soft_sensor.model_id,
-        features=features,
-        variables=variables,
-        outputs=outputs,
-        snapshot_variables=distinct,
-        column_of={f: distinct.index(v) for f, v in zip(features, variables, strict=True)},
+def bias_corrections(*, deployment: Deployment) -> QuerySet[BiasCorrection]:
+    """Every version of a deployment's bias update configuration, newest first."""
+    return BiasCorrection.objects.filter(deployment=deployment).select_related("created_by").order_by("-number")
+
+
+def _bias_settings(correction: BiasCorrection | None, spec: ModelSpec) -> BiasSettings | None:
+    """A deployment's own bias update when it has one (disabled: none), else the version's trained one."""
+    if correction is not None:
+        if not correction.enabled:
+            return None
+        return BiasSettings.of(
+            correction,
+            reset_each_batch=correction.reset_each_batch,
+            source=f"deployment bias update v{correction.number}",
+        )
+    return BiasSettings.from_spec(spec.bias) if spec.bias is not None else None
+
+
+def _estimator(
+    deployment: Deployment, spec: ModelSpec, correction: BiasCorrection | None, champion_version_id: int | None
+) -> Estimator:
+    return Estimator(
+        spec=spec,
+        config=ScoringConfig(
+            input_mapping=dict(deployment.input_mapping or {}),
+            max_input_age_seconds=deployment.max_input_age_seconds,
+            bias=_bias_settings(correction, spec),
+            champion_version_id=champion_version_id,
+        ),
     )
 
 
-def deployment_plan(deployment: Deployment) -> ScoringPlan | None:
-    """The version a deployment calls now (its pin, or its alias's target); None when the alias is gone."""
-    if deployment.pinned_version_id:
-        return plan_for_version(deployment, deployment.pinned_version)
-    from apps.registry.models import Alias
+def deployment_estimators(deployments: list[Deployment]) -> list[tuple[Deployment, Estimator | None]]:
+    """Each deployment with the estimator it runs now (its pin, or its alias's target; None when the alias
+    is gone). Three queries whatever the number of deployments (pinned specs, aliased specs, bias updates),
+    one more when shadows are among them and their champions are not (what their champions run)."""
+    known = {d.pk for d in deployments}
+    champions = {d.shadow_of_id for d in deployments if d.shadow_of_id and d.shadow_of_id not in known}
+    everything = deployments + (list(Deployment.objects.filter(pk__in=champions)) if champions else [])
+    pinned = specs_for_versions(version_ids=[d.pinned_version_id for d in everything if d.pinned_version_id])
+    aliased = specs_for_aliases(pairs=[(d.soft_sensor_id, d.alias) for d in everything if not d.pinned_version_id])
+    corrections: dict[int, BiasCorrection] = {}
+    if deployments:
+        newest_first = BiasCorrection.objects.filter(deployment__in=deployments).order_by("deployment_id", "-number")
+        for correction in newest_first:
+            corrections.setdefault(correction.deployment_id, correction)
 
-    alias = (
-        Alias.objects.filter(soft_sensor_id=deployment.soft_sensor_id, name=deployment.alias)
-        .select_related("version")
-        .first()
+    def spec_of(deployment: Deployment) -> ModelSpec | None:
+        if deployment.pinned_version_id:
+            return pinned.get(deployment.pinned_version_id)
+        return aliased.get((deployment.soft_sensor_id, deployment.alias))
+
+    versions = {d.pk: (spec.version_id if (spec := spec_of(d)) else None) for d in everything}
+    result: list[tuple[Deployment, Estimator | None]] = []
+    for deployment in deployments:
+        spec = spec_of(deployment)
+        champion = versions.get(deployment.shadow_of_id) if deployment.shadow_of_id else None
+        result.append(
+            (deployment, _estimator(deployment, spec, corrections.get(deployment.pk), champion) if spec else None)
+        )
+    return result
+
+
+def deployment_estimator(deployment: Deployment) -> Estimator | None:
+    """The estimator a deployment runs now (its pin, or its alias's target); None when the alias is gone."""
+    return deployment_estimators([deployment])[0][1]
+
+
+def deployment_for_spec(*, spec: ModelSpec) -> Deployment | None:
+    """The deployment whose configuration a simulation of ``spec`` borrows: one that runs this very version
+    (enabled ones first), else the soft sensor's first enabled deployment, else its first one; None when the
+    soft sensor has none."""
+    deployments = list(
+        Deployment.objects.filter(soft_sensor_id=spec.soft_sensor_id)
+        .select_related("soft_sensor__project")
+        .order_by("-enabled", "pk")
     )
-    return plan_for_version(deployment, alias.version) if alias else None
+    for deployment, estimator in deployment_estimators(deployments):
+        if estimator is not None and estimator.spec.version_id == spec.version_id:
+            return deployment
+    return deployments[0] if deployments else None
 
 
-def deployments_for_project(*, project_name: str) -> list[tuple[Deployment, ScoringPlan | None]]:
-    """Enabled deployments whose soft sensor belongs to the project with this tsdb tag, with their plans.
+def estimator_under(*, spec: ModelSpec, deployment: Deployment | None, bias: bool = True) -> Estimator:
+    """``spec`` run the way ``deployment`` would run it were it its version: the deployment's input mapping,
+    maximum input age and bias update (its own configuration, else the version's trained one), exactly as
+    ``deployment_estimator`` builds it. Without a deployment: the feature names, the default maximum age and
+    the version's trained bias update. ``bias=False`` scores the raw model only."""
+    if deployment is None:
+        return estimator_for_spec(spec, bias=bias)
+    # A simulation scores the version it is given, so a shadow's "same version as its champion" rule is moot.
+    estimator = _estimator(deployment, spec, bias_correction_current(deployment=deployment), None)
+    return estimator if bias else Estimator(spec=spec, config=replace(estimator.config, bias=None))
 
-    Two queries: the deployments (with soft sensor, project and pinned version) and their aliases' versions.
-    """
-    from apps.registry.models import Alias
 
+def shadow_series_versions(
+    *, pairs: list[tuple[Deployment, Estimator | None]], device_id: str, batch_id: str
+) -> set[tuple[str, str]]:
+    """(model tag, version tag) of the prediction series in a group that only shadows write: what the pages
+    must not show as the estimate (a series a live deployment also writes is the estimate)."""
+    live: set[tuple[str, str]] = set()
+    shadow: set[tuple[str, str]] = set()
+    for deployment, estimator in pairs:
+        if estimator is None or not deployment.in_scope(device_id=device_id, batch_id=batch_id):
+            continue
+        tag = (estimator.spec.model_tag, estimator.spec.version_tag)
+        (shadow if deployment.is_shadow else live).add(tag)
+    return shadow - live
+
+
+def deployments_for_project(*, project_name: str) -> list[tuple[Deployment, Estimator | None]]:
+    """Enabled deployments whose soft sensor belongs to the project with this tsdb tag, with their estimators."""
     deployments = list(
         Deployment.objects.filter(enabled=True, soft_sensor__project__name__iexact=project_name).select_related(
-            "soft_sensor__project", "pinned_version"
+            "soft_sensor__project", "shadow_of"
         )
     )
-    aliased = [d for d in deployments if not d.pinned_version_id]
-    versions: dict[tuple[int, str], Any] = {}
-    if aliased:
-        for alias in Alias.objects.filter(
-            soft_sensor_id__in={d.soft_sensor_id for d in aliased}, name__in={d.alias for d in aliased}
-        ).select_related("version"):
-            versions[(alias.soft_sensor_id, alias.name)] = alias.version
-    result = []
-    for deployment in deployments:
-        if deployment.pinned_version_id:
-            result.append((deployment, plan_for_version(deployment, deployment.pinned_version)))
-        else:
-            version = versions.get((deployment.soft_sensor_id, deployment.alias))
-            result.append((deployment, plan_for_version(deployment, version) if version else None))
-    return result
+    return deployment_estimators(deployments)
 
 
 # -------------------------------------------------------------------------------------------- deployments
 
 
 def deployment_list() -> QuerySet[Deployment]:
-    return Deployment.objects.select_related("soft_sensor__project", "pinned_version").order_by("name")
+    return Deployment.objects.select_related("soft_sensor__project", "pinned_version", "shadow_of").order_by("name")
+
+
+def deployment_version_tags(*, deployment: Deployment) -> set[str] | None:
+    """The version tags of the prediction series that are this deployment's own, when it shares its model's
+    series with a shadow or a champion (the versions its runs scored, and the one it runs now); None when it
+    shares them with nobody, and every version of its model is its own (the lab ledger reads them all)."""
+    related = deployment.shadow_of_id is not None or Deployment.objects.filter(shadow_of=deployment).exists()
+    if not related:
+        return None
+    tags = set(
+        PipelineRun.objects.filter(deployment=deployment)
+        .exclude(version_label="")
+        .values_list("version_label", flat=True)
+        .distinct()
+    )
+    estimator = deployment_estimator(deployment)
+    if estimator is not None:
+        tags.add(estimator.spec.version_tag)
+    return tags
+
+
+def deployment_publishes(deployment: Deployment) -> bool:
+    """Whether a deployment's estimates may leave the platform (MQTT, OPC UA): never a shadow's. The one rule
+    the connectors read when a publication is configured and when a run's estimates are sent."""
+    return not deployment.is_shadow
+
+
+def deployment_following(*, soft_sensor_id: int, alias: str) -> Deployment | None:
+    """The first enabled deployment that follows ``alias`` of a soft sensor (what that alias runs as)."""
+    return deployment_list().filter(soft_sensor_id=soft_sensor_id, alias=alias, enabled=True).first()
 
 
 def deployment_get(*, deployment_id: int | str) -> Deployment:
@@ -195,20 +256,9 @@ def run_get(*, run_id: int) -> PipelineRun:
 # ---------------------------------------------------------------------------------------------------- lag
 
 
-def is_plan_input(plan: ScoringPlan, key: Any) -> bool:
-    """A raw series feeding the plan's snapshots (lab samples are targets, never inputs)."""
-    return key.source != LAB_SOURCE and key.observed_property in plan.snapshot_variables
-
-
-def is_plan_output(plan: ScoringPlan, key: Any) -> bool:
-    """A prediction series written by the plan's version."""
-    return key.model_id == plan.model_tag and key.version == plan.version_tag and key.observed_property in plan.outputs
-
-
 def waiting_seconds(
     *,
-    deployment: Deployment,
-    plan: ScoringPlan,
+    estimator: Estimator,
     group: GroupKey,
     newest_raw_ns: int,
     newest_prediction_ns: int | None,
@@ -217,13 +267,7 @@ def waiting_seconds(
     """The lag rule: age of the oldest as-of snapshot newer than the newest prediction (0 when caught up)."""
     if newest_prediction_ns is not None and newest_raw_ns <= newest_prediction_ns:
         return 0.0
-    probe = get_backend().snapshots(
-        group=group,
-        variables=plan.snapshot_variables,
-        after=from_ns(newest_prediction_ns) if newest_prediction_ns is not None else None,
-        max_age=timedelta(seconds=deployment.max_input_age_seconds),
-        limit=1,
-    )
+    probe = snapshots_read(estimator, group, after_ns=newest_prediction_ns, until_ns=None, limit=1)
     return max(0.0, (now_ns - int(probe.times_ns[0])) / 1e9) if len(probe) else 0.0
 
 
@@ -241,10 +285,10 @@ def pipeline_lag(*, now: datetime | None = None, groups_per_deployment: int = 20
     report = []
     raw_cache: dict[str, list] = {}
     pred_cache: dict[str, list] = {}
-    for deployment in Deployment.objects.filter(enabled=True).select_related("soft_sensor__project", "pinned_version"):
-        plan = deployment_plan(deployment)
+    deployments = list(Deployment.objects.filter(enabled=True).select_related("soft_sensor__project"))
+    for deployment, estimator in deployment_estimators(deployments):
         entry: dict[str, Any] = {"deployment": deployment.name, "id": deployment.pk, "groups": []}
-        if plan is None or not plan.online:
+        if estimator is None or not estimator.spec.online:
             entry.update(online=False, lag_seconds=None)
             report.append(entry)
             continue
@@ -260,12 +304,12 @@ def pipeline_lag(*, now: datetime | None = None, groups_per_deployment: int = 20
         newest_raw: dict[GroupKey, int] = {}
         for point in raw_cache[project_name]:
             key = point.series
-            if is_plan_input(plan, key):
+            if estimator.is_input(key):
                 newest_raw[key.group] = max(newest_raw.get(key.group, -1), to_ns(point.time))
         newest_pred: dict[GroupKey, int] = {}
         for point in pred_cache[project_name]:
             key = point.series
-            if is_plan_output(plan, key):
+            if estimator.is_output(key):
                 newest_pred[key.group] = max(newest_pred.get(key.group, -1), to_ns(point.time))
         groups = sorted(
             (g for g in newest_raw if deployment.in_scope(device_id=g.device_id, batch_id=g.batch_id)),
@@ -277,8 +321,7 @@ def pipeline_lag(*, now: datetime | None = None, groups_per_deployment: int = 20
             raw_ns, pred_ns = newest_raw[group], newest_pred.get(group)
             unscored = 0.0 if pred_ns is not None and raw_ns <= pred_ns else max(0.0, (now_ns - raw_ns) / 1e9)
             waiting = waiting_seconds(
-                deployment=deployment,
-                plan=plan,
+                estimator=estimator,
                 group=group,
                 newest_raw_ns=raw_ns,
                 newest_prediction_ns=pred_ns,

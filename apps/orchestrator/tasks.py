@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from . import task_names
 
-@shared_task(name="orchestrator.heartbeat", ignore_result=True)
+
+@shared_task(name=task_names.HEARTBEAT, ignore_result=True)
 def heartbeat() -> None:
     """Scheduled by beat; the health endpoint reports its age."""
     from .services import heartbeat_record
@@ -13,13 +15,13 @@ def heartbeat() -> None:
     heartbeat_record(name="beat")
 
 
-@shared_task(name="orchestrator.ping")
+@shared_task(name=task_names.PING)
 def ping(value: str) -> str:
     """Round-trip probe: echoes its argument from a worker (used by tests and diagnostics)."""
     return f"pong:{value}"
 
 
-@shared_task(name="orchestrator.run_group", bind=True, ignore_result=True, acks_late=True)
+@shared_task(name=task_names.RUN_GROUP, bind=True, ignore_result=True, acks_late=True)
 def run_group(self, watermark_id: int, trigger: str) -> None:
     """One pipeline run for one deployment and group (claims the group; a no-op when another run holds it)."""
     from .services import pipeline_group_run
@@ -27,7 +29,7 @@ def run_group(self, watermark_id: int, trigger: str) -> None:
     pipeline_group_run(watermark_id=watermark_id, trigger=trigger, task_id=self.request.id or "")
 
 
-@shared_task(name="orchestrator.detect", ignore_result=True)
+@shared_task(name=task_names.DETECT, ignore_result=True)
 def detect(deployment_id: int | None = None, trigger: str = "beat") -> dict[str, int]:
     """Beat's safety net: queue runs for data events missed, lost messages and stale leases."""
     from .services import pipeline_detect
@@ -35,7 +37,7 @@ def detect(deployment_id: int | None = None, trigger: str = "beat") -> dict[str,
     return pipeline_detect(deployment_id=deployment_id, trigger=trigger)
 
 
-@shared_task(name="orchestrator.health", ignore_result=True)
+@shared_task(name=task_names.HEALTH, ignore_result=True)
 def health() -> bool:
     """Every minute: database, time-series collections, broker and registry; the verdict is kept."""
     from .services import pipeline_health_record
@@ -43,7 +45,7 @@ def health() -> bool:
     return pipeline_health_record().ok
 
 
-@shared_task(name="orchestrator.backfill", ignore_result=True)
+@shared_task(name=task_names.BACKFILL, ignore_result=True)
 def backfill(deployment_id: int, start: str, end: str) -> int:
     """Rescore a historical window (the API's backfill action); progress is in the runs it records."""
     from .selectors import deployment_get

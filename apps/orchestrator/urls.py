@@ -17,4 +17,6 @@ urlpatterns = [
     path(DEPLOYMENT + "watermarks/", apis.WatermarkListApi.as_view(), name="orchestrator-watermark-list"),
     path("runs/", apis.RunListApi.as_view(), name="orchestrator-run-list"),
     path("runs/<int:run_id>/", apis.RunDetailApi.as_view(), name="orchestrator-run-detail"),
+    path("simulations/", apis.SimulationRunApi.as_view(), name="orchestrator-simulation-run"),
+    path("estimates/explanation/", apis.EstimateExplanationApi.as_view(), name="orchestrator-estimate-explanation"),
 ]

@@ -12,20 +12,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import Series, VariableMetadata
+from .types import SERIES_TAGS
 
 
 @admin.register(Series)
 class SeriesAdmin(admin.ModelAdmin):
-    list_display = (
-        "collection",
-        "project_name",
-        "device_id",
-        "batch_id",
-        "source",
-        "observed_property",
-        "model_id",
-        "version",
-    )
+    list_display = ("collection", *SERIES_TAGS)
     list_filter = ("collection", "source", "project_name", "device_id")
     search_fields = ("project_name", "device_id", "batch_id", "observed_property", "model_id")
     ordering = ("collection", "project_name", "device_id", "batch_id", "source", "observed_property")

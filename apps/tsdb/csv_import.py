@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ TIME_UNITS_NS = {"h": 3600 * NS_PER_S, "min": 60 * NS_PER_S, "s": NS_PER_S}
 #: Text cells read as empty (no point) besides the empty string.
 EMPTY_TOKENS = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "NULL", "None"})
 MAX_PROBLEMS = 20
+#: Longest line of a CSV file, in characters. An IndPenSim row is about 600; a wide file with a thousand
+#: columns stays far below. A longer line (a file without newlines, a binary upload) is refused at once.
+MAX_LINE_CHARS = 1024 * 1024
 
 #: IndPenSim columns (canonical names) → STAMM source. Anything else defaults to ``sensor``.
 INDPENSIM_SOURCES: Mapping[str, str] = {
@@ -238,6 +242,56 @@ def _decode(data: bytes) -> str:
         raise CsvInvalid(f"the file is not UTF-8 text (byte {exc.start})") from None
 
 
+def _line_of(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
+def _shape_checked(text: str) -> list[str]:
+    """The header cells, once the file is known to be a table: no NUL character, no line over
+    ``MAX_LINE_CHARS``, and every non-blank row exactly as many cells as the header (pandas would pad a
+    short row with empty cells and store it). Raises ``CsvInvalid`` naming the first line at fault."""
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = _line_of(text, nul)
+        raise CsvInvalid(
+            f"line {line}: the file contains a NUL character; it is not a text CSV",
+            [{"row": line, "message": "NUL character"}],
+        )
+    lines = text.split("\n")
+    lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+    too_long = np.flatnonzero(lengths > MAX_LINE_CHARS)
+    if too_long.size:
+        line = int(too_long[0]) + 1
+        raise CsvInvalid(
+            f"line {line} is {int(lengths[too_long[0]])} characters long; lines are limited to {MAX_LINE_CHARS}",
+            [{"row": line, "message": "line too long"}],
+        )
+    try:
+        if '"' in text:  # quoted cells may hold commas and newlines: let the csv module count the cells
+            reader = csv.reader(io.StringIO(text))
+            header = next(reader)
+            for record in reader:
+                if len(record) != len(header) and any(cell.strip() for cell in record):
+                    _ragged(reader.line_num, len(record), len(header))
+            return header
+    except csv.Error as exc:
+        raise CsvInvalid(f"the file is not valid CSV: {exc}") from None
+    header = next(csv.reader([lines[0]]))
+    commas = np.fromiter(map(str.count, lines, itertools.repeat(",")), dtype=np.int64, count=len(lines))
+    for index in np.flatnonzero(commas != commas[0]).tolist():
+        if lines[index].strip():
+            _ragged(index + 1, int(commas[index]) + 1, len(header))
+    return header
+
+
+def _ragged(line: int, cells: int, expected: int) -> None:
+    fewer = "fewer" if cells < expected else "more"
+    raise CsvInvalid(
+        f"line {line} has {cells} cells, {fewer} than the header's {expected}",
+        [{"row": line, "message": f"{cells} cells, the header has {expected}"}],
+    )
+
+
 def wide_csv_parse(
     source: str | Path | bytes | IO[bytes] | IO[str],
     *,
@@ -258,7 +312,7 @@ def wide_csv_parse(
         text = _decode(raw) if isinstance(raw, bytes) else raw
     if not text.strip():
         raise CsvInvalid("the file is empty")
-    header = next(csv.reader(io.StringIO(text.splitlines()[0])))
+    header = _shape_checked(text)
     header = [h.strip() for h in header]
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from apps.common.derived import BATCH_AGE, DERIVED_VARIABLES
+
 from .types import SnapshotSet
 
-BATCH_AGE = "batch_age"
-NS_PER_HOUR = 3600 * 1_000_000_000
+__all__ = ["BATCH_AGE", "DERIVED_VARIABLES", "NS_PER_HOUR", "batch_age_hours", "split_derived", "with_derived"]
 
-#: Derived variable → what it means (shown in docs and error messages).
-DERIVED_VARIABLES: dict[str, str] = {BATCH_AGE: "hours since the batch's first raw point"}
+NS_PER_HOUR = 3600 * 1_000_000_000
 
 
 def split_derived(variables: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -12,8 +12,9 @@ Unlike the rest of the API these two endpoints answer with InfluxDB's status cod
   ``ingest_data`` capability); 404 ``not found`` (unknown bucket/db); 413 ``request too large`` (over
   ``settings.TSDB_LINE_PROTOCOL_MAX_BYTES`` after decompression); 415 ``unsupported media type``
   (Content-Type or Content-Encoding); 503 ``unavailable`` (the time-series store is down).
-- Auth: ``Authorization: Token <API token>`` (this platform's DRF token; ``Bearer`` too), or the token
-  as the password of HTTP basic auth or of ``u=``/``p=`` (the 1.x way; the user name is not checked).
+- Auth: ``Authorization: Token <API token>`` (this platform's API token; ``Bearer`` too), or the token
+  as the password of HTTP basic auth; on ``/write`` only, also as ``p=`` (with ``u=``, the 1.x way; the
+  user name is not checked): the one place a key is accepted in a URL, because 1.x clients know no other.
 - Buckets/databases: ``stamm_raw``, ``stamm_predictions``, ``stamm_metadata`` (a ``/<rp>`` suffix and
   ``rp=`` are accepted and ignored; ``org``/``orgID`` too: the platform has one organisation).
 
@@ -23,7 +24,7 @@ rejected body writes nothing and the after-commit hook fires once the whole body
 
 - On a ``transactional`` backend (SQL), each ``FEED_SIZE`` piece is written as soon as it has parsed,
   through ``points_stream``, inside one transaction: a bad line later in the body rolls everything back.
-  On PostgreSQL the database inserts one piece while the next parses (``backends/sql_stream.py``).
+  On PostgreSQL the database inserts one piece while the next parses (``backends/sql/stream.py``).
 - On the others (InfluxDB, which cannot roll back), nothing is written until the whole body has parsed
   and validated. A body of up to ``CHUNK_POINTS`` points is then written by one ``points_ingest`` call;
   a larger one is re-read from a spool (memory, then a temporary file) and written ``CHUNK_POINTS`` at a
@@ -46,11 +47,11 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication
-from rest_framework.authtoken.models import Token
+from rest_framework.authentication import BaseAuthentication, TokenAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from apps.common.errors import ApplicationError
@@ -100,12 +101,27 @@ class InfluxError(Exception):
         self.line = line
 
 
+def _token_authenticator() -> TokenAuthentication:
+    """The project's token authentication (the first ``TokenAuthentication`` in the DRF settings): this
+    app checks no token itself, it only finds the key where InfluxDB clients put it."""
+    for authentication_class in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
+        if issubclass(authentication_class, TokenAuthentication):
+            return authentication_class()
+    raise exceptions.AuthenticationFailed("token authentication is not configured")
+
+
 class InfluxTokenAuthentication(BaseAuthentication):
-    """This platform's API token, presented the ways InfluxDB clients present theirs."""
+    """This platform's API token, presented the ways InfluxDB clients present theirs.
+
+    ``Authorization: Token|Bearer <key>`` or HTTP basic auth with the key as password, on both endpoints;
+    the ``p`` query parameter (the key; ``u`` is not checked) only where ``query_password`` is set — the
+    1.x ``/write``, whose clients know no other way. Nowhere else does the platform read a key from a URL.
+    """
 
     keywords = ("token", "bearer")
+    query_password = False
 
-    def authenticate(self, request: Request) -> tuple[Any, Token] | None:
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         scheme, _, credential = header.partition(" ")
         scheme = scheme.lower()
@@ -117,22 +133,34 @@ class InfluxTokenAuthentication(BaseAuthentication):
             except (binascii.Error, UnicodeDecodeError):
                 raise exceptions.AuthenticationFailed("malformed basic authorization header") from None
             key = decoded.partition(":")[2]
-        elif not header and request.query_params.get("p"):
+        elif not header and self.query_password and request.query_params.get("p"):
             key = request.query_params["p"]
         else:
             return None
         if not key:
             raise exceptions.AuthenticationFailed("empty token")
         try:
-            token = Token.objects.select_related("user").get(key=key)
-        except Token.DoesNotExist:
-            raise exceptions.AuthenticationFailed("unauthorized access") from None
-        if not token.user.is_active:
-            raise exceptions.AuthenticationFailed("unauthorized access")
-        return token.user, token
+            return _token_authenticator().authenticate_credentials(key)
+        except exceptions.AuthenticationFailed as exc:
+            detail = str(exc.detail)
+            raise exceptions.AuthenticationFailed(
+                detail if "expired" in detail else "unauthorized access"
+            ) from None
 
     def authenticate_header(self, request: Request) -> str:
         return 'Token realm="stamm"'
+
+
+class InfluxV1TokenAuthentication(InfluxTokenAuthentication):
+    query_password = True
+
+
+_HEADER_SCHEME = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "Authorization",
+    "description": "`Token <API token>` (also `Bearer <API token>`, or basic auth with the token as password)",
+}
 
 
 class InfluxTokenScheme(OpenApiAuthenticationExtension):
@@ -140,12 +168,53 @@ class InfluxTokenScheme(OpenApiAuthenticationExtension):
     name = "influxToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return _HEADER_SCHEME
+
+
+class InfluxV1TokenScheme(OpenApiAuthenticationExtension):
+    target_class = InfluxV1TokenAuthentication
+    name = "influxV1Password"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {
             "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": "`Token <API token>` (also basic auth or `p=` with the token as password)",
+            "in": "query",
+            "name": "p",
+            "description": "The API token as the 1.x `p` password (with any `u`); only on `/write`.",
         }
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        return [{"influxToken": []}, {self.name: []}]
+
+
+class _GzipStream:
+    """Incremental gzip decompression in bounded steps; several gzip members in a row (``cat a.gz b.gz``,
+    valid gzip that InfluxDB reads whole) are decompressed one after the other."""
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj(wbits=31)
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """Decompress ``chunk`` ``INFLATE_STEP`` bytes at a time, yielding each step as it is produced."""
+        data = chunk
+        while data:
+            if self._inflater.eof:  # the next member starts here
+                self._inflater = zlib.decompressobj(wbits=31)
+            try:
+                piece = self._inflater.decompress(data, INFLATE_STEP)
+            except zlib.error as exc:
+                raise InfluxError(400, f"body is not valid gzip: {exc}") from None
+            data = self._inflater.unconsumed_tail or (self._inflater.unused_data if self._inflater.eof else b"")
+            yield piece
+
+    def finish(self) -> bytes:
+        try:
+            tail = self._inflater.flush()
+        except zlib.error as exc:
+            raise InfluxError(400, f"body is not valid gzip: {exc}") from None
+        if not self._inflater.eof:
+            raise InfluxError(400, "body is not valid gzip: truncated stream")
+        return tail
 
 
 def influx_error_body(status: int, message: str, *, line: int | None = None, v1: bool = False) -> dict[str, Any]:
@@ -241,45 +310,36 @@ class _LineProtocolWriteApi(APIView):
             yield chunk
 
     def _body(self, request: Request, *, gzipped: bool, limit: int) -> Iterator[bytes]:
-        """The decompressed body in pieces; 413 as soon as it exceeds ``limit``."""
+        """The decompressed body in pieces of at most ``INFLATE_STEP``; 413 as soon as it exceeds ``limit``.
+
+        Each decompression step is handed on before the next one runs, so a small gzip body that expands
+        a thousandfold (a gzip of zeros or newlines) never sits in memory, and the limit stops it at once.
+        """
         total = 0
-        inflater = zlib.decompressobj(wbits=31) if gzipped else None
+        inflater = _GzipStream() if gzipped else None
         for chunk in self._raw_chunks(request):
-            pieces = [chunk]
-            if inflater is not None:
-                try:
-                    pieces = [inflater.decompress(chunk, INFLATE_STEP)]
-                    while inflater.unconsumed_tail:
-                        pieces.append(inflater.decompress(inflater.unconsumed_tail, INFLATE_STEP))
-                except zlib.error as exc:
-                    raise InfluxError(400, f"body is not valid gzip: {exc}") from None
-            for piece in pieces:
+            for piece in inflater.feed(chunk) if inflater is not None else (chunk,):
                 total += len(piece)
                 if total > limit:
                     raise InfluxError(413, f"request body is over the limit of {limit} bytes (after decompression)")
                 if piece:
                     yield piece
         if inflater is not None:
-            try:
-                tail = inflater.flush()
-            except zlib.error as exc:
-                raise InfluxError(400, f"body is not valid gzip: {exc}") from None
-            if not inflater.eof:
-                raise InfluxError(400, "body is not valid gzip: truncated stream")
+            tail = inflater.finish()
             if tail:
                 total += len(tail)
                 if total > limit:
                     raise InfluxError(413, f"request body is over the limit of {limit} bytes (after decompression)")
                 yield tail
 
-    @staticmethod
-    def _drain(body: Iterator[bytes]) -> None:
-        """Read what is left of a rejected body (bounded by the limit) so the client gets the answer."""
-        try:
-            for _ in body:
+    @classmethod
+    def _drain(cls, request: Request) -> None:
+        """Read what is left of a rejected body, raw (never decompressed), so that clients which send the
+        whole body before reading the answer get it. Only a body with a Content-Length, which the header
+        check bounded; a chunked one could go on for ever and is left to the server to discard."""
+        if request.META.get("CONTENT_LENGTH"):
+            for _ in cls._raw_chunks(request):
                 pass
-        except InfluxError:
-            pass
 
     # --- the operation ----------------------------------------------------------------------------
     def _write(self, request: Request, *, target: str | None, what: str) -> Response:
@@ -295,7 +355,7 @@ class _LineProtocolWriteApi(APIView):
                     meta_parser.feed(piece)
                 items = meta_parser.finish()
             except LineProtocolError as exc:
-                self._drain(body)
+                self._drain(request)
                 raise InfluxError(400, str(exc), line=exc.line or None) from None
             variable_metadata_store(items=items)
             return Response(status=204)
@@ -327,7 +387,7 @@ class _LineProtocolWriteApi(APIView):
                 if parser.buffered_points:
                     write(parser.take())
         except LineProtocolError as exc:
-            _LineProtocolWriteApi._drain(body)
+            _LineProtocolWriteApi._drain(request)
             raise InfluxError(400, str(exc), line=exc.line or None) from None
 
     @staticmethod
@@ -352,7 +412,7 @@ class _LineProtocolWriteApi(APIView):
                     parser.feed(piece)
                 parser.close()
             except LineProtocolError as exc:
-                _LineProtocolWriteApi._drain(body)
+                _LineProtocolWriteApi._drain(request)
                 raise InfluxError(400, str(exc), line=exc.line or None) from None
             if not parser.overflowed:
                 points_ingest(batch=parser.take(), user=request.user)
@@ -406,6 +466,7 @@ class LineProtocolWriteV1Api(_LineProtocolWriteApi):
     """InfluxDB 1.x write: ``POST /write?db=stamm_raw&precision=ns`` (errors also carry 1.x's ``error`` key)."""
 
     v1 = True
+    authentication_classes = [InfluxV1TokenAuthentication]
 
     @extend_schema(
         operation_id="influx_v1_write",

@@ -1,4 +1,4 @@
-"""InfluxDB line protocol: a streaming parser into ``PointBatch`` and a formatter out of it (pure Python).
+"""InfluxDB line protocol in: a streaming parser of STAMM points and metadata into ``PointBatch`` (pure Python).
 
 Grammar (https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/)::
 
@@ -26,18 +26,28 @@ What this platform accepts (the STAMM schema, ``../shared/docs/stamm-contracts.m
 The parser is incremental (``feed`` bytes as they arrive, ``finish`` at the end): memory grows with
 the number of points stored in columnar arrays (about 20 bytes a point), never with the body size.
 Parsing stops at the first bad line, with its number and the problem, so a rejected body writes nothing.
+The grammar itself lives in ``lineprotocol_syntax``; writing lines, in ``lineprotocol_format``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable
 from datetime import datetime
 
 import numpy as np
 
 from .asof import last_wins
+from .lineprotocol_syntax import (
+    LineProtocolError,
+    WholeLines,
+    field_number,
+    field_string,
+    split_fields,
+    split_line,
+    split_unescaped,
+    unescape,
+)
 from .types import (
     EXTRA_FIELDS,
     MAX_TIME_NS,
@@ -50,7 +60,7 @@ from .types import (
     VariableMetadata,
     to_ns,
 )
-from .validation import InvalidBatch, batch_validate
+from .validation import MAX_DECIMALS, InvalidBatch, batch_validate
 
 #: Nanoseconds per unit of each precision name InfluxDB 1.x and 2.x accept on ``/write``.
 PRECISIONS: dict[str, int] = {
@@ -71,277 +81,11 @@ _ALLOWED_TAGS = {
     Collection.RAW: frozenset(SERIES_TAGS[:5]),
     Collection.PREDICTIONS: frozenset(SERIES_TAGS),
 }
-_BOOLEANS = frozenset({"t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE"})
-_INT64_MAX = 2**63 - 1
 #: Validated series keys remembered per process (a key string is at most a few hundred bytes).
 SERIES_KEY_CACHE_SIZE = 16_384
-_UINT64_MAX = 2**64 - 1
 
 
-class LineProtocolError(ValueError):
-    """A body that cannot be stored; ``line`` is 1-based (0 when the problem is the body as a whole)."""
-
-    def __init__(self, line: int, message: str) -> None:
-        self.line = line
-        self.problem = message
-        super().__init__(f"line {line}: {message}" if line else message)
-
-
-# --- escaping ---------------------------------------------------------------------------------------
-def _escape(text: str, specials: str) -> str:
-    if "\n" in text or "\r" in text:
-        raise ValueError(f"line protocol cannot carry a newline in {text!r}")
-    if text.endswith("\\"):
-        raise ValueError(f"line protocol cannot carry a trailing backslash in {text!r}")
-    for char in specials:
-        if char in text:
-            text = text.replace(char, "\\" + char)
-    return text
-
-
-def escape_measurement(text: str) -> str:
-    return _escape(text, ", ")
-
-
-def escape_key(text: str) -> str:
-    """Escape a tag key, tag value or field key."""
-    return _escape(text, ",= ")
-
-
-def escape_string_field(text: str) -> str:
-    """A double-quoted string field value."""
-    if "\n" in text or "\r" in text:
-        raise ValueError(f"line protocol cannot carry a newline in {text!r}")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-# --- formatting -------------------------------------------------------------------------------------
-def series_prefix(series: SeriesKey, measurement: str = MEASUREMENT) -> str:
-    """``measurement,tag=value,...`` of one series, tags sorted by key (InfluxDB's preferred order)."""
-    tags = series.tags()
-    return ",".join(
-        [escape_measurement(measurement), *(f"{escape_key(k)}={escape_key(tags[k])}" for k in sorted(tags))]
-    )
-
-
-def format_batch(batch: PointBatch, measurement: str = MEASUREMENT) -> list[str]:
-    """One line per point, timestamps in nanoseconds, ``value`` always written as a float.
-
-    Values must be finite (``batch_validate`` guarantees it on every write path). Extra fields of the
-    collection are written when present on the point (NaN / empty string means absent).
-    """
-    prefixes = [series_prefix(s, measurement) + " value=" for s in batch.series]
-    index = batch.series_index.tolist()
-    values = batch.values.astype(np.float64, copy=False).tolist()
-    times = batch.times_ns.tolist()
-    if not batch.fields:
-        return [f"{prefixes[s]}{v!r} {t}" for s, v, t in zip(index, values, times, strict=True)]
-    suffix = [""] * len(batch)
-    for name, column in batch.fields.items():
-        kind = EXTRA_FIELDS[batch.collection].get(name)
-        if kind == "float":
-            for i, v in enumerate(column.astype(np.float64, copy=False).tolist()):
-                if math.isfinite(v):
-                    suffix[i] += f",{escape_key(name)}={v!r}"
-        elif kind == "str":
-            for i, v in enumerate(column.tolist()):
-                if v not in (None, ""):
-                    suffix[i] += f",{escape_key(name)}={escape_string_field(str(v))}"
-        else:
-            raise ValueError(f"{name!r} is not a field of the {batch.collection.value} collection")
-    return [f"{prefixes[s]}{v!r}{x} {t}" for s, v, x, t in zip(index, values, suffix, times, strict=True)]
-
-
-def format_metadata(items: Iterable[VariableMetadata], time_ns: int, measurement: str = MEASUREMENT) -> list[str]:
-    """Metadata lines as STAMM writes them: tags device/project/property, fields unit, display_name, decimals."""
-    lines = []
-    for item in items:
-        tags = {
-            "device_id": item.device_id,
-            "project_name": item.project_name,
-            "observed_property": item.observed_property,
-        }
-        head = ",".join([escape_measurement(measurement), *(f"{k}={escape_key(tags[k])}" for k in sorted(tags))])
-        fields = (
-            f"decimals={int(item.decimals)}i,display_name={escape_string_field(item.display_name)},"
-            f"unit={escape_string_field(item.unit)}"
-        )
-        lines.append(f"{head} {fields} {time_ns}")
-    return lines
-
-
-# --- parsing ----------------------------------------------------------------------------------------
-def _split_unescaped(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` where it is not escaped by a backslash (escapes are kept for the caller)."""
-    parts: list[str] = []
-    start = 0
-    i = 0
-    n = len(text)
-    while i < n:
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == sep:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return parts
-
-
-def _unescape(text: str, specials: str) -> str:
-    if "\\" not in text:
-        return text
-    out = []
-    i = 0
-    n = len(text)
-    while i < n:
-        char = text[i]
-        if char == "\\" and i + 1 < n and text[i + 1] in specials:
-            out.append(text[i + 1])
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    return "".join(out)
-
-
-def _split_line(line: str) -> tuple[str, str, str | None]:
-    """(series key, fields, timestamp) of a line with escapes or quoted strings (the slow path)."""
-    sections: list[str] = []
-    start = 0
-    i = 0
-    n = len(line)
-    in_string = False
-    seen_fields = False
-    while i < n:
-        char = line[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == '"' and seen_fields:
-            in_string = not in_string
-        elif char == " " and not in_string:
-            sections.append(line[start:i])
-            start = i + 1
-            seen_fields = True
-        i += 1
-    if in_string:
-        raise ValueError('unterminated string field value (missing closing ")')
-    sections.append(line[start:])
-    if len(sections) == 2:
-        return sections[0], sections[1], None
-    if len(sections) == 3:
-        return sections[0], sections[1], sections[2]
-    if len(sections) < 2:
-        raise ValueError("missing fields (expected 'measurement,tags fields [timestamp]')")
-    raise ValueError(
-        f"{len(sections) - 1} unescaped spaces; expected 'measurement,tags fields [timestamp]' "
-        "(escape spaces in names and tag values as '\\ ')"
-    )
-
-
-def _split_fields(text: str) -> list[tuple[str, str]]:
-    """``[(key, raw value)]`` of a field set, aware of quoted strings and escapes."""
-    pairs: list[tuple[str, str]] = []
-    i = 0
-    n = len(text)
-    start = 0
-    in_string = False
-    while i <= n:
-        char = text[i] if i < n else ","
-        if char == "\\" and i < n:
-            i += 2
-            continue
-        if char == '"':
-            in_string = not in_string
-        elif char == "," and not in_string:
-            item = text[start:i]
-            eq = -1
-            j = 0
-            while j < len(item):
-                if item[j] == "\\":
-                    j += 2
-                    continue
-                if item[j] == "=":
-                    eq = j
-                    break
-                j += 1
-            if eq <= 0:
-                raise ValueError(f"field {item!r} is not 'key=value' (unescaped comma or missing '=')")
-            pairs.append((_unescape(item[:eq], ",= "), item[eq + 1 :]))
-            start = i + 1
-        i += 1
-    return pairs
-
-
-def _number(raw: str, name: str) -> float:
-    """A float or integer field value as float; refuses strings, booleans, NaN and infinities."""
-    if not raw:
-        raise ValueError(f"field {name!r} has no value")
-    last = raw[-1]
-    if last == "i" or last == "u":
-        digits = raw[:-1]
-        body = digits[1:] if digits[:1] == "-" else digits
-        if not (body.isascii() and body.isdigit()) or (last == "u" and digits[:1] == "-"):
-            raise ValueError(f"field {name!r}: invalid integer {raw!r}")
-        number = int(digits)
-        if (last == "i" and not -_INT64_MAX - 1 <= number <= _INT64_MAX) or number > _UINT64_MAX:
-            raise ValueError(f"field {name!r}: integer {raw!r} out of range")
-        return float(number)
-    if raw[0] == '"':
-        raise ValueError(f"field {name!r} is a string; it must be a number (a float)")
-    if raw in _BOOLEANS:
-        raise ValueError(f"field {name!r} is a boolean; it must be a number (a float)")
-    if "_" in raw or not raw.isascii():
-        raise ValueError(f"field {name!r}: invalid number {raw!r}")
-    try:
-        number = float(raw)
-    except ValueError:
-        raise ValueError(f"field {name!r}: invalid number {raw!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"field {name!r}: {raw!r} is not a finite number (NaN and infinities are not stored)")
-    return number
-
-
-def _string(raw: str, name: str) -> str:
-    if len(raw) < 2 or raw[0] != '"' or raw[-1] != '"':
-        raise ValueError(f"field {name!r} must be a double-quoted string")
-    body = raw[1:-1]
-    return body.replace('\\"', '"').replace("\\\\", "\\") if "\\" in body else body
-
-
-class _WholeLines:
-    """Bytes in, whole lines out: ``feed`` hands every complete line to ``_parse_block`` at once and
-    keeps the unfinished last line for the next chunk; ``_flush`` parses that line at the end."""
-
-    def __init__(self) -> None:
-        self._pending = b""
-        self.bytes_seen = 0
-
-    def _parse_block(self, block: bytes) -> None:
-        raise NotImplementedError
-
-    def feed(self, chunk: bytes) -> None:
-        """Parse every complete line of ``chunk`` (plus what was left over from the previous one)."""
-        self.bytes_seen += len(chunk)
-        data = self._pending + chunk if self._pending else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._pending = data
-            return
-        self._pending = data[cut + 1 :]
-        self._parse_block(data[: cut + 1])
-
-    def _flush(self) -> None:
-        """Parse the last line when the body did not end with a newline."""
-        if self._pending:
-            tail, self._pending = self._pending, b""
-            self._parse_block(tail)
-
-
-class LineProtocolParser(_WholeLines):
+class LineProtocolParser(WholeLines):
     """Incremental parser of one write request into a ``PointBatch`` of one collection.
 
     ``feed(chunk)`` as bytes arrive (lines may straddle chunks), then ``finish()``. Raises
@@ -374,7 +118,6 @@ class LineProtocolParser(_WholeLines):
         self._series_ids: dict[SeriesKey, int] = {}
         self._key_cache: dict[str, int] = {}
         super().__init__()
-        self._line = 0
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
         self._buffered = 0
         self._max_buffered = max_buffered_points
@@ -469,17 +212,18 @@ class LineProtocolParser(_WholeLines):
         key_cache = self._key_cache
         scale = self._scale
         earliest = self._earliest
-        number = _number
+        number = field_number
         lineno = self._line
         for line in lines:
             lineno += 1
             if not line or line[0] in "# \t\r" or line[-1] in " \t\r":
                 line = line.strip()
                 if not line or line[0] == "#":
+                    self._empty_line(lineno)
                     continue
             try:
                 if "\\" in line or '"' in line:
-                    key, field_text, stamp = _split_line(line)
+                    key, field_text, stamp = split_line(line)
                 else:
                     parts = line.split(" ")
                     if len(parts) == 3:
@@ -617,7 +361,7 @@ class LineProtocolParser(_WholeLines):
 
     def _fields(self, text: str) -> tuple[float, dict[str, object]]:
         pairs = (
-            _split_fields(text) if ("\\" in text or '"' in text) else [_plain_pair(item) for item in text.split(",")]
+            split_fields(text) if ("\\" in text or '"' in text) else [_plain_pair(item) for item in text.split(",")]
         )
         value: float | None = None
         extra: dict[str, object] = {}
@@ -625,11 +369,11 @@ class LineProtocolParser(_WholeLines):
             if name == "value":
                 if value is not None:
                     raise ValueError("field 'value' appears twice")
-                value = _number(raw, name)
+                value = field_number(raw, name)
             elif name in self._extra:
                 if name in extra:
                     raise ValueError(f"field {name!r} appears twice")
-                extra[name] = _number(raw, name) if self._extra[name] == "float" else _string(raw, name)
+                extra[name] = field_number(raw, name) if self._extra[name] == "float" else field_string(raw, name)
             else:
                 allowed = ", ".join(["value", *self._extra])
                 raise ValueError(f"unknown field {name!r} (the {self.collection.value} collection takes {allowed})")
@@ -653,8 +397,8 @@ def _series_key(key: str, collection: Collection) -> SeriesKey:
     Cached per process: a writer sends the same few hundred keys in every request, and checking one
     costs as much as parsing a hundred points. Refusals are not cached (``lru_cache`` keeps only results).
     """
-    parts = _split_unescaped(key, ",")
-    measurement = _unescape(parts[0], ", ")
+    parts = split_unescaped(key, ",")
+    measurement = unescape(parts[0], ", ")
     if not measurement:
         raise ValueError("missing measurement")
     if measurement not in READ_MEASUREMENTS:
@@ -662,11 +406,11 @@ def _series_key(key: str, collection: Collection) -> SeriesKey:
     allowed_tags = _ALLOWED_TAGS[collection]
     tags: dict[str, str] = {}
     for item in parts[1:]:
-        pieces = _split_unescaped(item, "=")
+        pieces = split_unescaped(item, "=")
         if len(pieces) != 2 or not pieces[0]:
             raise ValueError(f"tag {item!r} is not 'key=value' (unescaped comma, space or '='?)")
-        name = _unescape(pieces[0], ",= ")
-        value = _unescape(pieces[1], ",= ")
+        name = unescape(pieces[0], ",= ")
+        value = unescape(pieces[1], ",= ")
         if name not in allowed_tags:
             allowed = ", ".join(t for t in SERIES_TAGS if t in allowed_tags)
             raise ValueError(f"unknown tag {name!r} (the {collection.value} collection takes {allowed})")
@@ -694,7 +438,7 @@ def _series_key(key: str, collection: Collection) -> SeriesKey:
     return series
 
 
-class MetadataLineParser(_WholeLines):
+class MetadataLineParser(WholeLines):
     """Incremental parser of metadata lines (``stamm_metadata``) into ``VariableMetadata`` items.
 
     STAMM's shape: tags ``project_name``, ``device_id``, ``observed_property``; fields ``unit`` and
@@ -707,7 +451,6 @@ class MetadataLineParser(_WholeLines):
 
     def __init__(self) -> None:
         super().__init__()
-        self._line = 0
         self._items: dict[tuple[str, str, str], VariableMetadata] = {}
 
     def finish(self) -> list[VariableMetadata]:
@@ -728,6 +471,7 @@ class MetadataLineParser(_WholeLines):
             self._line += 1
             line = line.strip()
             if not line or line[0] == "#":
+                self._empty_line(self._line)
                 continue
             try:
                 item = self._item(line)
@@ -736,19 +480,19 @@ class MetadataLineParser(_WholeLines):
             self._items[(item.project_name, item.device_id, item.observed_property)] = item
 
     def _item(self, line: str) -> VariableMetadata:
-        key, field_text, stamp = _split_line(line)
+        key, field_text, stamp = split_line(line)
         if stamp is not None and not (stamp.lstrip("-").isdigit() and stamp.isascii()):
             raise ValueError(f"invalid timestamp {stamp!r}")
-        parts = _split_unescaped(key, ",")
-        measurement = _unescape(parts[0], ", ")
+        parts = split_unescaped(key, ",")
+        measurement = unescape(parts[0], ", ")
         if measurement not in READ_MEASUREMENTS:
             raise ValueError(f"unknown measurement {measurement!r} (use {MEASUREMENT!r})")
         tags: dict[str, str] = {}
         for item in parts[1:]:
-            pieces = _split_unescaped(item, "=")
+            pieces = split_unescaped(item, "=")
             if len(pieces) != 2 or not pieces[0]:
                 raise ValueError(f"tag {item!r} is not 'key=value' (unescaped comma, space or '='?)")
-            name, value = _unescape(pieces[0], ",= "), _unescape(pieces[1], ",= ")
+            name, value = unescape(pieces[0], ",= "), unescape(pieces[1], ",= ")
             if name not in self.TAGS:
                 raise ValueError(f"unknown tag {name!r} (metadata takes {', '.join(self.TAGS)})")
             if name in tags or not value:
@@ -758,13 +502,13 @@ class MetadataLineParser(_WholeLines):
         if missing:
             raise ValueError(f"missing required tag(s): {', '.join(missing)}")
         fields: dict[str, object] = {"unit": "", "display_name": "", "decimals": 2}
-        for name, raw in _split_fields(field_text):
+        for name, raw in split_fields(field_text):
             if name in ("unit", "display_name"):
-                fields[name] = _string(raw, name)
+                fields[name] = field_string(raw, name)
             elif name == "decimals":
-                number = _number(raw, name)
-                if number != int(number) or not 0 <= number <= 15:
-                    raise ValueError("field 'decimals' must be an integer between 0 and 15")
+                number = field_number(raw, name)
+                if number != int(number) or not 0 <= number <= MAX_DECIMALS:
+                    raise ValueError(f"field 'decimals' must be an integer between 0 and {MAX_DECIMALS}")
                 fields[name] = int(number)
             else:
                 raise ValueError(f"unknown field {name!r} (metadata takes unit, display_name, decimals)")

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 from django.db import models
 
-from .types import Collection, SeriesKey
+from .types import POINT_COLLECTIONS, SERIES_TAGS, SeriesKey
+from .validation import MAX_DISPLAY_NAME_LENGTH, MAX_TAG_LENGTH, MAX_UNIT_LENGTH, MAX_VALIDITY_LENGTH
 
-TAG_LENGTH = 128
+TAG_LENGTH = MAX_TAG_LENGTH
 
 
 class Series(models.Model):
     """One series: a collection plus its STAMM tag set (``model_id``/``version`` empty for raw points)."""
 
-    COLLECTION_CHOICES = [(c.value, c.value) for c in (Collection.RAW, Collection.PREDICTIONS)]
+    COLLECTION_CHOICES = [(c.value, c.value) for c in POINT_COLLECTIONS]
 
     id = models.BigAutoField(primary_key=True)
     collection = models.CharField(max_length=16, choices=COLLECTION_CHOICES)
@@ -57,16 +58,7 @@ class Series(models.Model):
         verbose_name_plural = "series"
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "collection",
-                    "project_name",
-                    "device_id",
-                    "batch_id",
-                    "source",
-                    "observed_property",
-                    "model_id",
-                    "version",
-                ],
+                fields=["collection", *SERIES_TAGS],
                 name="tsdb_series_identity",
             )
         ]
@@ -90,14 +82,14 @@ class Series(models.Model):
         )
 
 
-class RawPoint(models.Model):
-    """A raw measurement (sensor, actuator, computed variable, lab sample)."""
+class AbstractPoint(models.Model):
+    """What both point tables are: one row per point, primary key ``(series_id, time)``."""
 
     pk = models.CompositePrimaryKey("series_id", "time")
     # DO_NOTHING: points are deleted in bulk by the backend before their series, never row by row by the ORM.
     # No separate index on series_id: the primary key (series_id, time) starts with it. No database FK
     # constraint either: its per-row deferred checks cost a third of the ingest time, and the backend's
-    # series-row lock already keeps series and points consistent (see backends/sql.py).
+    # series-row lock already keeps series and points consistent (see backends/sql/writes.py).
     series = models.ForeignKey(
         Series, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
     )
@@ -105,19 +97,20 @@ class RawPoint(models.Model):
     value = models.FloatField()
 
     class Meta:
+        abstract = True
+
+
+class RawPoint(AbstractPoint):
+    """A raw measurement (sensor, actuator, computed variable, lab sample)."""
+
+    class Meta:
         verbose_name = "raw point"
 
 
-class PredictionPoint(models.Model):
+class PredictionPoint(AbstractPoint):
     """A soft-sensor output, stored at the time of the snapshot it was computed from."""
 
-    pk = models.CompositePrimaryKey("series_id", "time")
-    series = models.ForeignKey(
-        Series, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
-    )
-    time = models.BigIntegerField(help_text="Nanoseconds since 1970-01-01 UTC.")
-    value = models.FloatField()
-    validity = models.CharField(max_length=32, blank=True, default="")
+    validity = models.CharField(max_length=MAX_VALIDITY_LENGTH, blank=True, default="")
     corrected_value = models.FloatField(null=True, blank=True)
 
     class Meta:
@@ -130,8 +123,8 @@ class VariableMetadata(models.Model):
     project_name = models.CharField(max_length=TAG_LENGTH)
     device_id = models.CharField(max_length=TAG_LENGTH)
     observed_property = models.CharField(max_length=TAG_LENGTH)
-    unit = models.CharField(max_length=64, blank=True, default="")
-    display_name = models.CharField(max_length=200, blank=True, default="")
+    unit = models.CharField(max_length=MAX_UNIT_LENGTH, blank=True, default="")
+    display_name = models.CharField(max_length=MAX_DISPLAY_NAME_LENGTH, blank=True, default="")
     decimals = models.PositiveSmallIntegerField(default=2)
 
     class Meta:

@@ -14,6 +14,7 @@ from apps.common.errors import ServiceUnavailable, ValidationFailed
 
 from .backends import BackendError, TimeSeriesBackend, get_backend
 from .types import (
+    POINT_COLLECTIONS,
     Collection,
     Downsample,
     GroupInfo,
@@ -46,7 +47,7 @@ def _call(fn: Callable[[], T]) -> T:
 
 def _points_collection(collection: Collection) -> Collection:
     collection = Collection(collection)
-    if collection is Collection.METADATA:
+    if collection not in POINT_COLLECTIONS:
         raise ValidationFailed("collection must be raw or predictions", details={"collection": collection.value})
     return collection
 

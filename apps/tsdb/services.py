@@ -129,23 +129,6 @@ def points_stream(
         raise ServiceUnavailable(f"The write was cancelled by the database, retry it: {exc}".strip()) from exc
 
 
-def variable_dictionary_for(*, project_name: str) -> dict[str, tuple[str, str, str]] | None:
-    """The registry's variable dictionary of the project whose tag is ``project_name``, if there is one.
-
-    ``{raw column: (canonical name, column type, units)}``; None when the registry has no such project
-    (the CSV import then maps columns by its snake_case rule).
-    """
-    try:
-        from apps.registry.models import Project
-        from apps.registry.selectors import variable_mapping
-    except ImportError:  # the registry app is optional for the store
-        return None
-    project = Project.objects.filter(name__iexact=project_name).order_by("project_id").first()
-    if project is None:
-        return None
-    return variable_mapping(project=project) or None
-
-
 def points_delete(
     *,
     collection: Collection,

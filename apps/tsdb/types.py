@@ -28,6 +28,12 @@ class Collection(str, enum.Enum):
     METADATA = "metadata"
 
 
+#: The collections that hold points (``metadata`` holds display metadata, written and read apart).
+POINT_COLLECTIONS = (Collection.RAW, Collection.PREDICTIONS)
+#: A series' tags in ``SeriesKey`` field order: the columns of the SQL series table, InfluxDB's tag keys.
+SERIES_TAGS = ("project_name", "device_id", "batch_id", "source", "observed_property", "model_id", "version")
+
+
 #: STAMM's bucket (InfluxDB) names for the three collections.
 DEFAULT_BUCKETS: Mapping[Collection, str] = {
     Collection.RAW: "stamm_raw",
@@ -49,6 +55,16 @@ def to_ns(moment: datetime) -> int:
         raise ValueError(f"naive datetime {moment.isoformat()} (times must be timezone-aware)")
     delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+
+
+def bound_ns(moment: datetime) -> int:
+    """``to_ns`` of a query bound, clamped to the storable range [MIN_TIME_NS, MAX_TIME_NS].
+
+    No point lies outside that range, so a bound beyond it (``end=9999-12-31``) selects exactly what the
+    range's own end does; unclamped, the nanoseconds overflow the database's 64-bit integer (a 500).
+    Writes never use this: a time outside the range is refused there, not moved.
+    """
+    return min(max(to_ns(moment), MIN_TIME_NS), MAX_TIME_NS)
 
 
 def from_ns(ns: int) -> datetime:
@@ -110,18 +126,7 @@ class SeriesFilter:
     version: str | None = None
 
     def matches(self, key: SeriesKey) -> bool:
-        return all(
-            wanted is None or getattr(key, name) == wanted
-            for name, wanted in (
-                ("project_name", self.project_name),
-                ("device_id", self.device_id),
-                ("batch_id", self.batch_id),
-                ("source", self.source),
-                ("observed_property", self.observed_property),
-                ("model_id", self.model_id),
-                ("version", self.version),
-            )
-        )
+        return all(getattr(self, tag) is None or getattr(key, tag) == getattr(self, tag) for tag in SERIES_TAGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +232,26 @@ class SeriesData:
         return int(self.times_ns.shape[0])
 
 
+def estimate_values(data: SeriesData) -> np.ndarray:
+    """A predictions series as deployed: ``corrected_value`` (the raw output plus the lab bias update in
+    force) where the pipeline stored one, else the raw ``value``. What pages show and the plant receives
+    as "the estimate"; the raw output stays in ``values``."""
+    corrected = data.fields.get("corrected_value")
+    if corrected is None or not len(data):
+        return data.values
+    corrected = np.asarray(corrected, dtype=np.float64)
+    return np.where(np.isfinite(corrected), corrected, data.values)
+
+
+def point_estimate(point: Point) -> float:
+    """One stored prediction as deployed (the rule of ``estimate_values``)."""
+    corrected = point.fields.get("corrected_value")
+    if corrected is None:
+        return point.value
+    corrected = float(corrected)
+    return corrected if np.isfinite(corrected) else point.value
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesInfo:
     series: SeriesKey
@@ -261,6 +286,13 @@ class SnapshotSet:
     matrix: np.ndarray
     complete: np.ndarray
     reasons: list[str | None]
+
+    @classmethod
+    def empty(cls, group: GroupKey, variables: tuple[str, ...]) -> SnapshotSet:
+        """No rows (nothing stored in the window), with the columns asked for."""
+        return cls(
+            group, variables, np.empty(0, dtype=np.int64), np.empty((0, len(variables))), np.empty(0, dtype=bool), []
+        )
 
     def __len__(self) -> int:
         return int(self.times_ns.shape[0])

@@ -1,13 +1,15 @@
-"""Validation of a ``PointBatch`` before any backend writes it (pure, framework-free).
+"""Validation of a ``PointBatch`` (and of display metadata) before any backend writes it (pure, framework-free).
 
-Every backend calls ``batch_validate`` first, so a batch that breaks a rule writes nothing, whatever
-path it came by (JSON API, CSV import, line protocol, the pipeline). Problems name the point index and
-the field, so interfaces can point at the row/column/line at fault.
+Every backend calls ``batch_validate`` (``metadata_validate``) first, so a batch that breaks a rule writes
+nothing, whatever path it came by (JSON API, CSV import, line protocol, the pipeline) and whichever
+backend stores it. Problems name the point index and the field, so interfaces can point at the
+row/column/line at fault.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,20 +18,41 @@ from .types import (
     EXTRA_FIELDS,
     MAX_TIME_NS,
     MIN_TIME_NS,
+    POINT_COLLECTIONS,
     PREDICTION_SOURCE,
     RAW_SOURCES,
     Collection,
     PointBatch,
     SeriesKey,
+    VariableMetadata,
 )
 
 #: Longest tag value the stores accept (SQL column width).
 MAX_TAG_LENGTH = 128
 #: Longest prediction ``validity`` label.
 MAX_VALIDITY_LENGTH = 32
+#: Longest metadata ``unit`` and ``display_name`` (SQL column widths, the API's limits).
+MAX_UNIT_LENGTH = 64
+MAX_DISPLAY_NAME_LENGTH = 200
+#: Most decimals a variable's display metadata may ask for.
+MAX_DECIMALS = 15
 #: Problems listed at most (the first ones are enough to fix the input).
 MAX_PROBLEMS = 20
 REQUIRED_TAGS = ("project_name", "device_id", "batch_id", "source", "observed_property")
+#: Longest metadata unit and display name (SQL column widths).
+MAX_UNIT_LENGTH = 64
+MAX_DISPLAY_NAME_LENGTH = 200
+
+
+def text_problem(value: str) -> str | None:
+    """What makes ``value`` unstorable as text in every backend, or None.
+
+    PostgreSQL text cannot hold a NUL character (the insert fails) and SQLite truncates at it, so a NUL
+    in a tag or a string field is refused here, where every write path passes, as a 400 naming the field.
+    """
+    if "\x00" in value:
+        return "must not contain a NUL character (\\x00)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +111,8 @@ def _key_problems(key: SeriesKey, collection: Collection) -> tuple[tuple[str, st
         value = getattr(key, tag)
         if isinstance(value, str) and len(value) > MAX_TAG_LENGTH:
             problems.append((tag, f"is longer than {MAX_TAG_LENGTH} characters"))
+        elif isinstance(value, str) and (problem := text_problem(value)):
+            problems.append((tag, problem))
     if collection is Collection.RAW:
         if key.source not in RAW_SOURCES:
             problems.append(("source", f"{key.source!r} is not one of {', '.join(RAW_SOURCES)}"))
@@ -103,9 +128,37 @@ def _key_problems(key: SeriesKey, collection: Collection) -> tuple[tuple[str, st
     return tuple(problems)
 
 
+def metadata_validate(items: Iterable[VariableMetadata]) -> list[VariableMetadata]:
+    """The items to store, one per (project, device, property), the last one winning; ``InvalidBatch``
+    naming the item and field when any breaks a rule (then nothing is stored, whichever the backend)."""
+    latest: dict[tuple[str, str, str], VariableMetadata] = {}
+    problems: list[Problem] = []
+    for i, item in enumerate(items):
+        for name in ("project_name", "device_id", "observed_property"):
+            value = getattr(item, name)
+            if not isinstance(value, str) or not value or len(value) > MAX_TAG_LENGTH:
+                problems.append(
+                    Problem(name, f"must be a non-empty string of at most {MAX_TAG_LENGTH} characters", point=i)
+                )
+        if not isinstance(item.decimals, int) or not 0 <= item.decimals <= MAX_DECIMALS:
+            problems.append(Problem("decimals", f"must be an integer between 0 and {MAX_DECIMALS}", point=i))
+        if len(item.unit or "") > MAX_UNIT_LENGTH:
+            problems.append(Problem("unit", f"is longer than {MAX_UNIT_LENGTH} characters", point=i))
+        if len(item.display_name or "") > MAX_DISPLAY_NAME_LENGTH:
+            problems.append(Problem("display_name", f"is longer than {MAX_DISPLAY_NAME_LENGTH} characters", point=i))
+        for name in ("project_name", "device_id", "observed_property", "unit", "display_name"):
+            value = getattr(item, name)
+            if isinstance(value, str) and (problem := text_problem(value)):
+                problems.append(Problem(name, problem, point=i))
+        latest[(item.project_name, item.device_id, item.observed_property)] = item
+    if problems:
+        raise InvalidBatch(problems)
+    return list(latest.values())
+
+
 def batch_validate(batch: PointBatch) -> None:
     """Raise ``InvalidBatch`` unless every point of ``batch`` can be stored as given."""
-    if batch.collection not in (Collection.RAW, Collection.PREDICTIONS):
+    if batch.collection not in POINT_COLLECTIONS:
         raise InvalidBatch([Problem("collection", f"points cannot be written to {batch.collection.value!r}")])
     n = len(batch)
     problems: list[Problem] = []
@@ -139,5 +192,8 @@ def batch_validate(batch: PointBatch) -> None:
             problems.extend(
                 Problem(name, f"is longer than {MAX_VALIDITY_LENGTH} characters", point=i) for i in too_long[:5]
             )
+            unstorable = [(i, p) for i, v in enumerate(values) if v is not None and (p := text_problem(str(v)))]
+            problems.extend(Problem(name, p, point=i) for i, p in unstorable[:5])
     if problems:
         raise InvalidBatch(problems[:MAX_PROBLEMS])
+

@@ -12,13 +12,11 @@ from .helpers import FEATURES, load_batch, register_rf
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Per-process caches (health verdict, registry client, service token) must not leak between tests."""
-    services._health_cache.clear()
-    services._client.cache_clear()
-    services._local_service_token.cache_clear()
+    services.pipeline_health_forget()
+    services.registry_access_reset()
     yield
-    services._health_cache.clear()
-    services._client.cache_clear()
-    services._local_service_token.cache_clear()
+    services.pipeline_health_forget()
+    services.registry_access_reset()
 
 
 @pytest.fixture

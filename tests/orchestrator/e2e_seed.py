@@ -9,9 +9,8 @@ import json
 import secrets
 
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
-from apps.accounts.services import roles_ensure
+from apps.accounts.services import api_token_create, roles_ensure
 from apps.orchestrator.services import deployment_create, service_account_ensure
 
 from .helpers import register_rf
@@ -20,13 +19,13 @@ from .helpers import register_rf
 def main() -> None:
     roles_ensure()
     admin = get_user_model().objects.create_superuser("e2e-admin", password=secrets.token_urlsafe(16))
-    token = Token.objects.create(user=admin)
+    _, key = api_token_create(user=admin, name="e2e")
     service_account_ensure()
     version, _ = register_rf(user=admin)
     deployment = deployment_create(
         user=admin, name="e2e-rf", soft_sensor=version.soft_sensor, alias="production", max_input_age_seconds=600
     )
-    print(json.dumps({"token": token.key, "deployment": deployment.pk}))
+    print(json.dumps({"token": key, "deployment": deployment.pk}))
 
 
 main()

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 
 REPO = Path(__file__).resolve().parents[2]
 INDPENSIM = (REPO / ".." / "shared" / "data" / "indpensim").resolve()
@@ -60,7 +61,9 @@ def descriptor_document(*, model_id: str = MODEL_ID, features: list[str] = FEATU
                 "description": "RF soft sensor.",
                 "language": [{"name": "python"}, {"version": "3.11.7"}],
                 "config_files": {"model_file": f"{model_id}.pkl"},
-                "packages": [{"package": "sklearn.ensemble", "class": "RandomForestRegressor", "version": "1.9.1"}],
+                "packages": [
+                    {"package": "sklearn.ensemble", "class": "RandomForestRegressor", "version": sklearn.__version__}
+                ],
             },
             "training_information": {"number_of_instances": 500, "experiments_ID": [92]},
             "inputs": {
@@ -106,7 +109,8 @@ def register_rf(
     """Project (upserted), soft sensor version with a real RF artefact, alias → (version, model)."""
     from apps.registry.descriptors import parse_descriptor
     from apps.registry.project_info import parse_project_info
-    from apps.registry.services import ArtifactInput, alias_move, model_version_register, project_upsert
+    from apps.registry.services import ArtifactInput, model_version_register, project_upsert
+    from tests.conftest import pickle_approver
 
     project = project_upsert(info=parse_project_info(PROJECT_INFO))
     model = train_rf(n_estimators=n_estimators, features=features)
@@ -119,9 +123,12 @@ def register_rf(
         files={"model": ArtifactInput(blob.getvalue(), name)},
         user=user,
         status=status,
+        pickle_approved_by=pickle_approver(),
     )
     if alias:
-        alias_move(soft_sensor=version.soft_sensor, name=alias, version=version, user=user, reason="test deployment")
+        from tests.signing import move_signed
+
+        move_signed(version, alias, reason="test deployment")
     return version, model
 
 
@@ -156,3 +163,64 @@ def expected_predictions(model: Any, frame: pd.DataFrame, features: list[str] = 
 
 def row_time(i: int, *, start: datetime = T0, step_s: float = 20.0) -> datetime:
     return start + timedelta(seconds=i * step_s)
+
+
+def lab_points(
+    times: list[datetime], values: list[float], *, batch_id: str, device_id: str = "R1", output: str = TARGET
+):
+    """Lab samples of ``output`` (source ``lab``) at the given times: what the bias update folds in."""
+    from apps.tsdb.types import Collection, PointBatch, SeriesKey, to_ns
+
+    return PointBatch(
+        collection=Collection.RAW,
+        series=[SeriesKey(PROJECT, device_id, batch_id, "lab", output)],
+        series_index=np.zeros(len(times), dtype=np.int32),
+        times_ns=np.array([to_ns(t) for t in times], dtype=np.int64),
+        values=np.asarray(values, dtype=float),
+    )
+
+
+AGE_MODEL_ID = "0008_[python]_penicillin_age"
+#: The bias update a version trained by the platform carries (``training_data["bias"]``).
+TRAINED_BIAS = {"alpha": 0.5, "lab_delay_seconds": 120, "max_lab_age_seconds": 7200, "lab_min": 0.0, "lab_max": 50.0}
+
+
+def register_age_model(
+    *,
+    frame: pd.DataFrame,
+    user: Any = None,
+    alias: str | None = "production",
+    bias: dict | None = TRAINED_BIAS,
+    envelope: dict | None = None,
+) -> tuple[Any, Any]:
+    """A linear soft sensor on FEATURES + ``batch_age`` (the demo's kind of model: a derived input), with the
+    bias update it was trained with and, optionally, a training envelope (``{feature: {min, max}}``, the
+    validity bounds) → (version, model). Row i of ``frame`` is taken to be 20 s · i old."""
+    from sklearn.linear_model import LinearRegression
+
+    from apps.registry.descriptors import parse_descriptor
+    from apps.registry.project_info import parse_project_info
+    from apps.registry.services import ArtifactInput, model_version_register, project_upsert
+    from apps.tsdb.derived import BATCH_AGE
+    from tests.conftest import pickle_approver
+
+    features = [*FEATURES, BATCH_AGE]
+    ages_h = np.arange(len(frame)) * 20.0 / 3600.0
+    X = np.column_stack([frame[FEATURES].to_numpy(dtype=float), ages_h])
+    model = LinearRegression().fit(X, frame[TARGET].to_numpy(dtype=float))
+    blob = io.BytesIO()
+    pickle.dump(model, blob)
+    version = model_version_register(
+        project=project_upsert(info=parse_project_info(PROJECT_INFO)),
+        descriptor=parse_descriptor(descriptor_document(model_id=AGE_MODEL_ID, features=features)),
+        files={"model": ArtifactInput(blob.getvalue(), f"{AGE_MODEL_ID}.pkl")},
+        user=user,
+        status="online",
+        training_data={k: v for k, v in (("bias", bias), ("envelope", envelope)) if v} or None,
+        pickle_approved_by=pickle_approver(),
+    )
+    if alias:
+        from tests.signing import move_signed
+
+        move_signed(version, alias, reason="test deployment")
+    return version, model

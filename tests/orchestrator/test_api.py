@@ -152,7 +152,9 @@ def test_backfill_and_run_actions_queue_work(api_client_for, deployment, batch92
 
     queued = []
     monkeypatch.setattr(
-        tasks.backfill, "apply_async", lambda args=None, task_id=None, **kw: queued.append((args, task_id))
+        tasks.backfill,
+        "apply_async",
+        lambda args=None, kwargs=None, task_id=None, **kw: queued.append((list(args), task_id)),
     )
     client = api_client_for("modeler")
     response = client.post(
@@ -203,7 +205,7 @@ def test_health_reports_the_pipeline_lag_per_deployment(registry_url, api_client
 def test_pipeline_health_probe_is_recorded_and_reported(registry_url, api_client_for, deployment, settings):
     assert services.pipeline_health_record().ok is True
     settings.STAMM_REGISTRY_URL = "http://127.0.0.1:1"
-    services._client.cache_clear()
+    services.registry_access_reset()
     verdict = services.pipeline_health_record()
     assert verdict.ok is False and "registry" in verdict.reason
     body = api_client_for("operator").get("/api/v1/health/").json()

@@ -14,6 +14,7 @@ from apps.tsdb.backends import get_backend
 from apps.tsdb.derived import BATCH_AGE
 from apps.tsdb.services import points_ingest
 from apps.tsdb.types import Collection, SeriesKey
+from tests.conftest import pickle_approver
 
 from .helpers import FEATURES, PROJECT, PROJECT_INFO, T0, TARGET, descriptor_document, load_batch, raw_batch
 
@@ -23,7 +24,8 @@ MODEL_ID = "0007_[python]_penicillin_age"
 def test_batch_age_is_computed_for_every_snapshot(registry_url, transactional_db, role_users):
     from apps.registry.descriptors import parse_descriptor
     from apps.registry.project_info import parse_project_info
-    from apps.registry.services import ArtifactInput, alias_move, model_version_register, project_upsert
+    from apps.registry.services import ArtifactInput, model_version_register, project_upsert
+    from tests.signing import move_signed
 
     features = [*FEATURES, BATCH_AGE]
     frame = load_batch(93).iloc[:120].reset_index(drop=True)
@@ -39,8 +41,9 @@ def test_batch_age_is_computed_for_every_snapshot(registry_url, transactional_db
         files={"model": ArtifactInput(blob.getvalue(), f"{MODEL_ID}.pkl")},
         user=role_users["modeler"],
         status="online",
+        pickle_approved_by=pickle_approver(),
     )
-    alias_move(soft_sensor=version.soft_sensor, name="production", version=version, user=None, reason="test")
+    move_signed(version, reason="test")
     deployment = services.deployment_create(
         name="age-aware", soft_sensor=version.soft_sensor, alias="production", max_input_age_seconds=600
     )

@@ -11,10 +11,12 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import time_machine
+from django.conf import settings
 from django.utils import timezone
 
 from apps.orchestrator import services
 from apps.orchestrator.models import PipelineRun, RunStatus, Trigger, Watermark
+from apps.orchestrator.services import pipeline, runs
 from apps.tsdb.backends import get_backend
 from apps.tsdb.services import points_ingest
 from apps.tsdb.types import Collection, GroupKey, SeriesKey, from_ns, to_ns
@@ -104,51 +106,51 @@ def test_a_burst_of_ingests_leaves_one_pending_run(transactional_db, deployment,
     assert wm.pending is True and len(sent_tasks) == 1
     assert Watermark.objects.filter(deployment=deployment).count() == 1
     # While a run holds the group, new data only sets the flag; the run's end queues exactly one follow-up.
-    claim = services._claim(watermark_id=wm.pk, trigger=Trigger.EVENT)
+    claim = runs.group_claim(watermark_id=wm.pk, trigger=Trigger.EVENT)
     assert claim is not None and not watermark_of(deployment).pending
     ingest(batch92.iloc[20:24], offset_rows=20)
     ingest(batch92.iloc[24:28], offset_rows=24)
     assert len(sent_tasks) == 1 and watermark_of(deployment).pending
-    services._release(claim, status=RunStatus.SUCCEEDED, error="", retry=False)
+    runs.run_release(claim, status=RunStatus.SUCCEEDED, error="", retry=False)
     assert len(sent_tasks) == 2 and sent_tasks[-1]["args"] == [wm.pk, "event"]
 
 
 def test_claim_excludes_a_second_worker_until_the_lease_expires(transactional_db, deployment, settings):
     settings.STAMM_PIPELINE_LEASE_SECONDS = 60
-    wm = services._watermarks_ensure([(deployment, GROUP)])[0]
+    wm = runs.watermarks_ensure([(deployment, GROUP)])[0]
     with time_machine.travel(T0, tick=False):
-        first = services._claim(watermark_id=wm.pk, trigger=Trigger.EVENT)
+        first = runs.group_claim(watermark_id=wm.pk, trigger=Trigger.EVENT)
         assert first is not None
-        assert services._claim(watermark_id=wm.pk, trigger=Trigger.BEAT) is None
+        assert runs.group_claim(watermark_id=wm.pk, trigger=Trigger.BEAT) is None
     with time_machine.travel(T0 + timedelta(seconds=59), tick=False):
-        assert services._claim(watermark_id=wm.pk, trigger=Trigger.BEAT) is None
+        assert runs.group_claim(watermark_id=wm.pk, trigger=Trigger.BEAT) is None
     with time_machine.travel(T0 + timedelta(seconds=61), tick=False):
-        second = services._claim(watermark_id=wm.pk, trigger=Trigger.BEAT)
+        second = runs.group_claim(watermark_id=wm.pk, trigger=Trigger.BEAT)
         assert second is not None and second.token != first.token
         first.run.refresh_from_db()
         assert first.run.status == RunStatus.STALE and "lease expired" in first.run.error
-        with pytest.raises(services.LeaseLost):
-            services._renew(first)
+        with pytest.raises(runs.LeaseLost):
+            runs.lease_renew(first)
 
 
 def test_a_run_whose_lease_was_taken_over_stores_nothing(registry_url, deployment, batch92, settings, monkeypatch):
     """The slow run loses its lease while inferring: its completion matches no row and rolls back."""
     ingest(batch92.iloc[:10])
     wm = watermark_of(deployment)
-    real_infer = services._infer
+    real_score = pipeline.estimates_score
     taken = {}
 
-    def infer_then_lose_the_lease(plan, snapshots, started):
-        result = real_infer(plan, snapshots, started)
+    def infer_then_lose_the_lease(**kwargs):
+        result = real_score(**kwargs)
         Watermark.objects.filter(pk=wm.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-        taken["claim"] = services._claim(watermark_id=wm.pk, trigger=Trigger.BEAT)
+        taken["claim"] = runs.group_claim(watermark_id=wm.pk, trigger=Trigger.BEAT)
         return result
 
-    monkeypatch.setattr(services, "_infer", infer_then_lose_the_lease)
+    monkeypatch.setattr(pipeline, "estimates_score", infer_then_lose_the_lease)
     run = run_pending(deployment)
     assert run.status == RunStatus.STALE and taken["claim"] is not None
     assert len(predictions()) == 0  # nothing stored by the loser
-    monkeypatch.setattr(services, "_infer", real_infer)
+    monkeypatch.setattr(pipeline, "estimates_score", real_score)
     Watermark.objects.filter(pk=wm.pk).update(lease_token=None, lease_expires_at=None)
     redo = run_pending(deployment)
     assert redo.status == RunStatus.SUCCEEDED and redo.predictions == 10 and len(predictions()) == 10
@@ -217,7 +219,7 @@ def test_offline_versions_are_never_called(registry_url, deployment, rf, batch92
     model_version_set_status(version=rf[0], status="offline", user=role_users["modeler"])
     ingest(batch92.iloc[:5])
     assert Watermark.objects.filter(deployment=deployment).count() == 0  # no run queued for an offline model
-    wm = services._watermarks_ensure([(deployment, GROUP)])[0]
+    wm = runs.watermarks_ensure([(deployment, GROUP)])[0]
     run = services.pipeline_group_run(watermark_id=wm.pk, trigger=Trigger.MANUAL)
     assert run.status == RunStatus.SKIPPED and "offline" in run.error and run.registry_attempts == 0
     assert len(predictions()) == 0
@@ -284,7 +286,7 @@ def test_beat_detection_marks_expired_leases_stale_and_requeues(registry_url, de
     ingest(batch92.iloc[:6])
     wm = watermark_of(deployment)
     with time_machine.travel(T0, tick=False):
-        dead = services._claim(watermark_id=wm.pk, trigger=Trigger.EVENT)  # a worker that then dies
+        dead = runs.group_claim(watermark_id=wm.pk, trigger=Trigger.EVENT)  # a worker that then dies
     with time_machine.travel(T0 + timedelta(seconds=45), tick=False):
         counts = services.pipeline_detect()
     assert counts["stale"] == 1
@@ -318,7 +320,7 @@ def test_default_schedules_include_detection_and_health(transactional_db):
 
     services.beat_schedules_ensure()
     tasks = dict(PeriodicTask.objects.values_list("task", "interval__every"))
-    assert tasks["orchestrator.detect"] == services.settings.STAMM_PIPELINE_DETECT_INTERVAL
+    assert tasks["orchestrator.detect"] == settings.STAMM_PIPELINE_DETECT_INTERVAL
     assert tasks["orchestrator.health"] == 60
     assert "orchestrator.heartbeat" in tasks
 

@@ -390,3 +390,46 @@ class BackendContract:
         assert items["temperature"] == VariableMetadata(project, "R1", "temperature", "degC", "Temperature", 1)
         assert items["ph"].decimals == 3
         assert backend.metadata_read(project_name=project, device_id="R2") == []
+
+    def test_bad_metadata_is_refused_whole(self, backend):
+        project = f"p{uuid.uuid4().hex[:8]}"
+        good = VariableMetadata(project, "R1", "temperature", "K", "Temperature", 2)
+        for bad in (
+            VariableMetadata(project, "R1", "ph", "u" * 65),
+            VariableMetadata(project, "R1", "ph", "", "d" * 201),
+            VariableMetadata(project, "R1", "ph", decimals=16),
+            VariableMetadata(project, "", "ph"),
+        ):
+            with pytest.raises(InvalidBatch):
+                backend.metadata_write([good, bad])
+        assert backend.metadata_read(project_name=project) == []
+
+    # --- arguments: every backend refuses the same ones ----------------------------------------------
+    @pytest.mark.parametrize(
+        "call",
+        [
+            pytest.param(lambda b, k: read_all(b, k, collection=Collection.METADATA), id="read-metadata"),
+            pytest.param(lambda b, k: b.read(collection="points", series=k, start=T0, end=T0), id="read-unknown"),
+            pytest.param(lambda b, k: b.read(collection=Collection.RAW, series=k, start=None, end=T0), id="read-open"),
+            pytest.param(lambda b, k: read_all(b, k, max_points=0), id="read-max-points"),
+            pytest.param(lambda b, k: read_all(b, k, method="median"), id="read-method"),
+            pytest.param(lambda b, k: b.latest(collection=Collection.METADATA, where=SeriesFilter()), id="latest"),
+            pytest.param(
+                lambda b, k: b.list_series(collection=Collection.METADATA, where=SeriesFilter()), id="list-series"
+            ),
+            pytest.param(lambda b, k: b.groups(collection=Collection.METADATA), id="groups"),
+            pytest.param(lambda b, k: b.delete(collection=Collection.METADATA, group=k.group), id="delete"),
+            pytest.param(lambda b, k: _snapshots(b, k, variables=("ph", "ph")), id="snapshots-repeat"),
+            pytest.param(lambda b, k: _snapshots(b, k, variables=()), id="snapshots-none"),
+            pytest.param(lambda b, k: _snapshots(b, k, max_age=timedelta(seconds=-1)), id="snapshots-max-age"),
+            pytest.param(lambda b, k: _snapshots(b, k, limit=0), id="snapshots-limit"),
+        ],
+    )
+    def test_bad_arguments_are_refused(self, backend, call):
+        with pytest.raises(ValueError):
+            call(backend, raw_key(new_group()))
+
+
+def _snapshots(backend, key: SeriesKey, **kwargs):
+    arguments = {"variables": ("ph",), "after": None, "max_age": timedelta(minutes=5), "limit": None} | kwargs
+    return backend.snapshots_stored(group=key.group, **arguments)

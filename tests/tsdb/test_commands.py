@@ -196,3 +196,22 @@ def run_plain(*args) -> str:
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
+
+
+def test_replay_backfill_writes_history_ending_now_then_goes_live(indpensim_dir, tmp_path):
+    """``--backfill N``: rows 1..N at the file's own spacing (12 min) with row N stamped now, then live rows."""
+    path = indpensim_dir / "batch_93.csv"
+    args = ("tsdb_replay", str(path), "--project", "p", "--device", "R3", "--batch", "bf", "--state-dir", str(tmp_path))
+    before = datetime.now(UTC)
+    out = run(*args, "--backfill", "30", "--interval", "1ms", "--rows", "33")
+    after = datetime.now(UTC)
+    assert "Backfilled rows 1..30" in out and "Replayed rows 31..33" in out
+    key = SeriesKey("p", "R3", "bf", "sensor", "temperature")
+    data = get_backend().read(
+        collection=Collection.RAW, series=key, start=before - timedelta(hours=10), end=after + timedelta(seconds=5)
+    )
+    assert len(data) == 33
+    np.testing.assert_allclose(np.diff(data.times_ns[:30]), 0.2 * 3600e9)  # the file's own 12 min spacing
+    assert to_ns(before) <= data.times_ns[29] <= to_ns(after)  # row 30 is "now"
+    assert np.all(np.diff(data.times_ns[29:]) < 1e9)  # then live, 1 ms apart (plus ingest time)
+    assert json.loads((tmp_path / "p__R3__bf.json").read_text())["next_row"] == 33

@@ -212,9 +212,9 @@ def test_line_break_in_a_string_field_fails_the_batch_before_anything_is_sent(ba
 
 
 def test_chunked_query_answers_are_merged(backend, monkeypatch):
-    from apps.tsdb.backends import influx
+    from apps.tsdb.backends import influx_http
 
-    monkeypatch.setattr(influx, "CHUNK_ROWS", 300)  # the server splits every long series into chunks
+    monkeypatch.setattr(influx_http, "CHUNK_ROWS", 300)  # the server splits every long series into chunks
     group = new_group()
     n = 2000
     t = seconds(*range(n))

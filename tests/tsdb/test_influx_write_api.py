@@ -13,13 +13,12 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.tsdb.backends import get_backend
 from apps.tsdb.signals import points_committed
 from apps.tsdb.types import UTC, Collection, GroupKey, SeriesFilter, SeriesKey, to_ns
-from tests.conftest import CALLERS
+from tests.conftest import CALLERS, issue_token
 from tests.services import INFLUXDB_URL, influxdb_available, require
 
 T0 = to_ns(datetime(2026, 1, 1, tzinfo=UTC))
@@ -55,9 +54,9 @@ def read(batch: str, prop: str = "temperature"):
 def writer(role_users) -> APIClient:
     """A client with the token of a user holding ingest_data (the modeler)."""
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=role_users["modeler"])
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    client.token_key = token.key
+    key = issue_token(role_users["modeler"])
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client.token_key = key
     return client
 
 
@@ -338,10 +337,14 @@ def test_inactive_user_token_is_401(writer, role_users):
 
 @pytest.mark.django_db
 def test_accept_header_does_not_matter(writer):
-    response = post(writer, f"{V2}?bucket=stamm_raw", lines(batch_id(), 1), HTTP_ACCEPT="text/plain")
+    b = batch_id()
+    response = post(writer, f"{V2}?bucket=stamm_raw", lines(b, 1), HTTP_ACCEPT="text/plain")
     assert response.status_code == 204
-    response = post(writer, f"{V2}?bucket=nope", lines(batch_id(), 1), HTTP_ACCEPT="text/html")
+    assert stored(b) == {"temperature": 1}  # written, whatever the client said it accepts
+    refused = batch_id()
+    response = post(writer, f"{V2}?bucket=nope", lines(refused, 1), HTTP_ACCEPT="text/html")
     assert response.status_code == 404 and response["Content-Type"].startswith("application/json")
+    assert stored(refused) == {}
 
 
 # --- the same endpoints on the InfluxDB backend ------------------------------------------------------

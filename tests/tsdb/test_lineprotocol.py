@@ -14,11 +14,9 @@ from apps.tsdb.lineprotocol import (
     LineProtocolError,
     LineProtocolParser,
     MetadataLineParser,
-    escape_key,
-    format_batch,
-    format_metadata,
     parse,
 )
+from apps.tsdb.lineprotocol_format import escape_key, format_batch, format_metadata
 from apps.tsdb.types import Collection, Point, PointBatch, SeriesKey, VariableMetadata, from_ns
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z

@@ -8,6 +8,11 @@ Rules every backend keeps:
 - Writes are idempotent on (series, time): writing the same point twice keeps one, the last value wins.
 - Reads take a time range, never the whole history; ``max_points`` reduces server-side.
 - All times are timezone-aware UTC; inside batches, int64 nanoseconds since the epoch.
+
+The checks of the operations' arguments (a points collection, a time range, ``max_points``, snapshot
+arguments) and the folding of series into groups are helpers of the base class, so every backend
+refuses the same arguments with the same words; validation of what is written lives in
+``apps.tsdb.validation``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 
 from ..derived import split_derived, with_derived
 from ..types import (
+    NS_PER_S,
+    POINT_COLLECTIONS,
     BackendHealth,
     Collection,
     Downsample,
@@ -31,6 +38,8 @@ from ..types import (
     SeriesKey,
     SnapshotSet,
     VariableMetadata,
+    bound_ns,
+    from_ns,
     to_ns,
 )
 
@@ -217,3 +226,81 @@ class TimeSeriesBackend:
 
     def close(self) -> None:
         """Release connections or sessions held by the backend."""
+
+    # --- argument checks and shared rules for backends --------------------------------------------
+    @staticmethod
+    def _points_collection(collection: Collection | str) -> Collection:
+        """``collection`` as a member; ``ValueError`` unless it holds points (raw or predictions)."""
+        try:
+            member = Collection(collection)
+        except ValueError:
+            member = None
+        if member not in POINT_COLLECTIONS:
+            name = member.value if member is not None else collection
+            raise ValueError(f"collection {name!r} holds no points (use raw or predictions)")
+        return member
+
+    @staticmethod
+    def _check_range(start: datetime, end: datetime) -> tuple[int, int]:
+        """``(start_ns, end_ns)`` of a read's required time range; ``ValueError`` when open or reversed."""
+        if start is None or end is None:
+            raise ValueError("start and end are required (reads never cover the whole history)")
+        start_ns, end_ns = bound_ns(start), bound_ns(end)
+        if end_ns < start_ns:
+            raise ValueError("end must not be before start")
+        return start_ns, end_ns
+
+    @classmethod
+    def _read_arguments(
+        cls,
+        *,
+        collection: Collection,
+        start: datetime,
+        end: datetime,
+        max_points: int | None,
+        method: Downsample,
+    ) -> tuple[Collection, int, int, Downsample]:
+        """``read``'s arguments checked: ``(collection, start_ns, end_ns, method)``; ``ValueError`` if wrong."""
+        collection = cls._points_collection(collection)
+        start_ns, end_ns = cls._check_range(start, end)
+        method = Downsample(method)
+        if max_points is not None and max_points < 1:
+            raise ValueError("max_points must be at least 1")
+        return collection, start_ns, end_ns, method
+
+    @staticmethod
+    def _snapshot_arguments(
+        variables: tuple[str, ...], max_age: timedelta, limit: int | None
+    ) -> tuple[tuple[str, ...], int]:
+        """``snapshots_stored``'s arguments checked: ``(variables, max_age_ns)``; ``ValueError`` if wrong."""
+        variables = tuple(variables)
+        if not variables:
+            raise ValueError("variables must name at least one variable")
+        if len(set(variables)) != len(variables):
+            raise ValueError("variables must not repeat")
+        max_age_ns = int(max_age.total_seconds() * NS_PER_S)
+        if max_age_ns < 0:
+            raise ValueError("max_age must not be negative")
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        return variables, max_age_ns
+
+    @staticmethod
+    def _groups_of(series: Iterable[tuple[GroupKey, str, int, int, int]], since: datetime | None) -> list[GroupInfo]:
+        """``groups``' answer from its series ``(group, observed_property, first_ns, last_ns, points)``.
+
+        A group spans its series' first to last time and counts all their points; ``since`` keeps the
+        groups with data at or after it. Ordered by group key.
+        """
+        acc: dict[GroupKey, list[Any]] = {}
+        for group, prop, first, last, count in series:
+            entry = acc.setdefault(group, [first, last, 0, set()])
+            entry[0], entry[1] = min(entry[0], first), max(entry[1], last)
+            entry[2] += int(count)
+            entry[3].add(prop)
+        since_ns = bound_ns(since) if since is not None else None
+        return [
+            GroupInfo(group, from_ns(first), from_ns(last), count, tuple(sorted(props)))
+            for group, (first, last, count, props) in sorted(acc.items())
+            if since_ns is None or last >= since_ns
+        ]

@@ -16,7 +16,7 @@ Writes
 
 Reads
   InfluxQL with every identifier double-quoted and every string literal single-quoted, backslash-escaped
-  (``ident`` / ``literal``); every query has both time bounds, as integer nanoseconds. ``mean`` is
+  (``influxql``: ``ident`` / ``literal``); every query has both time bounds, as integer nanoseconds. ``mean`` is
   ``GROUP BY time(w, offset)`` server-side (buckets start at ``start``), ``minmax`` is ``top``/``bottom``
   per bucket server-side (real points), ``lttb`` fetches the range and reduces it in NumPy.
 
@@ -30,12 +30,10 @@ STAMM's by default), ``RETENTION`` (collection -> InfluxQL duration; 90d / 180d 
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -44,12 +42,11 @@ import numpy as np
 import requests
 
 from ..asof import asof_matrix, bucket_width, last_wins, lttb, minmax_buckets
-from ..lineprotocol import format_batch, format_metadata, series_prefix
+from ..lineprotocol_format import format_batch, format_metadata, series_prefix
 from ..types import (
     DEFAULT_BUCKETS,
     LAB_SOURCE,
     MAX_TIME_NS,
-    NS_PER_S,
     READ_MEASUREMENTS,
     BackendHealth,
     Collection,
@@ -64,49 +61,33 @@ from ..types import (
     SeriesKey,
     SnapshotSet,
     VariableMetadata,
+    bound_ns,
     from_ns,
     to_ns,
 )
-from ..validation import MAX_TAG_LENGTH, InvalidBatch, Problem, batch_validate
+from ..validation import InvalidBatch, Problem, batch_validate, metadata_validate
 from .base import BackendError, TimeSeriesBackend
+from .influx_http import InfluxHttp
+from .influxql import (
+    ALL_TIME,
+    MEASUREMENTS,
+    clamped_range,
+    filter_tags,
+    ident,
+    literal,
+    result_points,
+    result_rows,
+    series_key,
+    tag_clause,
+    time_bounds,
+    where_clause,
+)
 
-TAGS = ("project_name", "device_id", "batch_id", "source", "observed_property", "model_id", "version")
 DEFAULT_RETENTION = {Collection.RAW: "90d", Collection.PREDICTIONS: "180d", Collection.METADATA: "INF"}
 _DURATION = re.compile(r"^(INF|[1-9][0-9]*[hdw])$")
-_FROM = ",".join(f'"{m}"' for m in READ_MEASUREMENTS)
-_ALL_TIME = (0, MAX_TIME_NS)
-#: Rows per chunk of a chunked /query answer.
-CHUNK_ROWS = 10_000
 
 
-def ident(name: str) -> str:
-    """An InfluxQL identifier: double-quoted, with ``\\`` and ``"`` escaped."""
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def literal(value: str) -> str:
-    """An InfluxQL string literal: single-quoted, with ``\\`` and ``'`` escaped."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _time_clause(start_ns: int, end_ns: int) -> str:
-    return f"time >= {int(start_ns)} AND time <= {int(end_ns)}"
-
-
-def _tag_clause(tags: Mapping[str, str | None]) -> str:
-    return " AND ".join(f"{ident(k)} = {literal(v)}" for k, v in tags.items() if v is not None)
-
-
-def _where(tags: Mapping[str, str | None], start_ns: int, end_ns: int, extra: str = "") -> str:
-    parts = [p for p in (_tag_clause(tags), extra, _time_clause(start_ns, end_ns)) if p]
-    return " WHERE " + " AND ".join(parts)
-
-
-def _key_of(tags: Mapping[str, str]) -> SeriesKey:
-    return SeriesKey(*(tags.get(t) or "" for t in TAGS))
-
-
-class InfluxBackend(TimeSeriesBackend):
+class InfluxBackend(InfluxHttp, TimeSeriesBackend):
     """Time series in InfluxDB through its HTTP API (``/ping``, ``/write``, ``/query``)."""
 
     name = "influxdb"
@@ -140,91 +121,6 @@ class InfluxBackend(TimeSeriesBackend):
         elif username:
             self.session.auth = (username, password)
         self._last_metadata_ns = 0
-
-    # --- HTTP ------------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise BackendError(f"InfluxDB at {self.url} unreachable: {exc}") from exc
-        if response.status_code in (401, 403):
-            raise BackendError(f"InfluxDB at {self.url} refused the credentials ({response.status_code})")
-        return response
-
-    @staticmethod
-    def _error_text(response: requests.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text.strip()[:500] or response.reason
-        if isinstance(body, dict):
-            return str(body.get("error") or body.get("message") or body)[:500]
-        return str(body)[:500]
-
-    def query(self, statements: str | Sequence[str], *, database: str | None = None) -> list[dict[str, Any]]:
-        """Run InfluxQL statements in one request; one result dict per statement (errors raise).
-
-        Asks for a chunked answer (a stream of JSON documents of at most ``CHUNK_ROWS`` rows each), so a
-        server's ``max-row-limit`` cannot silently truncate a long read; the chunks are merged back into
-        one result per statement. A server that ignores ``chunked`` answers one document: same code path.
-        """
-        text = statements if isinstance(statements, str) else ";\n".join(statements)
-        data = {"q": text, "epoch": "ns", "chunked": "true", "chunk_size": str(CHUNK_ROWS)}
-        if database is not None:
-            data["db"] = database
-        response = self._request("POST", "/query", data=data, stream=True)
-        if response.status_code != 200:
-            raise BackendError(f"InfluxDB query failed ({response.status_code}): {self._error_text(response)}")
-        merged: dict[int, dict[str, Any]] = {}
-        try:
-            for raw in response.iter_lines():
-                if not raw.strip():
-                    continue
-                body = json.loads(raw)
-                if "error" in body:
-                    raise BackendError(f"InfluxDB query failed: {body['error']}")
-                for result in body.get("results", []):
-                    if "error" in result:
-                        raise BackendError(f"InfluxDB refused a statement: {result['error']}")
-                    target = merged.setdefault(result.get("statement_id", 0), {"series": []})
-                    for series in result.get("series", []):
-                        last = target["series"][-1] if target["series"] else None
-                        if (
-                            last is not None
-                            and last.get("name") == series.get("name")
-                            and last.get("tags") == series.get("tags")
-                            and last.get("columns") == series.get("columns")
-                        ):
-                            last["values"].extend(series.get("values") or [])
-                        else:
-                            target["series"].append({**series, "values": list(series.get("values") or [])})
-        except (requests.RequestException, ValueError) as exc:
-            raise BackendError(f"InfluxDB answered a malformed query result: {exc}") from exc
-        finally:
-            response.close()
-        return [merged.get(i, {"series": []}) for i in range(max(merged, default=-1) + 1)] or [{"series": []}]
-
-    def _write_lines(self, database: str, lines: list[str], *, already: int = 0, total: int | None = None) -> int:
-        """Send lines in gzip-compressed requests of ``batch_size``; returns the lines sent."""
-        sent = 0
-        total = len(lines) if total is None else total
-        for start in range(0, len(lines), self.batch_size):
-            chunk = lines[start : start + self.batch_size]
-            body = gzip.compress(("\n".join(chunk) + "\n").encode("utf-8"), compresslevel=1)
-            response = self._request(
-                "POST",
-                "/write",
-                params={"db": database, "precision": "ns"},
-                data=body,
-                headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
-            )
-            if response.status_code != 204:
-                raise BackendError(
-                    f"InfluxDB refused a write to {database} ({response.status_code}): {self._error_text(response)}; "
-                    f"{already + sent} of {total} points were written before (re-sending the batch is safe)"
-                )
-            sent += len(chunk)
-        return sent
 
     # --- health and collections ------------------------------------------------------------------
     def ping(self) -> BackendHealth:
@@ -318,53 +214,6 @@ class InfluxBackend(TimeSeriesBackend):
         return sent
 
     # --- reads -----------------------------------------------------------------------------------
-    @staticmethod
-    def _check_range(start: datetime, end: datetime) -> tuple[int, int]:
-        if start is None or end is None:
-            raise ValueError("start and end are required (reads never cover the whole history)")
-        start_ns, end_ns = to_ns(start), to_ns(end)
-        if end_ns < start_ns:
-            raise ValueError("end must not be before start")
-        return max(start_ns, 0), min(end_ns, MAX_TIME_NS)
-
-    @staticmethod
-    def _rows(result: Mapping[str, Any]) -> list[tuple[dict[str, str], list[str], list[list[Any]]]]:
-        return [(s.get("tags") or {}, s["columns"], s.get("values") or []) for s in result.get("series", [])]
-
-    def _points(
-        self, result: Mapping[str, Any], predictions: bool
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Merge every series of a raw-point result (one per measurement) into ascending arrays."""
-        times: list[int] = []
-        values: list[Any] = []
-        validity: list[Any] = []
-        corrected: list[Any] = []
-        for _tags, columns, rows in self._rows(result):
-            times.extend(r[0] for r in rows)
-            values.extend(r[1] for r in rows)
-            if predictions:
-                vi, ci = columns.index("validity"), columns.index("corrected_value")
-                validity.extend(r[vi] for r in rows)
-                corrected.extend(r[ci] for r in rows)
-        t = np.array(times, dtype=np.int64)
-        v = np.array(values, dtype=np.float64)
-        fields: dict[str, np.ndarray] = {}
-        if predictions:
-            fields = {
-                "validity": np.array(["" if x is None else str(x) for x in validity], dtype=object),
-                "corrected_value": np.array(corrected, dtype=np.float64),
-            }
-        present = ~np.isnan(v)
-        order = np.argsort(t, kind="stable")
-        order = order[present[order]]
-        t, v = t[order], v[order]
-        fields = {name: column[order] for name, column in fields.items()}
-        if t.shape[0] > 1 and np.any(t[1:] == t[:-1]):  # the same point under both measurement names
-            keep = last_wins(np.zeros(t.shape[0], dtype=np.int32), t)
-            t, v = t[keep], v[keep]
-            fields = {name: column[keep] for name, column in fields.items()}
-        return t, v, fields
-
     def read(
         self,
         *,
@@ -375,23 +224,22 @@ class InfluxBackend(TimeSeriesBackend):
         max_points: int | None = None,
         method: Downsample = Downsample.MEAN,
     ) -> SeriesData:
-        collection = Collection(collection)
-        method = Downsample(method)
-        start_ns, end_ns = self._check_range(start, end)
-        if max_points is not None and max_points < 1:
-            raise ValueError("max_points must be at least 1")
+        collection, start_ns, end_ns, method = self._read_arguments(
+            collection=collection, start=start, end=end, max_points=max_points, method=method
+        )
+        start_ns, end_ns = clamped_range(start_ns, end_ns)
         predictions = collection is Collection.PREDICTIONS
         database = self.databases[collection]
-        where = _where(series.tags() | {"model_id": series.model_id, "version": series.version}, start_ns, end_ns)
+        where = where_clause(series.tags() | {"model_id": series.model_id, "version": series.version}, start_ns, end_ns)
         columns = '"value"' + (', "validity", "corrected_value"' if predictions else "")
-        select_raw = f"SELECT {columns} FROM {_FROM}{where}"
+        select_raw = f"SELECT {columns} FROM {MEASUREMENTS}{where}"
         if max_points is None:
-            times, values, fields = self._points(self.query(select_raw, database=database)[0], predictions)
+            times, values, fields = result_points(self.query(select_raw, database=database)[0], predictions)
             return SeriesData(series, times, values, fields, total_points=int(times.shape[0]))
-        counted = self.query(f'SELECT count("value") FROM {_FROM}{where}', database=database)[0]
-        total = sum(int(rows[0][1]) for _t, _c, rows in self._rows(counted) if rows)
+        counted = self.query(f'SELECT count("value") FROM {MEASUREMENTS}{where}', database=database)[0]
+        total = sum(int(rows[0][1]) for _t, _c, rows in result_rows(counted) if rows)
         if total <= max_points:
-            times, values, fields = self._points(self.query(select_raw, database=database)[0], predictions)
+            times, values, fields = result_points(self.query(select_raw, database=database)[0], predictions)
             return SeriesData(series, times, values, fields, total_points=total)
         if method is Downsample.MEAN:
             return self._read_mean(series, database, where, start_ns, end_ns, max_points, total)
@@ -401,19 +249,19 @@ class InfluxBackend(TimeSeriesBackend):
             extra = ', "validity", "corrected_value"' if predictions else ""
             results = self.query(
                 [
-                    f'SELECT top("value", 1) AS "value"{extra} FROM {_FROM}{where}{group}',
-                    f'SELECT bottom("value", 1) AS "value"{extra} FROM {_FROM}{where}{group}',
+                    f'SELECT top("value", 1) AS "value"{extra} FROM {MEASUREMENTS}{where}{group}',
+                    f'SELECT bottom("value", 1) AS "value"{extra} FROM {MEASUREMENTS}{where}{group}',
                 ],
                 database=database,
             )
             merged = {"series": [s for r in results for s in r.get("series", [])]}
-            times, values, fields = self._points(merged, predictions)
+            times, values, fields = result_points(merged, predictions)
             if times.shape[0] > max_points:  # both measurement names in use: reduce the union once more
                 keep = minmax_buckets(times, values, start_ns=start_ns, end_ns=end_ns, max_points=max_points)
                 times, values = times[keep], values[keep]
                 fields = {name: column[keep] for name, column in fields.items()}
             return SeriesData(series, times, values, fields, downsampled=method.value, total_points=total)
-        times, values, fields = self._points(self.query(select_raw, database=database)[0], predictions)
+        times, values, fields = result_points(self.query(select_raw, database=database)[0], predictions)
         keep = lttb(times, values, max_points)
         return SeriesData(
             series,
@@ -430,10 +278,10 @@ class InfluxBackend(TimeSeriesBackend):
         width = bucket_width(start_ns, end_ns, max_points)
         result = self.query(
             'SELECT mean("value"), min("value"), max("value"), count("value")'
-            f" FROM {_FROM}{where} GROUP BY time({width}ns, {start_ns % width}ns) fill(none)",
+            f" FROM {MEASUREMENTS}{where} GROUP BY time({width}ns, {start_ns % width}ns) fill(none)",
             database=database,
         )[0]
-        rows = [row for _t, _c, values in self._rows(result) for row in values]
+        rows = [row for _t, _c, values in result_rows(result) for row in values]
         t = np.array([r[0] for r in rows], dtype=np.int64)
         mean = np.array([r[1] for r in rows], dtype=np.float64)
         low = np.array([r[2] for r in rows], dtype=np.float64)
@@ -458,19 +306,19 @@ class InfluxBackend(TimeSeriesBackend):
         )
 
     def latest(self, *, collection: Collection, where: SeriesFilter) -> list[Point]:
-        collection = Collection(collection)
+        collection = self._points_collection(collection)
         predictions = collection is Collection.PREDICTIONS
         extra = ', "validity", "corrected_value"' if predictions else ""
         result = self.query(
-            f'SELECT last("value") AS "value"{extra} FROM {_FROM}{_where(self._filter_tags(where), *_ALL_TIME)}'
+            f'SELECT last("value") AS "value"{extra} FROM {MEASUREMENTS}{where_clause(filter_tags(where), *ALL_TIME)}'
             " GROUP BY *",
             database=self.databases[collection],
         )[0]
         newest: dict[SeriesKey, tuple[int, float, dict[str, Any]]] = {}
-        for tags, columns, rows in self._rows(result):
+        for tags, columns, rows in result_rows(result):
             if not rows:
                 continue
-            key = _key_of(tags)
+            key = series_key(tags)
             row = rows[0]
             fields: dict[str, Any] = {}
             if predictions:
@@ -483,10 +331,6 @@ class InfluxBackend(TimeSeriesBackend):
                 newest[key] = (int(row[0]), float(row[1]), fields)
         return [Point(key, from_ns(t), v, f) for key, (t, v, f) in sorted(newest.items())]
 
-    @staticmethod
-    def _filter_tags(where: SeriesFilter) -> dict[str, str | None]:
-        return {tag: getattr(where, tag) for tag in TAGS}
-
     def list_series(
         self,
         *,
@@ -495,26 +339,25 @@ class InfluxBackend(TimeSeriesBackend):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesInfo]:
-        start_ns = max(to_ns(start), 0) if start is not None else 0
-        end_ns = min(to_ns(end), MAX_TIME_NS) if end is not None else MAX_TIME_NS
-        clause = f"FROM {_FROM}{_where(self._filter_tags(where), start_ns, end_ns)} GROUP BY *"
+        collection = self._points_collection(collection)
+        clause = f"FROM {MEASUREMENTS}{where_clause(filter_tags(where), *time_bounds(start, end))} GROUP BY *"
         results = self.query(
             [f'SELECT count("value") {clause}', f'SELECT first("value") {clause}', f'SELECT last("value") {clause}'],
-            database=self.databases[Collection(collection)],
+            database=self.databases[collection],
         )
         counts: dict[SeriesKey, int] = defaultdict(int)
         firsts: dict[SeriesKey, int] = {}
         lasts: dict[SeriesKey, int] = {}
-        for tags, _columns, rows in self._rows(results[0]):
+        for tags, _columns, rows in result_rows(results[0]):
             if rows and rows[0][1]:
-                counts[_key_of(tags)] += int(rows[0][1])
-        for tags, _columns, rows in self._rows(results[1]):
+                counts[series_key(tags)] += int(rows[0][1])
+        for tags, _columns, rows in result_rows(results[1]):
             if rows:
-                key = _key_of(tags)
+                key = series_key(tags)
                 firsts[key] = min(firsts.get(key, MAX_TIME_NS), int(rows[0][0]))
-        for tags, _columns, rows in self._rows(results[2]):
+        for tags, _columns, rows in result_rows(results[2]):
             if rows:
-                key = _key_of(tags)
+                key = series_key(tags)
                 lasts[key] = max(lasts.get(key, 0), int(rows[0][0]))
         return [
             SeriesInfo(key, from_ns(firsts[key]), from_ns(lasts[key]), count)
@@ -533,17 +376,11 @@ class InfluxBackend(TimeSeriesBackend):
         infos = self.list_series(
             collection=collection, where=SeriesFilter(project_name=project_name, device_id=device_id)
         )
-        acc: dict[GroupKey, list[Any]] = {}
-        for info in infos:
-            entry = acc.setdefault(info.series.group, [info.first_time, info.last_time, 0, set()])
-            entry[0], entry[1] = min(entry[0], info.first_time), max(entry[1], info.last_time)
-            entry[2] += info.point_count
-            entry[3].add(info.series.observed_property)
-        return [
-            GroupInfo(key, first, last, count, tuple(sorted(props)))
-            for key, (first, last, count, props) in sorted(acc.items())
-            if since is None or last >= since
-        ]
+        series = (
+            (i.series.group, i.series.observed_property, to_ns(i.first_time), to_ns(i.last_time), i.point_count)
+            for i in infos
+        )
+        return self._groups_of(series, since)
 
     def snapshots_stored(
         self,
@@ -562,19 +399,8 @@ class InfluxBackend(TimeSeriesBackend):
         fetches the points in [first row - max_age, window start) and each series' last point before
         that (so an old value reads "stale", not "missing"). The alignment is ``asof_matrix``.
         """
-        variables = tuple(variables)
-        if not variables:
-            raise ValueError("variables must name at least one variable")
-        if len(set(variables)) != len(variables):
-            raise ValueError("variables must not repeat")
-        max_age_ns = int(max_age.total_seconds() * NS_PER_S)
-        if max_age_ns < 0:
-            raise ValueError("max_age must not be negative")
-        if limit is not None and limit < 1:
-            raise ValueError("limit must be at least 1")
-        empty = SnapshotSet(
-            group, variables, np.empty(0, dtype=np.int64), np.empty((0, len(variables))), np.empty(0, dtype=bool), []
-        )
+        variables, max_age_ns = self._snapshot_arguments(variables, max_age, limit)
+        empty = SnapshotSet.empty(group, variables)
         database = self.databases[Collection.RAW]
         tags = {"project_name": group.project_name, "device_id": group.device_id, "batch_id": group.batch_id}
         selection = (
@@ -582,18 +408,16 @@ class InfluxBackend(TimeSeriesBackend):
             + " OR ".join(f"{ident('observed_property')} = {literal(v)}" for v in variables)
             + ")"
         )
-        window_start = to_ns(after) + 1 if after is not None else 0
-        window_end = min(to_ns(until), MAX_TIME_NS) if until is not None else MAX_TIME_NS
+        window_start = bound_ns(after) + 1 if after is not None else 0
+        window_end = bound_ns(until) if until is not None else MAX_TIME_NS
         if window_end < window_start:
             return empty
         by = ' GROUP BY "observed_property", "source"'
         limit_clause = f" LIMIT {int(limit)}" if limit is not None else ""
-        window = self.query(
-            f'SELECT "value" FROM {_FROM}{_where(tags, max(window_start, 0), window_end, selection)}{by}{limit_clause}',
-            database=database,
-        )[0]
+        in_window = where_clause(tags, max(window_start, 0), window_end, selection)
+        window = self.query(f'SELECT "value" FROM {MEASUREMENTS}{in_window}{by}{limit_clause}', database=database)[0]
         found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-        for series_tags, _columns, rows in self._rows(window):
+        for series_tags, _columns, rows in result_rows(window):
             found[series_tags.get("observed_property", "")].append(
                 (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float64))
             )
@@ -604,20 +428,22 @@ class InfluxBackend(TimeSeriesBackend):
         if limit is not None:
             row_times = row_times[:limit]
         low, high = int(row_times[0]) - max_age_ns, int(row_times[-1])
-        statements = [f'SELECT last("value") FROM {_FROM}{_where(tags, 0, max(low - 1, 0), selection)}{by}']
+        statements = [
+            f'SELECT last("value") FROM {MEASUREMENTS}{where_clause(tags, 0, max(low - 1, 0), selection)}{by}'
+        ]
         if after is not None and low < window_start:
             statements.append(
-                f'SELECT "value" FROM {_FROM}{_where(tags, max(low, 0), window_start - 1, selection)}{by}'
+                f'SELECT "value" FROM {MEASUREMENTS}{where_clause(tags, max(low, 0), window_start - 1, selection)}{by}'
             )
         results = self.query(statements, database=database) if low > 0 or len(statements) > 1 else [{}]
         priors: dict[str, int] = {}
         if low > 0:
-            for series_tags, _columns, rows in self._rows(results[0]):
+            for series_tags, _columns, rows in result_rows(results[0]):
                 if rows:
                     prop = series_tags.get("observed_property", "")
                     priors[prop] = max(priors.get(prop, 0), int(rows[0][0]))
         if len(statements) > 1:
-            for series_tags, _columns, rows in self._rows(results[1]):
+            for series_tags, _columns, rows in result_rows(results[1]):
                 found[series_tags.get("observed_property", "")].append(
                     (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float64))
                 )
@@ -647,46 +473,34 @@ class InfluxBackend(TimeSeriesBackend):
         end: datetime | None = None,
     ) -> int:
         """``DROP SERIES`` for a whole batch, ``DELETE ... WHERE time`` for a range (InfluxDB 1.x only)."""
-        database = self.databases[Collection(collection)]
+        database = self.databases[self._points_collection(collection)]
         tags = {"project_name": group.project_name, "device_id": group.device_id, "batch_id": group.batch_id}
-        start_ns = max(to_ns(start), 0) if start is not None else 0
-        end_ns = min(to_ns(end), MAX_TIME_NS) if end is not None else MAX_TIME_NS
-        counted = self.query(f'SELECT count("value") FROM {_FROM}{_where(tags, start_ns, end_ns)}', database=database)
-        total = sum(int(rows[0][1]) for _t, _c, rows in self._rows(counted[0]) if rows)
+        start_ns, end_ns = time_bounds(start, end)
+        counted = self.query(
+            f'SELECT count("value") FROM {MEASUREMENTS}{where_clause(tags, start_ns, end_ns)}', database=database
+        )
+        total = sum(int(rows[0][1]) for _t, _c, rows in result_rows(counted[0]) if rows)
         if total == 0:
             return 0
         if start is None and end is None:
-            self.query(f"DROP SERIES FROM {_FROM} WHERE {_tag_clause(tags)}", database=database)
+            self.query(f"DROP SERIES FROM {MEASUREMENTS} WHERE {tag_clause(tags)}", database=database)
         else:
             self.query(
-                [f"DELETE FROM {ident(m)}{_where(tags, start_ns, end_ns)}" for m in READ_MEASUREMENTS],
+                [f"DELETE FROM {ident(m)}{where_clause(tags, start_ns, end_ns)}" for m in READ_MEASUREMENTS],
                 database=database,
             )
         return total
 
     # --- metadata --------------------------------------------------------------------------------
     def metadata_write(self, items: Iterable[VariableMetadata]) -> int:
-        latest: dict[tuple[str, str, str], VariableMetadata] = {}
-        problems: list[Problem] = []
-        for i, item in enumerate(items):
-            for name in ("project_name", "device_id", "observed_property"):
-                value = getattr(item, name)
-                if not isinstance(value, str) or not value or len(value) > MAX_TAG_LENGTH:
-                    problems.append(
-                        Problem(name, f"must be a non-empty string of at most {MAX_TAG_LENGTH} characters", point=i)
-                    )
-            if not isinstance(item.decimals, int) or not 0 <= item.decimals <= 15:
-                problems.append(Problem("decimals", "must be an integer between 0 and 15", point=i))
-            latest[(item.project_name, item.device_id, item.observed_property)] = item
-        if problems:
-            raise InvalidBatch(problems)
+        latest = metadata_validate(items)
         if not latest:
             return 0
         # Upsert = a newer point: reads take each variable's last value, so the newest write wins.
         now = max(time.time_ns(), self._last_metadata_ns + 1)
         self._last_metadata_ns = now
         try:
-            lines = format_metadata(latest.values(), now)
+            lines = format_metadata(latest, now)
         except ValueError as exc:
             raise InvalidBatch([Problem("metadata", str(exc))]) from None
         return self._write_lines(self.databases[Collection.METADATA], lines)
@@ -695,11 +509,11 @@ class InfluxBackend(TimeSeriesBackend):
         tags = {"project_name": project_name, "device_id": device_id}
         result = self.query(
             'SELECT last("unit") AS "unit", last("display_name") AS "display_name", last("decimals") AS "decimals"'
-            f' FROM {_FROM}{_where(tags, *_ALL_TIME)} GROUP BY "device_id", "observed_property"',
+            f' FROM {MEASUREMENTS}{where_clause(tags, *ALL_TIME)} GROUP BY "device_id", "observed_property"',
             database=self.databases[Collection.METADATA],
         )[0]
         items: dict[tuple[str, str], VariableMetadata] = {}
-        for series_tags, columns, rows in self._rows(result):
+        for series_tags, columns, rows in result_rows(result):
             if not rows:
                 continue
             row = dict(zip(columns, rows[0], strict=True))

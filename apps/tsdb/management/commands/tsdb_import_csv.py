@@ -18,9 +18,10 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
+from apps.common.dictionaries import variable_dictionary_for
 from apps.common.errors import ApplicationError
 from apps.tsdb.csv_import import TIME_UNITS_NS, CsvInvalid, WideTable, wide_csv_parse
-from apps.tsdb.services import points_ingest, variable_dictionary_for
+from apps.tsdb.services import points_ingest
 from apps.tsdb.types import GroupKey, from_ns, to_ns
 
 #: Rows per ingest call (progress granularity); the whole file still commits as one transaction.

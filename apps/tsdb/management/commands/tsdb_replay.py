@@ -5,6 +5,12 @@ Each row goes through the same ingest service as the API (validation, transactio
 ones ``--interval`` apart (default 20 s, STAMM's emulator) or at the file's own spacing divided by
 ``--speed`` (e.g. ``500x``: 12 minutes of process in 1.44 s).
 
+``--backfill N`` starts a fresh replay at an interesting point instead of at the batch's first row: rows 1..N
+are written at once, stamped at the file's own spacing so that row N is "now" (the process history as it
+would have been recorded, lab samples and their delays on the real time scale), and the replay then goes on
+live from row N+1 at ``--interval``/``--speed``. ``make run`` uses it so the first screen already shows a
+moving estimate, lab samples, bias updates and validity changes (``docs/dashboard.md``).
+
 Resumable: progress is saved after every row in a small JSON state file (``var/replay/``), so after
 Ctrl-C the same command continues with the next row, stamped from the new "now". ``--restart``
 forgets the saved progress (the replayed rows are then written again at new times).
@@ -25,9 +31,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from apps.common.dictionaries import variable_dictionary_for
 from apps.common.errors import ApplicationError
 from apps.tsdb.csv_import import TIME_UNITS_NS, CsvInvalid, wide_csv_parse
-from apps.tsdb.services import points_ingest, variable_dictionary_for
+from apps.tsdb.services import points_ingest
 from apps.tsdb.types import NS_PER_S, GroupKey, from_ns, to_ns
 
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
@@ -77,6 +84,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--time-unit", choices=list(TIME_UNITS_NS), default="h", help="Unit of a numeric time column"
         )
+        parser.add_argument(
+            "--backfill",
+            type=int,
+            default=0,
+            metavar="N",
+            help="On a fresh replay, write the first N rows at once at the file's own spacing ending now, then go live",
+        )
         parser.add_argument("--restart", action="store_true", help="Ignore saved progress and start from the first row")
         parser.add_argument("--state-dir", type=Path, default=Path(settings.VAR_DIR) / "replay")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
@@ -111,10 +125,17 @@ class Command(BaseCommand):
         if next_row:
             self.stdout.write(f"Resuming {path.name} at row {next_row + 1} of {total}.")
 
+        points = 0
+        backfill = min(max(int(options["backfill"] or 0), 0), total - 1)
+        if next_row == 0 and backfill:
+            points, last_ns = self._backfill(table, group, backfill)
+            next_row = backfill
+            self._save_state(state_file, path, next_row, last_ns, total)
+            self.stdout.write(f"Backfilled rows 1..{backfill} of {path.name} ({points} points) ending now; going live.")
+
         # Row k of this run is due at run_start + (offset[k] - offset[next_row]), and stamped with that time.
         offsets = np.concatenate([[0], np.cumsum(gaps_ns)])
         run_start_ns = max(to_ns(datetime.now(UTC)), last_ns + 1000)
-        points = 0
         bar = tqdm(
             total=total,
             initial=next_row,
@@ -152,6 +173,19 @@ class Command(BaseCommand):
                 f"{group.batch_id}: {points} points, last at {from_ns(due_ns).isoformat()}."
             )
         )
+
+    @staticmethod
+    def _backfill(table: Any, group: GroupKey, rows: int) -> tuple[int, int]:
+        """Write rows ``0..rows-1`` in one ingest, stamped at the file's own spacing with the last one now;
+        returns the points written and the last stamp."""
+        own = table.times_ns[:rows].astype(np.int64)
+        now_ns = to_ns(datetime.now(UTC))
+        stamps = now_ns - (own[-1] - own)
+        try:
+            written = points_ingest(batch=table.to_batch(group=group, times_ns=stamps, rows=slice(0, rows))).points
+        except ApplicationError as exc:
+            raise CommandError(f"backfill: {exc.message}") from exc
+        return written, int(stamps[-1])
 
     @staticmethod
     def _gaps(times_ns: np.ndarray, interval: float | None, speed: float | None) -> np.ndarray:

@@ -21,23 +21,26 @@ Correctness:
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..types import Collection, PointBatch, SeriesKey
-from ..validation import batch_validate
-from .base import WriteStream
-from .sql import COPY_HEADER, COPY_TRAILER, POINT_TABLES, point_columns, raw_copy_rows
-
-if TYPE_CHECKING:
-    from .sql import SQLBackend
+from ...types import Collection, PointBatch, SeriesKey
+from ...validation import batch_validate
+from ..base import WriteStream
+from .columns import COPY_HEADER, COPY_TRAILER, batch_columns, kept_points, raw_copy_rows
+from .store import POINT_TABLES, point_columns
+from .writes import SQLWrites
 
 
 class PostgresAppendStream(WriteStream):
-    """``WriteStream`` of raw points for ``SQLBackend`` on PostgreSQL; see the module docstring."""
+    """``WriteStream`` of raw points for ``SQLBackend`` on PostgreSQL; see the module docstring.
 
-    backend: SQLBackend
+    It drives the backend's write path (``SQLWrites``: series ids and locks, newest times, the staging
+    upsert, statistics) and only adds the COPY kept open; ``SQLBackend.write_stream`` makes it.
+    """
 
-    def __init__(self, backend: SQLBackend, collection: Collection) -> None:
+    backend: SQLWrites
+
+    def __init__(self, backend: SQLWrites, collection: Collection) -> None:
         super().__init__(backend, collection)
         if self.collection is not Collection.RAW:
             raise ValueError("the append stream writes raw points only")
@@ -55,7 +58,7 @@ class PostgresAppendStream(WriteStream):
         if len(batch) == 0:
             return 0
         backend = self.backend
-        keep, keys = backend._keep(batch)
+        keep, keys = kept_points(batch)
         new = [key for key in keys if key not in self._ids]
         if new:
             self._end_copy()
@@ -63,7 +66,7 @@ class PostgresAppendStream(WriteStream):
             self._ids.update(ids)
             self._newest.update(backend._newest_times(self.collection, sorted(ids.values())))
             self.groups.update(key.group for key in new)
-        columns = backend._columns(batch, keep, self._ids)
+        columns = batch_columns(batch, keep, self._ids)
         if columns.appends_after(self._newest):
             self._start_copy().write(raw_copy_rows(columns))
             added = {sid: n for sid, _lo, _hi, n in columns.stats}

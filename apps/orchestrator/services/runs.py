@@ -1,0 +1,291 @@
+"""What every pipeline run shares, live or backfill: the claim and lease, the online rule, the queue, the store.
+
+The exactly-once rules these implement are written once, at the top of ``pipeline.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import signature
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.tsdb.types import GroupKey, PointBatch
+
+from .. import task_names
+from ..models import Deployment, PipelineRun, RunStatus, Watermark
+from ..registry_client import RegistryError
+from ..scoring import Estimator
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 600
+
+
+class LeaseLost(Exception):
+    """This run no longer holds its group's lease (it expired and another run took over)."""
+
+
+class RunSkipped(Exception):
+    """Nothing may be scored (deployment disabled, version offline); the reason is the message."""
+
+
+@dataclass
+class Claim:
+    watermark: Watermark
+    run: PipelineRun
+    token: uuid.UUID
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:255]
+
+
+def group_claim(*, watermark_id: int, trigger: str, task_id: str = "", now: datetime | None = None) -> Claim | None:
+    """Take the group's lease with a conditional UPDATE; None when another live run holds it."""
+    now = now or timezone.now()
+    token = uuid.uuid4()
+    until = now + timedelta(seconds=settings.STAMM_PIPELINE_LEASE_SECONDS)
+    take = {"lease_token": token, "lease_expires_at": until, "pending": False, "pending_since": None}
+    with transaction.atomic():
+        # The first statement writes, so SQLite takes its write lock at once (no read→write upgrade).
+        claimed = Watermark.objects.filter(id=watermark_id, lease_token__isnull=True).update(**take)
+        stale_token = None
+        if not claimed:
+            held = Watermark.objects.filter(id=watermark_id).values_list("lease_token", "lease_expires_at").first()
+            if held is None or held[0] is None or held[1] is None or held[1] >= now:
+                return None
+            stale_token = held[0]
+            claimed = Watermark.objects.filter(
+                id=watermark_id, lease_token=stale_token, lease_expires_at__lt=now
+            ).update(**take)
+            if not claimed:
+                return None
+        watermark = Watermark.objects.select_related("deployment").get(id=watermark_id)
+        dirty = watermark.dirty_from_ns
+        if stale_token is not None:
+            stale = PipelineRun.objects.filter(lease_token=stale_token).first()
+            if stale is not None:
+                if stale.dirty_from_ns is not None:
+                    dirty = stale.dirty_from_ns if dirty is None else min(dirty, stale.dirty_from_ns)
+                if stale.status == RunStatus.RUNNING:
+                    stale.status = RunStatus.STALE
+                    stale.finished_at = now
+                    stale.error = (
+                        f"lease expired at {stale.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC; redone by a new run"
+                    )
+                    stale.save(update_fields=["status", "finished_at", "error"])
+        if watermark.dirty_from_ns is not None:
+            Watermark.objects.filter(id=watermark_id).update(dirty_from_ns=None)
+        run = PipelineRun.objects.create(
+            deployment_id=watermark.deployment_id,
+            watermark=watermark,
+            project_name=watermark.project_name,
+            device_id=watermark.device_id,
+            batch_id=watermark.batch_id,
+            trigger=trigger,
+            status=RunStatus.RUNNING,
+            lease_token=token,
+            lease_expires_at=until,
+            worker=_worker_name(),
+            task_id=task_id or "",
+            dirty_from_ns=dirty,
+            started_at=now,
+        )
+    return Claim(watermark=watermark, run=run, token=token)
+
+
+def lease_renew(claim: Claim, *, force: bool = False) -> None:
+    """Extend the lease between steps; raise ``LeaseLost`` when someone took the group over.
+
+    While more than half of the lease is left nothing is written (runs are short; this keeps two UPDATEs
+    per step off the hot path). The completion's conditional UPDATE is the check that matters anyway.
+    """
+    now = timezone.now()
+    lease = timedelta(seconds=settings.STAMM_PIPELINE_LEASE_SECONDS)
+    expires = claim.run.lease_expires_at
+    if not force and expires is not None and expires - now > lease / 2:
+        return
+    until = now + lease
+    if not Watermark.objects.filter(id=claim.watermark.pk, lease_token=claim.token).update(lease_expires_at=until):
+        raise LeaseLost(f"run {claim.run.pk} lost the lease of {claim.watermark.group_label}")
+    PipelineRun.objects.filter(pk=claim.run.pk).update(lease_expires_at=until)
+    claim.run.lease_expires_at = until
+
+
+def predictions_store(batch: PointBatch | None) -> int:
+    """Write prediction points through the ingest service (upserts; fires ``points_committed``)."""
+    if batch is None:
+        return 0
+    from apps.tsdb.services import points_ingest
+
+    return points_ingest(batch=batch, user=None).points
+
+
+def not_scoring_reason(deployment: Deployment, estimator: Estimator | None) -> str | None:
+    """Why the deployment may not score now, or None: the one online rule of live runs, backfills and their
+    triggers (a disabled deployment, an alias that points nowhere, a version that is not online, a shadow that
+    runs its champion's version)."""
+    if not deployment.enabled:
+        return "deployment disabled"
+    if estimator is None:
+        return f"{deployment.soft_sensor.model_id} has no alias {deployment.alias!r}"
+    spec = estimator.spec
+    if not spec.online:
+        return f"version {spec.number} of {spec.model_id} is {spec.status}: offline versions are never called"
+    if estimator.config.champion_version_id == spec.version_id:
+        return (
+            f"shadow of {deployment.shadow_of}: it runs the same version as its champion (v{spec.number}), "
+            "so it has no estimates of its own to store"
+        )
+    return None
+
+
+def estimator_ready(deployment: Deployment, estimator: Estimator | None) -> Estimator:
+    """The deployment's estimator when it may score now; ``RunSkipped`` with the reason otherwise."""
+    reason = not_scoring_reason(deployment, estimator)
+    if reason is not None:
+        raise RunSkipped(reason)
+    assert estimator is not None
+    return estimator
+
+
+def every_snapshot_skipped(skipped: Counter) -> str:
+    """The error text of a run whose snapshots were all incomplete (live runs and backfills alike)."""
+    return "every snapshot was skipped: " + "; ".join(f"{reason} ({count})" for reason, count in skipped.most_common())
+
+
+def failure_text(exc: BaseException) -> str:
+    """A run's error text: the registry's own message, else the exception's type and message."""
+    if isinstance(exc, RegistryError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def backoff_seconds(failures: int) -> float:
+    """Exponential backoff after consecutive failures: 2, 4, 8 … seconds, capped at 10 minutes."""
+    return float(min(MAX_BACKOFF_SECONDS, 2 ** max(1, failures)))
+
+
+def run_release(claim: Claim, *, status: str, error: str, retry: bool) -> None:
+    """End a run that stored nothing: give the lease back, keep the watermark, maybe schedule a retry."""
+    run, watermark = claim.run, claim.watermark
+    now = timezone.now()
+    with transaction.atomic():
+        current = Watermark.objects.filter(id=watermark.pk, lease_token=claim.token).first()
+        if current is None:  # taken over meanwhile: that run owns the window now
+            PipelineRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                status=RunStatus.STALE, finished_at=now, error=f"lease lost; {error}"[:10000]
+            )
+            return
+        dirty = current.dirty_from_ns
+        if run.dirty_from_ns is not None:  # give back the late-data window this run had taken
+            dirty = run.dirty_from_ns if dirty is None else min(dirty, run.dirty_from_ns)
+        changes: dict[str, Any] = {
+            "lease_token": None,
+            "lease_expires_at": None,
+            "dirty_from_ns": dirty,
+            "last_run_at": now,
+        }
+        delay = None
+        if retry:
+            failures = current.failures + 1
+            delay = backoff_seconds(failures)
+            changes.update(
+                failures=failures,
+                retry_after=now + timedelta(seconds=delay),
+                pending=True,
+                pending_since=now + timedelta(seconds=delay),
+            )
+        Watermark.objects.filter(id=watermark.pk).update(**changes)
+        run.status, run.error, run.finished_at, run.lease_expires_at = status, error[:10000], now, None
+        run.save()
+        if status == RunStatus.FAILED and current.failures == 0:  # the first failure of a streak
+            run_announce("pipeline_failing", run, error=run.error[:2000], failures=1)
+        if retry:
+            runs_enqueue([watermark.pk], run.trigger, countdown=delay)
+        elif current.pending:
+            runs_enqueue([watermark.pk], run.trigger)
+
+
+def run_announce(name: str, run: PipelineRun, **facts: Any) -> None:
+    """Send ``signals.<name>`` about ``run`` once the transaction commits (the one place runs announce)."""
+    from .. import signals
+
+    signal = getattr(signals, name)
+    payload = {"deployment_id": run.deployment_id, "run_id": run.pk, "project_name": run.project_name,
+               "device_id": run.device_id, "batch_id": run.batch_id, **facts}
+
+    def send() -> None:
+        for receiver, outcome in signal.send_robust(sender=PipelineRun, **payload):
+            if isinstance(outcome, Exception):
+                logger.error("%s receiver %s failed: %s", name, receiver, outcome)
+
+    transaction.on_commit(send)
+
+
+def runs_enqueue(watermark_ids: Sequence[int], trigger: str, countdown: float | None = None) -> None:
+    """Send one run task per watermark after the current transaction commits (robust: beat covers losses)."""
+    if not watermark_ids:
+        return
+
+    def send() -> None:
+        for wid in watermark_ids:
+            signature(task_names.RUN_GROUP, args=[wid, trigger]).apply_async(countdown=countdown)
+
+    transaction.on_commit(send, robust=True)
+
+
+def watermarks_ensure(pairs: Iterable[tuple[Deployment, GroupKey]]) -> list[Watermark]:
+    """The watermark rows of (deployment, group) pairs, creating missing ones (concurrency-safe)."""
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    wanted = {(d.pk, g.project_name, g.device_id, g.batch_id) for d, g in pairs}
+    query = Q()
+    for d, g in pairs:
+        query |= Q(deployment_id=d.pk, project_name=g.project_name, device_id=g.device_id, batch_id=g.batch_id)
+
+    def fetch() -> dict[tuple, Watermark]:
+        return {(w.deployment_id, w.project_name, w.device_id, w.batch_id): w for w in Watermark.objects.filter(query)}
+
+    found = fetch()
+    missing = wanted - set(found)
+    if missing:
+        Watermark.objects.bulk_create(
+            [Watermark(deployment_id=k[0], project_name=k[1], device_id=k[2], batch_id=k[3]) for k in missing],
+            ignore_conflicts=True,
+        )
+        found = fetch()
+    return [found[k] for k in sorted(wanted)]
+
+
+def initial_bias_of(estimator: Estimator, watermark: Watermark) -> float:
+    """0 for a new batch, or, when the bias update carries over, the last bias of the deployment's most
+    recently scored other batch on the same device (kept in that group's memo)."""
+    bias = estimator.config.bias
+    if bias is None or bias.reset_each_batch:
+        return 0.0
+    previous = (
+        Watermark.objects.filter(
+            deployment_id=watermark.deployment_id, project_name=watermark.project_name, device_id=watermark.device_id
+        )
+        .exclude(pk=watermark.pk)
+        .exclude(last_run_at__isnull=True)
+        .order_by("-last_run_at")
+        .values_list("bias_state", flat=True)
+        .first()
+    )
+    finals = (previous or {}).get("final") or {}
+    return float(next(iter(finals.values()), 0.0)) if finals else 0.0
