@@ -47,6 +47,11 @@ register_link(NavLink(
 ))
 register_link(NavLink(
     key="admin-tokens", title="API tokens", section="Administration", order=140,
-    description="Tokens of users and service accounts; revoke one by deleting it.",
-    url_name="admin:authtoken_tokenproxy_changelist", capability="administer", roles=(ADMIN,),
+    description="Tokens of users and service accounts (kept as hashes); revoke one by deleting it.",
+    url_name="admin:accounts_apitoken_changelist", capability="administer", roles=(ADMIN,),
+))
+register_link(NavLink(
+    key="admin-lockouts", title="Sign-in lockouts", section="Administration", order=150,
+    description="Failed sign-ins per account and address; delete an entry to lift its lock.",
+    url_name="admin:axes_accessattempt_changelist", capability="administer", roles=(ADMIN,),
 ))

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Final
 
-OPERATOR: Final = "operator"
-MODELER: Final = "modeler"
-MANAGER: Final = "manager"
-ADMIN: Final = "admin"
+from apps.common.roles import ADMIN, MANAGER, MODELER, OPERATOR
+
+__all__ = ["ADMIN", "MANAGER", "MODELER", "OPERATOR", "ROLE_CAPABILITIES", "ROLE_LABELS", "ROLE_PRIORITY"]
 
 #: Landing priority when a user holds several roles: the most capable home wins.
 ROLE_PRIORITY: Final = (ADMIN, MODELER, MANAGER, OPERATOR)
@@ -30,8 +29,10 @@ ROLE_CAPABILITIES: Final[dict[str, tuple[str, ...]]] = {
         "run_drift",
         "train_models",
         "manage_pipeline",
+        "view_audit",
+        "sign_records",
     ),
-    MANAGER: ("use_platform", "view_process", "view_overview"),
+    MANAGER: ("use_platform", "view_process", "view_overview", "view_audit"),
     ADMIN: (
         "use_platform",
         "view_process",
@@ -44,5 +45,7 @@ ROLE_CAPABILITIES: Final[dict[str, tuple[str, ...]]] = {
         "view_overview",
         "manage_pipeline",
         "administer",
+        "view_audit",
+        "sign_records",
     ),
 }

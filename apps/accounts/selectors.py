@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
+from .models import ApiToken
 from .roles import ROLE_PRIORITY
 
 
@@ -20,3 +21,8 @@ def user_primary_role(*, user: AbstractBaseUser | AnonymousUser) -> str | None:
     """The role whose home the user lands on, or None for an account without a role."""
     roles = user_roles(user=user)
     return roles[0] if roles else None
+
+
+def api_tokens_of(*, user: AbstractBaseUser) -> list[ApiToken]:
+    """The user's tokens, newest first (digests only: keys are never stored)."""
+    return list(ApiToken.objects.filter(user=user).order_by("-created_at"))

@@ -4,14 +4,22 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
+from apps.common.errors import NotFound, ValidationFailed
+
+from .models import ApiToken
 from .roles import ADMIN, ROLE_CAPABILITIES, ROLE_PRIORITY
+from .tokens import key_digest, key_generate, key_shown
+
+#: How stale ``ApiToken.last_used_at`` may get: one write a minute per token, not one per request.
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
 
 @transaction.atomic
@@ -85,6 +93,13 @@ def demo_users_ensure(*, credentials_path: Path) -> list[DemoCredential]:
     return created
 
 
+def demo_password(*, username: str, credentials_path: Path) -> str | None:
+    """A demo user's password from the credentials file (what the demo seed signs ``production`` with), if kept."""
+    if not credentials_path.exists():
+        return None
+    return next((c.password for c in _read_credentials(credentials_path) if c.username == username), None)
+
+
 def _read_credentials(path: Path) -> list[DemoCredential]:
     result = []
     for line in path.read_text().splitlines():
@@ -98,7 +113,50 @@ def _read_credentials(path: Path) -> list[DemoCredential]:
 
 
 @transaction.atomic
-def api_token_rotate(*, user: AbstractUser) -> Token:
-    """Replace the user's API token: the old one stops working at once."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user)
+def api_token_create(*, user: AbstractUser, name: str, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """Issue a new token; returns it with its key, which is not stored and cannot be shown again."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("name: say what the token is for.", details={"name": "required"})
+    if len(name) > 100:
+        raise ValidationFailed("name: at most 100 characters.", details={"name": "too long"})
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed("expires_at: must be in the future.", details={"expires_at": "in the past"})
+    key = key_generate()
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=key_shown(key), digest=key_digest(key), expires_at=expires_at
+    )
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, user: AbstractUser, token_id: int) -> None:
+    """Delete one of ``user``'s tokens: it stops working at once."""
+    deleted, _ = ApiToken.objects.filter(user=user, pk=token_id).delete()
+    if not deleted:
+        raise NotFound(f"You have no token {token_id}.", details={"token": token_id})
+
+
+@transaction.atomic
+def api_token_ensure(*, user: AbstractUser, name: str, key: str) -> ApiToken:
+    """Make ``key`` (computed, not stored, by its holder) a valid token of ``user`` named ``name``.
+
+    For service accounts whose key is derived from the ``SECRET_KEY``: the digest is stored once; when
+    the secret changes, the old token of that name is replaced. Idempotent.
+    """
+    digest = key_digest(key)
+    token = ApiToken.objects.filter(digest=digest).first()
+    if token is not None:
+        if token.user_id != user.pk:
+            raise ValidationFailed("key: belongs to another user.", details={"key": "taken"})
+        return token
+    ApiToken.objects.filter(user=user, name=name).delete()
+    return ApiToken.objects.create(user=user, name=name, prefix=key_shown(key), digest=digest)
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    """Record that ``token`` was used now; at most one write a minute per token."""
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now

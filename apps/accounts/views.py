@@ -8,11 +8,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods
-from rest_framework.authtoken.models import Token
 
-from .forms import PortalAuthenticationForm
-from .selectors import user_primary_role
-from .services import api_token_rotate
+from apps.common.errors import ApplicationError
+
+from .forms import ApiTokenForm, PortalAuthenticationForm
+from .selectors import api_tokens_of, user_primary_role
+from .services import api_token_create, api_token_revoke
 
 
 class PortalLoginView(auth_views.LoginView):
@@ -42,12 +43,32 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_token(request: HttpRequest) -> HttpResponse:
-    """Show the user's API token; POST rotates it (the old one stops working)."""
+    """The user's API tokens: create one (its key is in this response only: it is kept nowhere, not even in
+    the session), revoke one."""
     if not request.user.has_perm("accounts.use_platform"):
         return render(request, "accounts/no_role.html", status=403)
+    form = ApiTokenForm(request.POST if request.POST.get("action") == "create" else None)
     if request.method == "POST":
-        api_token_rotate(user=request.user)
-        messages.success(request, "A new API token was issued; the previous one no longer works.")
-        return redirect("accounts:token")
-    token = Token.objects.filter(user=request.user).first()
-    return render(request, "accounts/token.html", {"token": token})
+        try:
+            if request.POST.get("action") == "revoke":
+                api_token_revoke(user=request.user, token_id=_int(request.POST.get("token")))
+                messages.success(request, "The token was revoked; it no longer works.")
+                return redirect("accounts:token")
+            if form.is_valid():
+                token, key = api_token_create(
+                    user=request.user, name=form.cleaned_data["name"], expires_at=form.expires_at()
+                )
+                context = {"tokens": api_tokens_of(user=request.user), "form": ApiTokenForm(), "new_key": key}
+                return render(request, "accounts/token.html", context, status=201)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect("accounts:token")
+    context = {"tokens": api_tokens_of(user=request.user), "form": form, "new_key": None}
+    return render(request, "accounts/token.html", context, status=400 if form.errors else 200)
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        return 0

@@ -5,6 +5,7 @@ status code and the common JSON error body.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -29,6 +30,13 @@ class ValidationFailed(ApplicationError):
     code = "invalid"
 
 
+class Forbidden(ApplicationError):
+    """The caller may not do this, whatever the input (HTTP 403)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(ApplicationError):
     """A named object does not exist (HTTP 404)."""
 
@@ -48,3 +56,15 @@ class ServiceUnavailable(ApplicationError):
 
     status_code = 503
     code = "unavailable"
+
+
+def reject_unknown_fields(data: Iterable[str], allowed: Iterable[str], *, what: str, prefix: str = "") -> None:
+    """Refuse any key of ``data`` outside ``allowed``, naming each one (``details``: ``prefix + name`` →
+    "unknown field"). Services take their fields as keyword data from APIs, seeds and forms alike; a
+    misspelt field must be an error the caller sees, never a value silently ignored."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown {what} fields: {', '.join(unknown)}.",
+            details={f"{prefix}{name}": "unknown field" for name in unknown},
+        )

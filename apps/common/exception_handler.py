@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -44,6 +45,18 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             error_body(status_code=exc.status_code, code=exc.code, message=exc.message, details=exc.details),
             status=exc.status_code,
         )
+    if isinstance(exc, RequestDataTooBig):  # Django refused a body over DATA_UPLOAD_MAX_MEMORY_SIZE, unread
+        return Response(
+            error_body(status_code=413, code="too_large", message=f"The request body is too large: {exc}"),
+            status=413,
+        )
+    if isinstance(exc, DataError):  # the database refused a value (a number out of its range, say)
+        return Response(
+            error_body(status_code=400, code="invalid", message=f"A value in the request is out of range: {exc}"),
+            status=400,
+        )
+    if isinstance(exc, SuspiciousOperation):  # too many form fields or files, a malformed multipart body
+        return Response(error_body(status_code=400, code="invalid", message=str(exc)), status=400)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     elif isinstance(exc, Http404):

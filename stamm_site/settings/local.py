@@ -67,3 +67,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     else {}
 )
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or f"file://{_celery_dir / 'results'}"
+
+# Without EMAIL_BACKEND set, e-mail notifications are written one file per message under var/mail/
+# (docs/notifications.md); set EMAIL_BACKEND and EMAIL_HOST to send through an SMTP server.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = VAR_DIR / "mail"

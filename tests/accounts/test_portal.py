@@ -70,13 +70,27 @@ def test_password_change(client, role_users):
     assert role_users["manager"].check_password("a-much-longer-passphrase-42")
 
 
-def test_api_token_page_creates_and_rotates(client, role_users):
-    from rest_framework.authtoken.models import Token
+def test_api_token_page_shows_a_new_key_once_and_stores_only_its_digest(client, role_users):
+    from apps.accounts.models import ApiToken
+    from apps.accounts.tokens import key_digest
 
     client.force_login(role_users["operator"])
     assert "no API token yet" in client.get("/account/token/").content.decode()
-    client.post("/account/token/")
-    first = Token.objects.get(user=role_users["operator"]).key
-    assert first in client.get("/account/token/").content.decode()
-    client.post("/account/token/")
-    assert Token.objects.get(user=role_users["operator"]).key != first
+    response = client.post("/account/token/", {"action": "create", "name": "telegraf", "expires_in_days": "30"})
+    assert response.status_code == 201
+    page = response.content.decode()
+    key = page.split('data-testid="api-token">')[1].split("<")[0]
+    assert key not in str(dict(client.session)), "the key is kept nowhere, not even in the session"
+    token = ApiToken.objects.get(user=role_users["operator"])
+    assert token.digest == key_digest(key) and key not in {token.prefix, token.digest, token.name}
+    assert token.expires_at is not None and key.startswith(token.prefix)
+    again = client.get("/account/token/").content.decode()
+    assert key not in again and token.prefix in again, "the key is shown once, then only its first characters"
+    client.post("/account/token/", {"action": "revoke", "token": str(token.pk)})
+    assert not ApiToken.objects.filter(pk=token.pk).exists()
+
+
+def test_api_token_page_refuses_a_nameless_token(client, role_users):
+    client.force_login(role_users["operator"])
+    response = client.post("/account/token/", {"action": "create", "name": ""})
+    assert response.status_code == 400 and "This field is required" in response.content.decode()
