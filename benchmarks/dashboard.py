@@ -14,8 +14,10 @@ Django's test client to django-plotly-dash's ``_dash-update-component`` endpoint
 operator, so the figure covers URL routing, the session, the role check, the reads and the JSON:
 ``chart_24h`` (estimates, lab samples and two process variables over the last 24 h), ``chart_batch``
 (the same over the whole batch, downsampled to <= 2 000 points per trace), ``trust`` (latest
-estimates, validity, latest lab residual, pipeline lag) and ``batches`` (the batch picker with "last data
-N minutes ago"). Target: p50 <= 300 ms per callback. The last line printed is JSON with every figure.
+estimates, validity, latest lab residual, pipeline lag), ``batches`` (the batch picker with "last data
+N minutes ago") and ``explain_rf100`` (a click on one estimate of a 100-tree random forest: its input snapshot
+read back, TreeSHAP contributions computed in the model's runtime worker, the waterfall drawn). Target:
+p50 <= 300 ms per callback. The last line printed is JSON with every figure.
 """
 
 from __future__ import annotations
@@ -104,8 +106,13 @@ def main() -> None:
         model_id="0001_[python]_penicillin_RF", learner="random_forest", experiments=[92, 93], alias="production"
     )
     ridge = register_model(model_id="0002_[python]_penicillin_ridge", learner="ridge", experiments=[92, 93])
-    predictions = store_predictions(version=rf, batch_id=live_batch) + store_predictions(
-        version=ridge, batch_id=live_batch
+    forest = register_model(
+        model_id="0003_[python]_penicillin_RF100", learner="random_forest", experiments=[92, 93], n_estimators=100
+    )
+    predictions = (
+        store_predictions(version=rf, batch_id=live_batch)
+        + store_predictions(version=ridge, batch_id=live_batch)
+        + store_predictions(version=forest, batch_id=live_batch)
     )
     from apps.orchestrator.services import deployment_create
 
@@ -150,6 +157,7 @@ def main() -> None:
             [
                 {"id": "batch", "property": "value", "value": group},
                 {"id": "tick", "property": "n_intervals", "value": 1},
+                {"id": "alert-message", "property": "children", "value": None},
             ],
         ),
         "batches": body(
@@ -162,6 +170,26 @@ def main() -> None:
             [{"id": "batch", "property": "value", "value": group}],
         ),
     }
+    from apps.dashboard import selectors as dashboard_selectors
+    from apps.tsdb.types import GroupKey
+
+    estimates = dashboard_selectors.live_chart(
+        group=GroupKey(PROJECT, live_device, live_batch), range_key="batch", variables=[]
+    ).estimates
+    trace = next(t for t in estimates if t.series.model_id == "0003_[python]_penicillin_rf100")
+    middle = len(trace) // 2
+    series = f"predictions|{trace.series.observed_property}|{trace.series.model_id}|{trace.series.version}"
+    calls["explain_rf100"] = body(
+        "explain.children",
+        [
+            {
+                "id": "chart",
+                "property": "clickData",
+                "value": {"points": [{"x": trace.times[middle], "y": trace.values[middle], "customdata": series}]},
+            }
+        ],
+        [{"id": "batch", "property": "value", "value": group}],
+    )
     url = "/django_plotly_dash/app/operator_live/_dash-update-component"
     results: dict[str, dict[str, float]] = {}
     for name, payload in calls.items():
@@ -173,6 +201,8 @@ def main() -> None:
             longest = max(len(trace["x"]) for trace in figure["data"])
             if longest > 2000:
                 raise SystemExit(f"{name}: a trace has {longest} points (> 2000)")
+        if name == "explain_rf100" and "TreeSHAP" not in response.content.decode():
+            raise SystemExit(f"{name}: no TreeSHAP explanation: {response.content[:300]!r}")
         timings = []
         for _ in range(args.repeat):
             t = time.perf_counter()

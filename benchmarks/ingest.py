@@ -253,13 +253,12 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
 
 TOKEN_SCRIPT = """
 from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
-from apps.accounts.services import roles_ensure
+from apps.accounts.services import api_token_create, roles_ensure
 from apps.accounts.roles import MODELER
 roles_ensure()
 user, _ = User.objects.get_or_create(username="bench-ingest")
 user.groups.add(Group.objects.get(name=MODELER))
-print(Token.objects.get_or_create(user=user)[0].key)
+print(api_token_create(user=user, name="benchmark")[1])
 """
 
 

@@ -49,8 +49,7 @@ import io, json, pickle, secrets
 import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-from apps.accounts.services import roles_ensure
+from apps.accounts.services import api_token_create, roles_ensure
 from apps.orchestrator.services import deployment_create, service_account_ensure
 from apps.registry.descriptors import parse_descriptor
 from apps.registry.project_info import parse_project_info
@@ -59,7 +58,7 @@ from tests.orchestrator.helpers import FEATURES, INDPENSIM, PROJECT_INFO, TARGET
 
 roles_ensure()
 admin = get_user_model().objects.create_superuser("bench-admin", password=secrets.token_urlsafe(16))
-token = Token.objects.create(user=admin)
+_, key = api_token_create(user=admin, name="benchmark")
 service_account_ensure()
 frame = pd.read_csv(INDPENSIM / "batch_92.csv")
 model = RandomForestRegressor(n_estimators=TREES, max_depth=10, random_state=0, n_jobs=1).fit(
@@ -67,11 +66,12 @@ model = RandomForestRegressor(n_estimators=TREES, max_depth=10, random_state=0, 
 blob = io.BytesIO(); pickle.dump(model, blob)
 project = project_upsert(info=parse_project_info(PROJECT_INFO))
 version = model_version_register(project=project, descriptor=parse_descriptor(descriptor_document()),
-    files={"model": ArtifactInput(blob.getvalue(), "0001_[python]_penicillin_RF.pkl")}, user=admin, status="online")
+    files={"model": ArtifactInput(blob.getvalue(), "0001_[python]_penicillin_RF.pkl")}, user=admin, status="online",
+    pickle_approved_by=admin)
 alias_move(soft_sensor=version.soft_sensor, name="production", version=version, user=admin, reason="benchmark")
 deployment = deployment_create(user=admin, name="bench-rf", soft_sensor=version.soft_sensor, alias="production",
                                max_input_age_seconds=600)
-print(json.dumps({"token": token.key, "deployment": deployment.pk}))
+print(json.dumps({"token": key, "deployment": deployment.pk}))
 """
 
 BACKFILL = """
@@ -147,6 +147,7 @@ class Bench:
             "CELERY_RESULT_BACKEND": "",
             "STAMM_REGISTRY_URL": self.url,
             "DJANGO_LOG_LEVEL": "WARNING",
+            "REGISTRY_ALLOW_PICKLE": "true",  # the seeded RF is a pickle, approved by the seed's admin
             "PYTHONPATH": str(REPO),
         }
         self.env.pop("DATABASE_URL", None)
@@ -172,6 +173,46 @@ class Bench:
         self.procs[name] = subprocess.Popen(
             argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+    def start_web(self) -> None:
+        """gunicorn with 2 workers × 4 threads serving the registry and the APIs, once it listens."""
+        argv = [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "stamm_site.wsgi",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-w",
+            "2",
+            "--threads",
+            "4",
+        ]
+        self.start("web", argv)
+        wait_port(self.port)
+
+    def start_worker(self, *, concurrency: int) -> None:
+        """One Celery worker (prefork) with embedded beat, without gossip and mingle."""
+        argv = [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "stamm_site",
+            "worker",
+            "--beat",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "WARNING",
+            "-s",
+            str(self.tmp / "beat"),
+            "--without-mingle",
+            "--without-gossip",
+        ]
+        self.start("worker", argv)
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
@@ -268,44 +309,8 @@ def main() -> None:
         try:
             bench.manage("migrate", "--noinput", "-v", "0")
             seed = bench.shell(SEED.replace("TREES", str(args.trees)))
-            bench.start(
-                "web",
-                [
-                    PYTHON,
-                    "-m",
-                    "gunicorn",
-                    "stamm_site.wsgi",
-                    "-b",
-                    f"127.0.0.1:{bench.port}",
-                    "-w",
-                    "2",
-                    "--threads",
-                    "4",
-                ],
-            )
-            wait_port(bench.port)
-            bench.start(
-                "worker",
-                [
-                    PYTHON,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "stamm_site",
-                    "worker",
-                    "--beat",
-                    "--pool",
-                    "prefork",
-                    "--concurrency",
-                    "2",
-                    "--loglevel",
-                    "WARNING",
-                    "-s",
-                    str(Path(tmp) / "beat"),
-                    "--without-mingle",
-                    "--without-gossip",
-                ],
-            )
+            bench.start_web()
+            bench.start_worker(concurrency=2)
             # Warm up: the first requests of each gunicorn worker import the URL conf and every API module.
             for _ in range(6):
                 requests.get(

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.accounts.roles import ADMIN, MANAGER, MODELER, OPERATOR
-from apps.accounts.services import roles_ensure
+from apps.accounts.services import api_token_create, roles_ensure
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INDPENSIM_DIR = (REPO_ROOT / ".." / "shared" / "data" / "indpensim").resolve()
@@ -36,6 +35,25 @@ def make_user(django_user_model, username: str, role: str | None, password: str 
     return user
 
 
+def pickle_approver():
+    """An administrator who approves the pickles the tests register (``pickle_approved_by=``), as an
+    administrator does for STAMM's own pickled models; the approval rules themselves are tested apart."""
+    from django.contrib.auth import get_user_model
+
+    admin, created = get_user_model().objects.get_or_create(
+        username="test-pickle-approver", defaults={"is_staff": True, "is_superuser": True}
+    )
+    if created:
+        admin.set_unusable_password()
+        admin.save()
+    return admin
+
+
+def issue_token(user, name: str = "test") -> str:
+    """A new API token of ``user``; returns its key (the database keeps only its digest)."""
+    return api_token_create(user=user, name=name)[1]
+
+
 @pytest.fixture
 def role_users(db, django_user_model) -> dict[str, object]:
     """``{"operator": user, ..., "outsider": user}``; each with password ``correct-horse-battery``."""
@@ -51,8 +69,7 @@ def api_client_for(role_users):
     def build(caller: str) -> APIClient:
         client = APIClient()
         if caller != "anonymous":
-            token, _ = Token.objects.get_or_create(user=role_users[caller])
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(role_users[caller])}")
         return client
 
     return build
