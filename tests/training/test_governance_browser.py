@@ -6,20 +6,12 @@ from __future__ import annotations
 import pytest
 
 from apps.registry.models import Alias
-from tests.browser import browser_page, screenshot
+from tests.browser import browser_page, screenshot, sign_in
 
 from .test_challengers import ledgers
 from .test_paired import CHALLENGER, CHAMPION
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, url: str, username: str) -> None:
-    page.goto(f"{url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct-horse-battery")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def test_challenger_plan_and_audit_pages(live_server, role_users, settings):
@@ -48,7 +40,7 @@ def test_challenger_plan_and_audit_pages(live_server, role_users, settings):
     with browser_page(height=1000) as page:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        sign_in(page, live_server.url, "test-admin")
+        sign_in(page, live_server.url, "test-admin", home="admin")
         page.goto(f"{live_server.url}/training/challengers/{shadow.pk}/")
         page.click("[data-testid=review]")
         page.wait_for_selector("[data-testid=pending]")
