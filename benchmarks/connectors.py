@@ -10,6 +10,9 @@ one random forest on 10 features (``x0``…``x9``), registered online with alias
 per device (``device_ids=[Rnnn]``), each publishing its estimates to ``<prefix>/out/{device_id}/{observed_property}``
 on the same broker; one MQTT data source mapping ``<prefix>/in/{device_id}/{observed_property}``.
 
+Before publishing, 16 predicts go through the web processes, so their sandboxed runtimes are running (as on a
+site that has been up), and the first estimates measure the pipeline rather than a runtime's start.
+
 Load: a publisher process sends, every second, one JSON message per tag and device (value and the second's
 timestamp; devices spread over the second), QoS 1: ``devices × tags`` messages/s for ``--duration`` s. A
 collector process subscribes to the estimates. Per snapshot (device, second):
@@ -19,8 +22,9 @@ collector process subscribes to the estimates. Per snapshot (device, second):
 - publish → estimate back: the collector's receive time minus the same moment.
 
 Also: messages in vs raw points stored, snapshots vs estimates stored vs estimates received, latency in the
-first and last third (backlog growth), and per process the mean CPU (100 % = one core) while publishing, to
-say which saturates first. Targets: p95 publish → estimate back ≤ 1 s, no backlog growth. Last line: JSON.
+first and last third (backlog growth), and per process tree the mean CPU (100 % = one core) while publishing
+(web, worker, connectors, Mosquitto, PostgreSQL, Redis, the load generator and the whole machine), to say which
+saturates first. Targets: p95 publish → estimate back ≤ 1 s, no backlog growth. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -83,7 +87,10 @@ for d in range(DEVICES):
     deployment = deployment_create(user=admin, name=f"bench-R{d:03d}", soft_sensor=version.soft_sensor,
                                    alias="production", device_ids=[f"R{d:03d}"], max_input_age_seconds=600)
     publication_create(deployment=deployment, connection=source, target="PREFIX/out/{device_id}/{observed_property}")
-print(json.dumps({"token": token}))
+from apps.orchestrator.registry_client import RegistryClient
+predict_url = RegistryClient(base_url="", token="").predict_url(
+    project_id=project.project_id, model_id=version.soft_sensor.model_id, number=version.number)
+print(json.dumps({"token": token, "predict_path": predict_url}))
 """
 
 
@@ -142,7 +149,12 @@ def collector(port: int, prefix: str, seconds: float, out: str) -> None:
 
 
 def cpu_sampler(groups: dict[str, list[int]], stop: Any, out: str) -> None:
-    """Mean CPU per process group (children included), sampled every second."""
+    """Mean CPU per process group (children included, 100 % = one core), sampled every second.
+
+    The process trees are walked again every second, so children started during the run count (PostgreSQL
+    forks a backend per connection); CPU is the difference of each process's CPU times between samples, and a
+    process first seen contributes what it used since it started. ``machine`` is every core's busy share.
+    """
     import psutil
 
     def tree(pids: list[int]) -> list[Any]:
@@ -155,25 +167,56 @@ def cpu_sampler(groups: dict[str, list[int]], stop: Any, out: str) -> None:
                 pass
         return found
 
-    samples: dict[str, list[float]] = {name: [] for name in groups}
-    procs = {name: tree(pids) for name, pids in groups.items()}
-    for plist in procs.values():
+    def used(proc: Any) -> float | None:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            return None
+        return times.user + times.system
+
+    seen: dict[int, float] = {}
+    for plist in (tree(pids) for pids in groups.values()):
         for proc in plist:
-            try:
-                proc.cpu_percent(None)
-            except psutil.NoSuchProcess:
-                pass
+            if (value := used(proc)) is not None:
+                seen[proc.pid] = value
+    samples: dict[str, list[float]] = {name: [] for name in [*groups, "machine"]}
+    psutil.cpu_percent(None)
+    last = time.perf_counter()
     while not stop.is_set():
         time.sleep(1.0)
-        for name, plist in procs.items():
+        now = time.perf_counter()
+        elapsed, last = now - last, now
+        for name, pids in groups.items():
             total = 0.0
-            for proc in plist:
-                try:
-                    total += proc.cpu_percent(None)
-                except psutil.NoSuchProcess:
-                    pass
-            samples[name].append(total)
-    Path(out).write_text(json.dumps({k: float(np.mean(v)) if v else 0.0 for k, v in samples.items()}))
+            for proc in tree(pids):
+                value = used(proc)
+                if value is None:
+                    continue
+                total += value - seen.get(proc.pid, 0.0)
+                seen[proc.pid] = value
+            samples[name].append(100.0 * total / elapsed)
+        samples["machine"].append(psutil.cpu_percent(None) * psutil.cpu_count())
+    Path(out).write_text(json.dumps({k: round(float(np.mean(v)), 1) if v else 0.0 for k, v in samples.items()}))
+
+
+def warm_up(predict_url: str, token: str) -> None:
+    """Predict through every web process before publishing, as a running site already has.
+
+    A web process's first predict starts its sandboxed runtime and unpickles the forest (seconds on this
+    machine); without this the first estimates of the run measure that start, not the steady state.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    body = {"inputs": {name: [0.0] for name in FEATURES}}
+
+    def call(_: int) -> None:
+        response = requests.post(predict_url, json=body, headers={"Authorization": f"Token {token}"}, timeout=180)
+        response.raise_for_status()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(call, range(16)))
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -229,12 +272,10 @@ def main() -> None:
                 .replace("BROKER", f"mqtt://127.0.0.1:{mqtt_port}")
                 .replace("PREFIX", prefix)
             )
-            token = bench.shell(seed)["token"]
+            seeded = bench.shell(seed)
+            token = seeded["token"]
             bench.start_web()
-            import requests
-
-            for _ in range(6):
-                requests.get(f"{bench.url}/api/v1/me/", headers={"Authorization": f"Token {token}"}, timeout=180)
+            warm_up(f"{bench.url}{seeded['predict_path']}", token)
             bench.start_worker(concurrency=args.concurrency)
             bench.start("connectors", [PYTHON, "manage.py", "connectors_run"])
             deadline = time.time() + 60
@@ -249,12 +290,18 @@ def main() -> None:
             print(f"publishing {rate} messages/s for {args.duration:g} s ({args.devices} devices)", file=sys.stderr)
             import psutil
 
-            postgres = [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"][:1]
+            # The postmaster: the postgres process whose parent is not one (its backends are its children).
+            postgres = [
+                p.pid
+                for p in psutil.process_iter(["name", "ppid"])
+                if p.info["name"] == "postgres" and psutil.Process(p.info["ppid"]).name() != "postgres"
+            ][:1]
             stop = multiprocessing.Event()
             groups = {name: [proc.pid] for name, proc in bench.procs.items()}
             groups["mosquitto"] = [broker.pid]
-            groups["postgres (all)"] = [psutil.Process(postgres[0]).ppid() or postgres[0]] if postgres else []
-            sampler = multiprocessing.Process(target=cpu_sampler, args=(groups, stop, str(tmp / "cpu.json")))
+            groups["postgres (all)"] = postgres
+            redis_pids = [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server"]
+            groups["redis (broker)"] = redis_pids
             start = time.time() + 3
             col = multiprocessing.Process(
                 target=collector, args=(mqtt_port, prefix, args.duration + args.drain + 8, str(tmp / "received.json"))
@@ -264,8 +311,11 @@ def main() -> None:
             )
             col.start()
             time.sleep(1)
-            sampler.start()
             pub.start()
+            # The load generator shares the two cores: its share is shown so the table accounts for the machine.
+            groups["load generator (publisher, collector)"] = [pub.pid, col.pid]
+            sampler = multiprocessing.Process(target=cpu_sampler, args=(groups, stop, str(tmp / "cpu.json")))
+            sampler.start()
             pub.join()
             publish_end = time.time()
             stop.set()
