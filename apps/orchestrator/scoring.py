@@ -25,13 +25,14 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 
 from apps.registry.spec import BiasSpec, ModelSpec
 from apps.tsdb.backends import get_backend
@@ -294,6 +295,18 @@ def snapshots_read(
     )
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One window of one group to score: what ``estimates_score_many`` takes per item."""
+
+    estimator: Estimator
+    group: GroupKey
+    snapshots: SnapshotSet
+    bias_memo: Mapping[str, Any] | None = None
+    initial_bias: float = 0.0
+    detect_ms: float = 0.0
+
+
 def estimates_score(
     *,
     estimator: Estimator,
@@ -316,51 +329,112 @@ def estimates_score(
     started = time.perf_counter()
     if snapshots is None:
         snapshots = snapshots_read(estimator, group, after_ns=after_ns, until_ns=until_ns, limit=limit)
-    detect_ms = (time.perf_counter() - started) * 1000
+    request = ScoreRequest(
+        estimator, group, snapshots, bias_memo, initial_bias, detect_ms=(time.perf_counter() - started) * 1000
+    )
+    result = estimates_score_many([request], predictor=predictor)[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def estimates_score_many(
+    requests: Sequence[ScoreRequest], *, predictor: Predictor | None = None
+) -> list[Estimates | Exception]:
+    """Score many windows (of many groups and deployments) with ONE predictor call per model version.
+
+    This is ``estimates_score`` for a batch: the pipeline scores the pending groups of every deployment in
+    one task, and a hundred deployments of one version then cost one request to the registry, not a hundred.
+    The rows of one version's windows are stacked into one matrix (a soft sensor scores each snapshot on its
+    own, so stacking changes no estimate) and the answer is split back. Each window's result is its
+    ``Estimates`` or the exception that stopped it (a failed call fails every window of that version only).
+    """
+    results: list[Estimates | Exception | None] = [None] * len(requests)
+    pending: dict[int, list[tuple[int, Estimates]]] = {}
+    for i, request in enumerate(requests):
+        estimates = _estimates_begin(request)
+        if estimates.inputs.shape[0]:
+            pending.setdefault(estimates.estimator.spec.version_id, []).append((i, estimates))
+        else:
+            results[i] = estimates
+    chosen = predictor or (predictor_get() if pending else None)
+    for items in _calls(pending):
+        spec = items[0][1].estimator.spec
+        X = np.vstack([estimates.inputs for _, estimates in items])
+        started = time.perf_counter()
+        try:
+            prediction = chosen.predict(spec, X)  # type: ignore[union-attr]
+            values = np.asarray(prediction.values, dtype=float).reshape(X.shape[0], -1)
+        except Exception as exc:  # noqa: BLE001 - every window of this version fails with the reason
+            for i, _ in items:
+                results[i] = exc
+            continue
+        infer_ms = (time.perf_counter() - started) * 1000
+        row = 0
+        for i, estimates in items:
+            rows = estimates.inputs.shape[0]
+            estimates.raw = values[row : row + rows]
+            estimates.bias = np.zeros_like(estimates.raw)
+            estimates.validity = list(prediction.validity[row : row + rows])
+            estimates.outputs = tuple(prediction.outputs)
+            estimates.attempts = prediction.attempts
+            estimates.infer_ms = infer_ms
+            row += rows
+            try:
+                if estimates.estimator.config.bias is not None:
+                    _apply_bias(estimates, initial_bias=requests[i].initial_bias)
+            except Exception as exc:  # noqa: BLE001 - this window fails, the others of the version stand
+                results[i] = exc
+                continue
+            results[i] = estimates
+    return [r for r in results if r is not None]
+
+
+def _calls(pending: Mapping[int, list[tuple[int, Estimates]]]) -> list[list[tuple[int, Estimates]]]:
+    """The windows of each version packed into calls of at most ``STAMM_PIPELINE_CHUNK`` rows (a window
+    larger than that is a call of its own, as when it is scored alone)."""
+    cap = max(1, int(settings.STAMM_PIPELINE_CHUNK))
+    calls: list[list[tuple[int, Estimates]]] = []
+    for items in pending.values():
+        current: list[tuple[int, Estimates]] = []
+        rows = 0
+        for item in items:
+            n = item[1].inputs.shape[0]
+            if current and rows + n > cap:
+                calls.append(current)
+                current, rows = [], 0
+            current.append(item)
+            rows += n
+        calls.append(current)
+    return calls
+
+
+def _estimates_begin(request: ScoreRequest) -> Estimates:
+    """The window's rows before prediction: which snapshots are complete, their input matrix, the skips."""
+    estimator, snapshots = request.estimator, request.snapshots
     spec = estimator.spec
     complete = np.asarray(snapshots.complete, dtype=bool)
     skipped = Counter(skip_reason_key(snapshots.reasons[i]) for i in np.flatnonzero(~complete))
     outputs = spec.output_names
-    if not complete.any():
-        empty = np.empty((0, len(outputs)))
-        return Estimates(
-            estimator,
-            group,
-            snapshots,
-            complete,
-            skipped,
-            np.empty((0, len(spec.features))),
-            empty,
-            empty.copy(),
-            [],
-            outputs,
-            detect_ms=detect_ms,
-            bias_memo=dict(bias_memo or {}),
-        )
-    X = snapshots.matrix[complete][:, estimator.columns]
-    started = time.perf_counter()
-    prediction = (predictor or predictor_get()).predict(spec, X)
-    infer_ms = (time.perf_counter() - started) * 1000
-    raw = np.asarray(prediction.values, dtype=float).reshape(X.shape[0], -1)
-    estimates = Estimates(
+    if complete.any():
+        X = snapshots.matrix[complete][:, estimator.columns]
+    else:
+        X = np.empty((0, len(spec.features)))
+    empty = np.empty((0, len(outputs)))
+    return Estimates(
         estimator=estimator,
-        group=group,
+        group=request.group,
         snapshots=snapshots,
         complete=complete,
         skipped=skipped,
         inputs=X,
-        raw=raw,
-        bias=np.zeros_like(raw),
-        validity=prediction.validity,
-        outputs=tuple(prediction.outputs),
-        attempts=prediction.attempts,
-        detect_ms=detect_ms,
-        infer_ms=infer_ms,
-        bias_memo=dict(bias_memo or {}),
+        raw=empty,
+        bias=empty.copy(),
+        validity=[],
+        outputs=outputs,
+        detect_ms=request.detect_ms,
+        bias_memo=dict(request.bias_memo or {}),
     )
-    if estimator.config.bias is not None:
-        _apply_bias(estimates, initial_bias=initial_bias)
-    return estimates
 
 
 # ---------------------------------------------------------------------------------------------- the bias

@@ -10,11 +10,16 @@ Sent after the run's transaction commits, from ``services.runs.run_announce`` (t
   ``ok`` (inputs outside the training envelope); every such run sends it, receivers decide how often to
   tell people (notifications: once per deployment and batch within its repeat window).
 
+- ``runs_finished`` (``runs``: a list of ``FinishedRun``, no other argument): live or backfill runs that
+  ended succeeded, skipped or failed, sent once per committed transaction (a batched pipeline task finishes
+  many runs in one transaction; receivers get them in one call, so they can queue their work in bulk too).
+
 Receivers must be quick (queue work, never run it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.apps import AppConfig
@@ -22,6 +27,21 @@ from django.dispatch import Signal
 
 pipeline_failing = Signal()
 estimates_invalid = Signal()
+runs_finished = Signal()
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """What ``runs_finished`` says of one run (plain values: receivers never import the orchestrator's models)."""
+
+    run_id: int
+    deployment_id: int
+    project_name: str
+    device_id: str
+    batch_id: str
+    status: str
+    trigger: str
+    predictions: int
 
 
 def ensure_schedules_after_migrate(sender: AppConfig, **kwargs: Any) -> None:

@@ -3,7 +3,7 @@
 
 HEARTBEAT = "orchestrator.heartbeat"
 PING = "orchestrator.ping"
-RUN_GROUP = "orchestrator.run_group"
+RUN_GROUPS = "orchestrator.run_groups"
 DETECT = "orchestrator.detect"
 HEALTH = "orchestrator.health"
 BACKFILL = "orchestrator.backfill"

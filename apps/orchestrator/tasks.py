@@ -21,12 +21,12 @@ def ping(value: str) -> str:
     return f"pong:{value}"
 
 
-@shared_task(name=task_names.RUN_GROUP, bind=True, ignore_result=True, acks_late=True)
-def run_group(self, watermark_id: int, trigger: str) -> None:
-    """One pipeline run for one deployment and group (claims the group; a no-op when another run holds it)."""
-    from .services import pipeline_group_run
+@shared_task(name=task_names.RUN_GROUPS, bind=True, ignore_result=True, acks_late=True)
+def run_groups(self, watermark_ids: list[int], trigger: str) -> None:
+    """One pipeline run for each deployment and group, scored together (groups another run holds are left)."""
+    from .services import pipeline_groups_run
 
-    pipeline_group_run(watermark_id=watermark_id, trigger=trigger, task_id=self.request.id or "")
+    pipeline_groups_run(watermark_ids=watermark_ids, trigger=trigger, task_id=self.request.id or "")
 
 
 @shared_task(name=task_names.DETECT, ignore_result=True)

@@ -8,7 +8,7 @@ plus model_id and version for predictions.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -195,6 +195,42 @@ class PointBatch:
             series_index=np.asarray(series_index, dtype=np.int32),
             times_ns=np.asarray(times, dtype=np.int64),
             values=np.asarray(values, dtype=np.float64),
+            fields=fields,
+        )
+
+    @classmethod
+    def concat(cls, batches: Sequence[PointBatch]) -> PointBatch:
+        """One batch of several of one collection (one write instead of many): the series are merged, and an
+        extra field some batches lack is empty there (NaN or "")."""
+        if not batches:
+            raise ValueError("concat needs at least one batch")
+        collection = batches[0].collection
+        if any(b.collection is not collection for b in batches):
+            raise ValueError("concat takes batches of one collection")
+        index: dict[SeriesKey, int] = {}
+        parts: list[np.ndarray] = []
+        for batch in batches:
+            remap = np.array([index.setdefault(key, len(index)) for key in batch.series], dtype=np.int32)
+            parts.append(remap[batch.series_index] if len(batch) else np.empty(0, dtype=np.int32))
+        names = list(dict.fromkeys(name for b in batches for name in b.fields))
+        fields: dict[str, np.ndarray] = {}
+        for name in names:
+            kind = EXTRA_FIELDS[collection].get(name, "float")
+            chunks = []
+            for b in batches:
+                if name in b.fields:
+                    chunks.append(b.fields[name])
+                elif kind == "float":
+                    chunks.append(np.full(len(b), np.nan))
+                else:
+                    chunks.append(np.full(len(b), "", dtype=object))
+            fields[name] = np.concatenate(chunks)
+        return cls(
+            collection=collection,
+            series=list(index),
+            series_index=np.concatenate(parts).astype(np.int32),
+            times_ns=np.concatenate([b.times_ns for b in batches]).astype(np.int64),
+            values=np.concatenate([b.values for b in batches]).astype(np.float64),
             fields=fields,
         )
 

@@ -65,5 +65,5 @@ def sent_tasks(monkeypatch):
     def record(args=None, kwargs=None, countdown=None, **options):
         sent.append({"args": list(args or []), "countdown": countdown})
 
-    monkeypatch.setattr(tasks.run_group, "apply_async", record)
+    monkeypatch.setattr(tasks.run_groups, "apply_async", record)
     return sent

@@ -61,7 +61,7 @@ def test_ingest_event_queues_one_run_and_the_run_scores_every_snapshot(
     frame = batch92.iloc[:40]
     ingest(frame)
     wm = watermark_of(deployment)
-    assert wm.pending is True and sent_tasks == [{"args": [wm.pk, "event"], "countdown": None}]
+    assert wm.pending is True and sent_tasks == [{"args": [[wm.pk], "event"], "countdown": None}]
     run = run_pending(deployment)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert (run.snapshots, run.predictions, run.skipped) == (40, 40, 0)
@@ -112,7 +112,7 @@ def test_a_burst_of_ingests_leaves_one_pending_run(transactional_db, deployment,
     ingest(batch92.iloc[24:28], offset_rows=24)
     assert len(sent_tasks) == 1 and watermark_of(deployment).pending
     runs.run_release(claim, status=RunStatus.SUCCEEDED, error="", retry=False)
-    assert len(sent_tasks) == 2 and sent_tasks[-1]["args"] == [wm.pk, "event"]
+    assert len(sent_tasks) == 2 and sent_tasks[-1]["args"] == [[wm.pk], "event"]
 
 
 def test_claim_excludes_a_second_worker_until_the_lease_expires(transactional_db, deployment, settings):
@@ -137,20 +137,20 @@ def test_a_run_whose_lease_was_taken_over_stores_nothing(registry_url, deploymen
     """The slow run loses its lease while inferring: its completion matches no row and rolls back."""
     ingest(batch92.iloc[:10])
     wm = watermark_of(deployment)
-    real_score = pipeline.estimates_score
+    real_score = pipeline.estimates_score_many
     taken = {}
 
-    def infer_then_lose_the_lease(**kwargs):
-        result = real_score(**kwargs)
+    def infer_then_lose_the_lease(*args, **kwargs):
+        result = real_score(*args, **kwargs)
         Watermark.objects.filter(pk=wm.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
         taken["claim"] = runs.group_claim(watermark_id=wm.pk, trigger=Trigger.BEAT)
         return result
 
-    monkeypatch.setattr(pipeline, "estimates_score", infer_then_lose_the_lease)
+    monkeypatch.setattr(pipeline, "estimates_score_many", infer_then_lose_the_lease)
     run = run_pending(deployment)
     assert run.status == RunStatus.STALE and taken["claim"] is not None
     assert len(predictions()) == 0  # nothing stored by the loser
-    monkeypatch.setattr(pipeline, "estimates_score", real_score)
+    monkeypatch.setattr(pipeline, "estimates_score_many", real_score)
     Watermark.objects.filter(pk=wm.pk).update(lease_token=None, lease_expires_at=None)
     redo = run_pending(deployment)
     assert redo.status == RunStatus.SUCCEEDED and redo.predictions == 10 and len(predictions()) == 10
@@ -247,7 +247,7 @@ def test_registry_down_fails_the_run_then_a_retry_is_scheduled(live_server, sett
     assert run.status == RunStatus.FAILED and "after 3 attempts" in run.error and "500" in run.error
     wm = watermark_of(deployment)
     assert wm.watermark_ns is None and wm.failures == 1 and wm.pending and wm.retry_after > timezone.now()
-    assert sent_tasks == [{"args": [wm.pk, "event"], "countdown": 2.0}]  # the retry, with backoff
+    assert sent_tasks == [{"args": [[wm.pk], "event"], "countdown": 2.0}]  # the retry, with backoff
     assert len(predictions()) == 0
 
 

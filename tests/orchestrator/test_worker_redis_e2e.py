@@ -85,7 +85,7 @@ def test_three_workers_share_the_stream_and_score_each_snapshot_once(redis_stack
             assert_exactly_once(stack, batch, list(range(120)), model, frame)
         busy = [
             name for name in ("worker", "worker2", "worker3")
-            if "orchestrator.run_group" in stack.logs[name].read_text(errors="replace").split("Connected to", 1)[-1]
+            if "orchestrator.run_groups" in stack.logs[name].read_text(errors="replace").split("Connected to", 1)[-1]
         ]
         assert len(busy) >= 2, f"only {busy} ran pipeline tasks"
     finally:

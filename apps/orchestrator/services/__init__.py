@@ -1,7 +1,8 @@
 """Writes of the orchestrator, one module per sub-domain; this package re-exports their public services.
 
 - ``deployments``: which soft sensor runs where;
-- ``pipeline``: one live run (health → detect → infer → store), with the exactly-once rules in its docstring;
+- ``pipeline``: live runs, many groups per task (health → detect → infer → store), with the exactly-once
+  rules in its docstring;
 - ``runs``: what live runs and backfills share (claim, lease, the online rule, queue, store);
 - ``triggers``: data events, beat's safety net, manual runs;
 - ``backfill``: rescoring a historical window;
@@ -27,7 +28,7 @@ from .deployments import (
     deployment_validate,
 )
 from .health import HealthVerdict, pipeline_health_check, pipeline_health_forget, pipeline_health_record
-from .pipeline import pipeline_group_run
+from .pipeline import pipeline_group_run, pipeline_groups_run
 from .registry_access import registry_access_reset, registry_client, service_account_ensure, service_token
 from .runs import backoff_seconds, not_scoring_reason
 from .schedules import DEFAULT_SCHEDULES, beat_schedules_ensure, heartbeat_record
@@ -57,6 +58,7 @@ __all__ = [
     "pipeline_backfill_enqueue",
     "pipeline_detect",
     "pipeline_group_run",
+    "pipeline_groups_run",
     "pipeline_groups_notify",
     "pipeline_health_check",
     "pipeline_health_forget",

@@ -52,58 +52,85 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:255]
 
 
-def group_claim(*, watermark_id: int, trigger: str, task_id: str = "", now: datetime | None = None) -> Claim | None:
-    """Take the group's lease with a conditional UPDATE; None when another live run holds it."""
+def groups_claim(
+    *, watermark_ids: Sequence[int], trigger: str, task_id: str = "", now: datetime | None = None
+) -> list[Claim]:
+    """Take the leases of many groups in one transaction (one conditional UPDATE each, the runs created in
+    bulk); the groups another live run holds are left out."""
     now = now or timezone.now()
-    token = uuid.uuid4()
     until = now + timedelta(seconds=settings.STAMM_PIPELINE_LEASE_SECONDS)
-    take = {"lease_token": token, "lease_expires_at": until, "pending": False, "pending_since": None}
+    worker = _worker_name()
+    taken: list[tuple[int, uuid.UUID, int | None]] = []  # watermark id, token, dirty_from_ns of a dead run
     with transaction.atomic():
-        # The first statement writes, so SQLite takes its write lock at once (no read→write upgrade).
-        claimed = Watermark.objects.filter(id=watermark_id, lease_token__isnull=True).update(**take)
-        stale_token = None
-        if not claimed:
-            held = Watermark.objects.filter(id=watermark_id).values_list("lease_token", "lease_expires_at").first()
-            if held is None or held[0] is None or held[1] is None or held[1] >= now:
-                return None
-            stale_token = held[0]
-            claimed = Watermark.objects.filter(
-                id=watermark_id, lease_token=stale_token, lease_expires_at__lt=now
-            ).update(**take)
-            if not claimed:
-                return None
-        watermark = Watermark.objects.select_related("deployment").get(id=watermark_id)
-        dirty = watermark.dirty_from_ns
-        if stale_token is not None:
-            stale = PipelineRun.objects.filter(lease_token=stale_token).first()
-            if stale is not None:
-                if stale.dirty_from_ns is not None:
-                    dirty = stale.dirty_from_ns if dirty is None else min(dirty, stale.dirty_from_ns)
-                if stale.status == RunStatus.RUNNING:
-                    stale.status = RunStatus.STALE
-                    stale.finished_at = now
-                    stale.error = (
-                        f"lease expired at {stale.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC; redone by a new run"
-                    )
-                    stale.save(update_fields=["status", "finished_at", "error"])
-        if watermark.dirty_from_ns is not None:
-            Watermark.objects.filter(id=watermark_id).update(dirty_from_ns=None)
-        run = PipelineRun.objects.create(
-            deployment_id=watermark.deployment_id,
-            watermark=watermark,
-            project_name=watermark.project_name,
-            device_id=watermark.device_id,
-            batch_id=watermark.batch_id,
-            trigger=trigger,
-            status=RunStatus.RUNNING,
-            lease_token=token,
-            lease_expires_at=until,
-            worker=_worker_name(),
-            task_id=task_id or "",
-            dirty_from_ns=dirty,
-            started_at=now,
-        )
-    return Claim(watermark=watermark, run=run, token=token)
+        for watermark_id in dict.fromkeys(watermark_ids):
+            token = uuid.uuid4()
+            stale_dirty = _lease_take(watermark_id, token=token, until=until, now=now)
+            if stale_dirty is not False:
+                taken.append((watermark_id, token, stale_dirty))
+        if not taken:
+            return []
+        watermarks = Watermark.objects.select_related("deployment").in_bulk([wid for wid, _, _ in taken])
+        clear = [wid for wid, _, _ in taken if watermarks[wid].dirty_from_ns is not None]
+        if clear:
+            Watermark.objects.filter(id__in=clear).update(dirty_from_ns=None)
+        runs = []
+        for watermark_id, token, stale_dirty in taken:
+            watermark = watermarks[watermark_id]
+            dirty = watermark.dirty_from_ns
+            if stale_dirty is not None:
+                dirty = stale_dirty if dirty is None else min(dirty, stale_dirty)
+            runs.append(
+                PipelineRun(
+                    deployment_id=watermark.deployment_id,
+                    watermark=watermark,
+                    project_name=watermark.project_name,
+                    device_id=watermark.device_id,
+                    batch_id=watermark.batch_id,
+                    trigger=trigger,
+                    status=RunStatus.RUNNING,
+                    lease_token=token,
+                    lease_expires_at=until,
+                    worker=worker,
+                    task_id=task_id or "",
+                    dirty_from_ns=dirty,
+                    started_at=now,
+                )
+            )
+        runs = PipelineRun.objects.bulk_create(runs)
+    return [
+        Claim(watermark=watermarks[wid], run=run, token=token)
+        for (wid, token, _), run in zip(taken, runs, strict=True)
+    ]
+
+
+def _lease_take(watermark_id: int, *, token: uuid.UUID, until: datetime, now: datetime) -> int | None | bool:
+    """Take one group's lease: ``False`` when a live run holds it; otherwise the late-data window
+    (``dirty_from_ns``) of the dead run whose expired lease was taken over, or None."""
+    take = {"lease_token": token, "lease_expires_at": until, "pending": False, "pending_since": None}
+    # The first statement writes, so SQLite takes its write lock at once (no read→write upgrade).
+    if Watermark.objects.filter(id=watermark_id, lease_token__isnull=True).update(**take):
+        return None
+    held = Watermark.objects.filter(id=watermark_id).values_list("lease_token", "lease_expires_at").first()
+    if held is None or held[0] is None or held[1] is None or held[1] >= now:
+        return False
+    stale_token = held[0]
+    if not Watermark.objects.filter(id=watermark_id, lease_token=stale_token, lease_expires_at__lt=now).update(**take):
+        return False
+    stale = PipelineRun.objects.filter(lease_token=stale_token).first()
+    if stale is None:
+        return None
+    if stale.status == RunStatus.RUNNING:
+        stale.status = RunStatus.STALE
+        stale.finished_at = now
+        stale.error = f"lease expired at {stale.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC; redone by a new run"
+        stale.save(update_fields=["status", "finished_at", "error"])
+    return stale.dirty_from_ns
+
+
+def group_claim(*, watermark_id: int, trigger: str, task_id: str = "", now: datetime | None = None) -> Claim | None:
+    """Take one group's lease (``groups_claim`` of one); None when another live run holds it."""
+    claims = groups_claim(watermark_ids=[watermark_id], trigger=trigger, task_id=task_id, now=now)
+    return claims[0] if claims else None
 
 
 def lease_renew(claim: Claim, *, force: bool = False) -> None:
@@ -211,6 +238,7 @@ def run_release(claim: Claim, *, status: str, error: str, retry: bool) -> None:
         Watermark.objects.filter(id=watermark.pk).update(**changes)
         run.status, run.error, run.finished_at, run.lease_expires_at = status, error[:10000], now, None
         run.save()
+        runs_finished_announce([run])
         if status == RunStatus.FAILED and current.failures == 0:  # the first failure of a streak
             run_announce("pipeline_failing", run, error=run.error[:2000], failures=1)
         if retry:
@@ -235,14 +263,47 @@ def run_announce(name: str, run: PipelineRun, **facts: Any) -> None:
     transaction.on_commit(send)
 
 
-def runs_enqueue(watermark_ids: Sequence[int], trigger: str, countdown: float | None = None) -> None:
-    """Send one run task per watermark after the current transaction commits (robust: beat covers losses)."""
-    if not watermark_ids:
+def runs_finished_announce(runs: Sequence[PipelineRun]) -> None:
+    """Send ``signals.runs_finished`` once, with every run in ``runs``, after the transaction commits."""
+    from .. import signals
+
+    finished = [
+        signals.FinishedRun(
+            run_id=run.pk,
+            deployment_id=run.deployment_id,
+            project_name=run.project_name,
+            device_id=run.device_id,
+            batch_id=run.batch_id,
+            status=str(run.status),
+            trigger=str(run.trigger),
+            predictions=int(run.predictions or 0),
+        )
+        for run in runs
+    ]
+    if not finished:
         return
 
     def send() -> None:
-        for wid in watermark_ids:
-            signature(task_names.RUN_GROUP, args=[wid, trigger]).apply_async(countdown=countdown)
+        for receiver, outcome in signals.runs_finished.send_robust(sender=PipelineRun, runs=finished):
+            if isinstance(outcome, Exception):
+                logger.error("runs_finished receiver %s failed: %s", receiver, outcome)
+
+    transaction.on_commit(send)
+
+
+def runs_enqueue(watermark_ids: Sequence[int], trigger: str, countdown: float | None = None) -> None:
+    """After the current transaction commits, send the watermarks' runs as tasks of at most
+    ``STAMM_PIPELINE_BATCH`` groups each (robust: beat covers losses). One task scores its groups together
+    (``pipeline_groups_run``); several tasks let the worker's processes share a large burst."""
+    if not watermark_ids:
+        return
+    ids = sorted(set(int(w) for w in watermark_ids))
+    size = max(1, int(settings.STAMM_PIPELINE_BATCH))
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+
+    def send() -> None:
+        for chunk in chunks:
+            signature(task_names.RUN_GROUPS, args=[chunk, trigger]).apply_async(countdown=countdown)
 
     transaction.on_commit(send, robust=True)
 
