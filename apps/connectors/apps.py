@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate, post_save
+from django.db.models.signals import post_migrate
 
 
 class ConnectorsConfig(AppConfig):
@@ -10,12 +10,12 @@ class ConnectorsConfig(AppConfig):
     def ready(self) -> None:
         from apps.accounts.roles import ADMIN, MODELER
         from apps.common.navigation import NavLink, register_link
+        from apps.orchestrator.signals import runs_finished
 
         from . import health_checks  # noqa: F401  (registers the connectors check)
-        from .signals import ensure_schedule_after_migrate, pipeline_run_saved
+        from .signals import ensure_schedule_after_migrate, runs_finished_received
 
-        # A lazy "app_label.Model" sender: the orchestrator's models module is never imported from here.
-        post_save.connect(pipeline_run_saved, sender="orchestrator.PipelineRun", dispatch_uid="connectors.run_saved")
+        runs_finished.connect(runs_finished_received, dispatch_uid="connectors.runs_finished")
         post_migrate.connect(ensure_schedule_after_migrate, dispatch_uid="connectors.ensure_schedule")
         register_link(
             NavLink(

@@ -24,16 +24,21 @@ class PublishFailed(Exception):
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One estimate to send: the JSON body for MQTT, the value/status/time for OPC UA."""
+    """One estimate to send: the JSON body for MQTT, the value/status/time for OPC UA; ``retain`` (MQTT only)
+    is the publication's, so messages of several publications share one send."""
 
     destination: str
     body: bytes
     value: float | None
     status_code: int
     source_time: datetime
+    retain: bool = False
 
 
 _mqtt_clients: dict[tuple[int, int, int], Any] = {}
+#: One lock per client key, so a broker slow to answer holds up only its own sends (a delivery batch sends
+#: to its connections side by side); ``_mqtt_lock`` guards only this dict.
+_mqtt_locks: dict[tuple[int, int, int], threading.Lock] = {}
 _mqtt_lock = threading.Lock()
 
 
@@ -41,6 +46,8 @@ def _mqtt_connected(source: DataSource, timeout: float) -> Any:
     """One connected publishing client per source configuration and process (workers are long-lived)."""
     key = (source.pk, source.config_version, os.getpid())
     with _mqtt_lock:
+        lock = _mqtt_locks.setdefault(key, threading.Lock())
+    with lock:
         client = _mqtt_clients.get(key)
         if client is not None and client.is_connected():
             return client
@@ -75,9 +82,9 @@ def _mqtt_connected(source: DataSource, timeout: float) -> Any:
         return client
 
 
-def _send_mqtt(source: DataSource, messages: list[Outgoing], *, retain: bool, timeout: float) -> None:
+def _send_mqtt(source: DataSource, messages: list[Outgoing], *, timeout: float) -> None:
     client = _mqtt_connected(source, timeout)
-    infos = [client.publish(m.destination, m.body, qos=1, retain=retain) for m in messages]
+    infos = [client.publish(m.destination, m.body, qos=1, retain=m.retain) for m in messages]
     deadline = time.monotonic() + timeout
     for message, info in zip(messages, infos, strict=True):
         try:
@@ -110,11 +117,12 @@ def _send_opcua(source: DataSource, messages: list[Outgoing], *, timeout: float)
         raise PublishFailed(f"{source.url}: {type(exc).__name__}: {exc}") from exc
 
 
-def publish(*, connection: DataSource, messages: list[Outgoing], retain: bool, timeout: float) -> None:
-    """Send every message or raise ``PublishFailed``."""
+def publish(*, connection: DataSource, messages: list[Outgoing], timeout: float) -> None:
+    """Send every message or raise ``PublishFailed`` (MQTT: all published at once, then every PUBACK awaited
+    within ``timeout``, so a batch costs about one round trip, not one per message)."""
     if not messages:
         return
     if connection.kind == SourceKind.MQTT:
-        _send_mqtt(connection, messages, retain=retain, timeout=timeout)
+        _send_mqtt(connection, messages, timeout=timeout)
     else:
         _send_opcua(connection, messages, timeout=timeout)

@@ -11,13 +11,22 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from apps.common.errors import NotFound
 from apps.tsdb.types import GroupKey, from_ns
 
-from .models import DataSource, Delivery, MappingRule, Publication, QualitySample, SourceError, SourceStatus
+from .models import (
+    DataSource,
+    Delivery,
+    MappingRule,
+    Publication,
+    PublicationCursor,
+    QualitySample,
+    SourceError,
+    SourceStatus,
+)
 
 
 def data_source_list() -> QuerySet[DataSource]:
@@ -137,13 +146,17 @@ def publication_get(*, publication_id: int) -> Publication:
         ) from None
 
 
-def publications_of(*, deployment_id: int) -> list[Publication]:
-    """The enabled publications of a deployment (the run-completion receiver asks this inside the run's
-    transaction, so it is one indexed query)."""
+def publications_of(*, deployment_ids: Sequence[int]) -> list[Publication]:
+    """The enabled publications of these deployments (never a shadow's), with ``id`` and ``deployment_id``
+    only: what a batch of finished runs needs to find its cursors, in one indexed query."""
+    if not deployment_ids:
+        return []
     return list(
-        Publication.objects.filter(deployment_id=deployment_id, enabled=True, deployment__shadow_of__isnull=True).only(
-            "id"
+        Publication.objects.filter(
+            deployment_id__in=sorted(set(deployment_ids)), enabled=True, deployment__shadow_of__isnull=True
         )
+        .only("id", "deployment_id")
+        .order_by("id")
     )
 
 
@@ -163,77 +176,164 @@ def delivery_list(
 # --------------------------------------------------------------------------------- facts for the quality rules
 
 
-def drift_alerts_open(*, deployment: Any, group: GroupKey, version: str) -> int:
-    """Drift alerts that count for the deployment's status (the drift app's status-light rule), the group
-    being published taken as the batch it scores now and ``version`` as the version it runs."""
-    from apps.drift.selectors import deployment_alert_status
+@dataclass(frozen=True)
+class AlertCase:
+    """One question for ``drift_alerts_open``: the deployment, the group it publishes, the version it runs."""
 
-    status = deployment_alert_status(deployment=deployment, version=version,
-                                     batches=(f"{group.device_id}/{group.batch_id}",))
-    return len(status.counted)
+    deployment: Any
+    group: GroupKey
+    version: str
 
 
-def run_failure(*, deployment_id: int, group: GroupKey) -> tuple[int, str] | None:
-    """(run id, error) when the deployment's latest finished run on ``group`` failed, else None."""
+def drift_alerts_open(*, cases: Sequence[AlertCase], now: datetime | None = None) -> list[int]:
+    """Per case, the drift alerts that count for the deployment's status — the drift app's status-light rule
+    (``why_not_counted``, as ``deployment_alert_status`` applies it), the group taken as the batch it scores now.
+
+    One query for the active alerts of every deployment in ``cases``, one more for their silences only when
+    there is an alert: a delivery batch of many deployments costs the same as one.
+    """
+    if not cases:
+        return []
+    from apps.drift.selectors import alert_list, silence_list, why_not_counted
+
+    now = now or timezone.now()
+    deployment_ids = sorted({case.deployment.pk for case in cases})
+    alerts_of: dict[int, list[Any]] = {}
+    for alert in alert_list(state="active").filter(job__deployment_id__in=deployment_ids):
+        alerts_of.setdefault(alert.job.deployment_id, []).append(alert)
+    if not alerts_of:
+        return [0] * len(cases)
+    silences_of: dict[int, list[Any]] = {}
+    for silence in silence_list(active=True, now=now).filter(deployment_id__in=list(alerts_of)):
+        silences_of.setdefault(silence.deployment_id, []).append(silence)
+    counts = []
+    for case in cases:
+        batches = (f"{case.group.device_id}/{case.group.batch_id}",)
+        silences = silences_of.get(case.deployment.pk, [])
+        counts.append(
+            sum(
+                1
+                for alert in alerts_of.get(case.deployment.pk, [])
+                if why_not_counted(alert, version=case.version, batches=batches, silences=silences, now=now) is None
+            )
+        )
+    return counts
+
+
+def run_failures(*, cursor_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """Per cursor whose deployment's latest finished run on its group failed: (run id, error).
+
+    The latest run per cursor is a correlated subquery (served by the runs' (deployment, started_at) index),
+    so a batch of cursors is one query; the errors are read only when a latest run failed.
+    """
+    if not cursor_ids:
+        return {}
+    from django.db.models import OuterRef, Subquery
+
     from apps.orchestrator.selectors import run_list
 
     latest = (
-        run_list(deployment=str(deployment_id), batch_id=group.batch_id)
-        .filter(project_name=group.project_name, device_id=group.device_id)
+        run_list()
+        .filter(
+            deployment_id=OuterRef("publication__deployment_id"),
+            project_name=OuterRef("project_name"),
+            device_id=OuterRef("device_id"),
+            batch_id=OuterRef("batch_id"),
+        )
         .exclude(status__in=("running", "stale"))
         .exclude(trigger="backfill")
-        .values_list("id", "status", "error")
-        .first()
     )
-    if latest is None or latest[1] != "failed":
-        return None
-    return int(latest[0]), str(latest[2])
+    rows = PublicationCursor.objects.filter(pk__in=list(cursor_ids)).annotate(
+        latest_run_id=Subquery(latest.values("id")[:1]), latest_run_status=Subquery(latest.values("status")[:1])
+    )
+    failed = {
+        cursor_id: run_id
+        for cursor_id, run_id, status in rows.values_list("id", "latest_run_id", "latest_run_status")
+        if run_id is not None and status == "failed"
+    }
+    if not failed:
+        return {}
+    errors = dict(run_list().filter(id__in=set(failed.values())).values_list("id", "error"))
+    return {cursor_id: (int(run_id), str(errors.get(run_id, ""))) for cursor_id, run_id in failed.items()}
 
 
-def held_inputs(
-    *, group: GroupKey, variables: Sequence[str], times_ns: np.ndarray, lookback: timedelta
-) -> list[set[str]]:
-    """Per estimate time, the inputs whose newest report at or before it was Bad or Uncertain: the stored
-    value used is the last good one, held. Nothing is read from the store unless a source reported such a
-    sample for these inputs in [first estimate − lookback, last estimate] (one indexed query).
+@dataclass(frozen=True)
+class InputCheck:
+    """The estimate times of one group whose inputs ``held_inputs`` checks, looking back ``lookback``."""
+
+    group: GroupKey
+    variables: tuple[str, ...]
+    times_ns: np.ndarray
+    lookback: timedelta
+
+
+def held_inputs(*, checks: Sequence[InputCheck]) -> list[list[set[str]]]:
+    """Per check and estimate time, the inputs whose newest report at or before it was Bad or Uncertain: the
+    stored value used is the last good one, held. One indexed query for every check's window
+    [first estimate − lookback, last estimate]; the store is read only for an input a source reported so
+    there (rare: a sensor failing), which is where the cost per check lies.
     """
-    held: list[set[str]] = [set() for _ in range(len(times_ns))]
-    if not len(times_ns) or not variables:
+    held: list[list[set[str]]] = [[set() for _ in range(len(c.times_ns))] for c in checks]
+    windows: dict[GroupKey, tuple[set[str], int, int]] = {}
+    for check in checks:
+        if not len(check.times_ns) or not check.variables:
+            continue
+        low, high = _window(check)
+        variables, first, last = windows.get(check.group, (set(), low, high))
+        windows[check.group] = (variables | set(check.variables), min(first, low), max(last, high))
+    if not windows:
         return held
-    first, last = int(times_ns.min()), int(times_ns.max())
-    low = first - int(lookback.total_seconds() * 1e9)
-    rows = QualitySample.objects.filter(
-        project_name=group.project_name,
-        device_id=group.device_id,
-        batch_id=group.batch_id,
-        observed_property__in=list(variables),
-        time_ns__gte=low,
-        time_ns__lte=last,
-    ).values_list("source", "observed_property", "time_ns")
-    bad: dict[tuple[str, str], list[int]] = {}
-    for source, variable, time_ns in rows:
-        bad.setdefault((source, variable), []).append(int(time_ns))
-    if not bad:
-        return held
+    where = Q()
+    for group, (variables, low, high) in windows.items():
+        where |= Q(
+            project_name=group.project_name,
+            device_id=group.device_id,
+            batch_id=group.batch_id,
+            observed_property__in=sorted(variables),
+            time_ns__gte=low,
+            time_ns__lte=high,
+        )
+    bad_of: dict[GroupKey, dict[tuple[str, str], list[int]]] = {}
+    rows = QualitySample.objects.filter(where).values_list(
+        "project_name", "device_id", "batch_id", "source", "observed_property", "time_ns"
+    )
+    for project_name, device_id, batch_id, source, variable, time_ns in rows:
+        group = GroupKey(project_name, device_id, batch_id)
+        bad_of.setdefault(group, {}).setdefault((source, variable), []).append(int(time_ns))
+    for check, result in zip(checks, held, strict=True):
+        if check.group in bad_of and len(check.times_ns) and check.variables:
+            _held_in(check, bad_of[check.group], result)
+    return held
+
+
+def _window(check: InputCheck) -> tuple[int, int]:
+    return int(check.times_ns.min()) - int(check.lookback.total_seconds() * 1e9), int(check.times_ns.max())
+
+
+def _held_in(check: InputCheck, bad: dict[tuple[str, str], list[int]], held: list[set[str]]) -> None:
+    """Mark in ``held`` the inputs of ``check`` whose last report before each time was one of ``bad``."""
     from apps.tsdb.selectors import series_read
     from apps.tsdb.types import Collection, SeriesKey
 
+    low, last = _window(check)
+    group = check.group
     for (source, variable), bad_times in bad.items():
-        bad_ns = np.sort(np.asarray(bad_times, dtype=np.int64))
+        bad_ns = np.sort(np.asarray([t for t in bad_times if low <= t <= last], dtype=np.int64))
+        if variable not in check.variables or not len(bad_ns):
+            continue
         good = series_read(
             collection=Collection.RAW,
             series=SeriesKey(group.project_name, group.device_id, group.batch_id, source, variable),
             start=from_ns(low),
             end=from_ns(last),
         ).times_ns
-        for i, t in enumerate(times_ns):
+        for i, t in enumerate(check.times_ns):
             b = np.searchsorted(bad_ns, int(t), side="right")
             if not b:
                 continue
             g = np.searchsorted(good, int(t), side="right")
             if not g or good[g - 1] < bad_ns[b - 1]:
                 held[i].add(variable)
-    return held
 
 
 def aged_inputs(

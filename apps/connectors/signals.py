@@ -1,14 +1,17 @@
 """Receivers of the connectors app (connected in ``ConnectorsConfig.ready``).
 
-A pipeline run row is saved in the transaction that stores its predictions (or records its failure); the
-receiver only registers ``publication_notify`` for after that commit, so nothing unpublished-yet-durable is
-missed and nothing is published that could still roll back. Backfill runs never publish (history is not
-control); neither do runs still running, skipped or stale.
+The orchestrator sends ``runs_finished`` once per committed transaction with every run it finished there
+(``apps.orchestrator.signals``; a batched pipeline task finishes many). The receiver keeps the runs whose
+estimates or failure the plant must hear of — succeeded with predictions, or failed; never a backfill run
+(history is not control), nor a skipped one — and queues their deliveries with ONE ``publications_notify``
+for all of them, after the commit, so nothing durable is missed and nothing is published that could still
+roll back.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
@@ -18,26 +21,38 @@ logger = logging.getLogger(__name__)
 PUBLISHING_STATUSES = ("succeeded", "failed")
 
 
-def pipeline_run_saved(sender: Any, instance: Any, created: bool = False, **kwargs: Any) -> None:
-    if instance.status not in PUBLISHING_STATUSES or instance.trigger == "backfill":
-        return
-    if instance.status == "succeeded" and not instance.predictions:
-        return
+def _publishes(run: Any) -> bool:
+    """The one rule: which finished runs the plant hears of."""
+    if run.status not in PUBLISHING_STATUSES or run.trigger == "backfill":
+        return False
+    return run.status == "failed" or run.predictions > 0
+
+
+def runs_finished_received(sender: Any, runs: Sequence[Any] = (), **kwargs: Any) -> None:
+    """``runs`` are ``apps.orchestrator.signals.FinishedRun``: plain values, no orchestrator model."""
     from apps.tsdb.types import GroupKey
 
-    from .delivery import publication_notify
-
-    deployment_id = instance.deployment_id
-    group = GroupKey(instance.project_name, instance.device_id, instance.batch_id)
+    pairs = list(
+        dict.fromkeys(
+            (run.deployment_id, GroupKey(run.project_name, run.device_id, run.batch_id))
+            for run in runs
+            if _publishes(run)
+        )
+    )
+    if not pairs:
+        return
 
     def notify() -> None:
-        try:
-            publication_notify(deployment_id=deployment_id, group=group)
-        except Exception:  # the run is committed; beat's sweep is the safety net for a lost notification
-            logger.exception(
-                "connectors: could not queue the publications of deployment %s on %s", deployment_id, group
-            )
+        from .delivery import publications_notify
 
+        try:
+            publications_notify(pairs)
+        except Exception:  # the runs are committed and no cursor moved: the groups' next runs notify again,
+            # and beat's sweep re-queues a cursor left pending
+            logger.exception("connectors: could not queue the publications of %d finished runs", len(pairs))
+
+    # The signal is sent after the commit already; on_commit then runs at once, and keeps the rule true for
+    # a sender inside a transaction.
     transaction.on_commit(notify)
 
 

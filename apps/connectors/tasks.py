@@ -7,17 +7,20 @@ from django.conf import settings
 
 
 @shared_task(name="connectors.deliver", bind=True, ignore_result=True, acks_late=True, max_retries=None)
-def deliver(self, cursor_id: int) -> int:
-    """Send one publication's new estimates for one group; a failed send is retried with backoff."""
-    from .delivery import publication_deliver
+def deliver(self, cursor_ids: list[int]) -> int:
+    """Send the new estimates of these cursors (publication × group), one send per connection; returns how
+    many were delivered. The cursors of a connection whose send failed are retried alone, with backoff."""
+    from .delivery import publications_deliver
     from .publishers import PublishFailed
 
-    try:
-        return publication_deliver(cursor_id=cursor_id, attempt=self.request.retries + 1)
-    except PublishFailed as exc:
-        if self.request.retries >= settings.STAMM_CONNECTORS_PUBLISH_RETRIES:
-            return 0  # logged as failed; beat's sweep tries again later (the cursor has not moved)
-        raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc
+    if isinstance(cursor_ids, int):  # a message queued before deliveries were batched (one cursor id)
+        cursor_ids = [cursor_ids]
+    outcome = publications_deliver(cursor_ids=cursor_ids, attempt=self.request.retries + 1)
+    if outcome.failed and self.request.retries < settings.STAMM_CONNECTORS_PUBLISH_RETRIES:
+        error = PublishFailed("; ".join(sorted(set(outcome.failed.values()))))
+        raise self.retry(args=[sorted(outcome.failed)], exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
+    # Retries spent: the failures are logged and the cursors have not moved; beat's sweep tries again later.
+    return outcome.delivered
 
 
 @shared_task(name="connectors.sweep", ignore_result=True)

@@ -208,5 +208,5 @@ def test_a_shadow_challengers_estimates_are_never_published(api_client_for, depl
         create, {"deployment": deployment.name, "connection": "reactor-hall", "target": "out/x"}, format="json"
     )
     assert ok.status_code == 201, ok.content
-    assert [p.pk for p in publications_of(deployment_id=deployment.pk)] == [ok.json()["id"]]
-    assert publications_of(deployment_id=shadow.pk) == []
+    assert [p.pk for p in publications_of(deployment_ids=[deployment.pk])] == [ok.json()["id"]]
+    assert publications_of(deployment_ids=[shadow.pk]) == []

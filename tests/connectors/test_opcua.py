@@ -121,7 +121,6 @@ def test_an_estimate_is_written_to_a_node_with_its_status_code_and_source_timest
     publish(
         connection=connection,
         messages=[Outgoing(server.node_id("R2", "temperature"), b"", 12.75, 0x40940000, when)],
-        retain=False,
         timeout=10,
     )
     value = server.read("R2", "temperature")

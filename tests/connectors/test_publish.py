@@ -26,7 +26,7 @@ def run_tasks_inline(monkeypatch):
     from apps.connectors import tasks as connector_tasks
     from apps.orchestrator import tasks as orchestrator_tasks
 
-    for task in (orchestrator_tasks.run_group, connector_tasks.deliver):
+    for task in (orchestrator_tasks.run_groups, connector_tasks.deliver):
         monkeypatch.setattr(task, "apply_async", lambda args=None, countdown=None, _t=task, **kw: _t.apply(args=args))
 
 
@@ -117,9 +117,14 @@ def _predict(group: GroupKey, moments: list[datetime], *, validity: str = "ok", 
 
 
 def _deliver(publication, group: GroupKey) -> int:
-    delivery.publication_notify(deployment_id=publication.deployment_id, group=group)
+    """Notify and deliver one publication's group; returns how many estimates were delivered (a failed send
+    raises ``PublishFailed`` with the peer's error, for the tests to match)."""
+    delivery.publications_notify([(publication.deployment_id, group)])
     cursor = PublicationCursor.objects.get(publication=publication, batch_id=group.batch_id)
-    return delivery.publication_deliver(cursor_id=cursor.pk)
+    outcome = delivery.publications_deliver(cursor_ids=[cursor.pk])
+    if outcome.failed:
+        raise PublishFailed(outcome.failed[cursor.pk])
+    return outcome.delivered
 
 
 def test_quality_codes_follow_the_written_rules(plant, sent_tasks, role_users):
@@ -248,7 +253,8 @@ def test_a_failed_send_is_logged_and_the_cursor_waits_for_the_retry(plant, sent_
     cursor = PublicationCursor.objects.get(publication=publication)
     assert cursor.delivered_through_ns is None and cursor.failures == 1
     services.data_source_update(data_source=unreachable, data={"url": plant["source"].url})
-    assert delivery.publication_deliver(cursor_id=cursor.pk, attempt=2) == 1  # the retry sends the same estimate
+    retried = delivery.publications_deliver(cursor_ids=[cursor.pk], attempt=2)  # the retry sends the same estimate
+    assert (retried.delivered, retried.failed) == (1, {})
     cursor.refresh_from_db()
     assert cursor.delivered_through_ns == to_ns(moment) and cursor.failures == 0
 
@@ -263,3 +269,129 @@ def test_a_long_backlog_is_sent_oldest_first_in_bounded_pieces(plant, sent_tasks
     assert logged == [to_ns(m) for m in moments[: delivery.MAX_ESTIMATES]]  # real points, not bucket means
     cursor = PublicationCursor.objects.get(publication=plant["publication"], batch_id="backlog")
     assert cursor.pending and cursor.delivered_through_ns == logged[-1]  # the rest follows in the next task
+
+
+# ------------------------------------------------------------------------------------------ batched deliveries
+
+
+def _cursors_notified(publication, groups: list[GroupKey]) -> list[int]:
+    delivery.publications_notify([(publication.deployment_id, group) for group in groups])
+    cursors = PublicationCursor.objects.filter(
+        publication=publication, device_id__in=[g.device_id for g in groups], batch_id__in=[g.batch_id for g in groups]
+    )
+    return sorted(cursors.values_list("id", flat=True))
+
+
+def test_a_batch_costs_a_few_queries_per_cursor(plant, sent_tasks, monkeypatch):
+    """Delivering N cursors: a fixed number of queries for the batch (cursors, estimators, failed runs,
+    held inputs, drift alerts, units, the log, the cursor moves) plus the store's reads of each cursor's
+    estimates; notifying N pairs costs the same whatever N."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.connectors import tasks as connector_tasks
+
+    queued: list[list[int]] = []
+    monkeypatch.setattr(connector_tasks.deliver, "apply_async", lambda args=None, **kw: queued.append(args[0]))
+    monkeypatch.setattr(delivery.notify, "DELIVER_BATCH", 4)
+    moment = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    counts: dict[int, tuple[int, int]] = {}
+    for n in (1, 2, 10):  # the first warms the process's caches (content types, the store's series ids)
+        groups = [GroupKey(PROJECT, f"Q{n}-{i}", "live") for i in range(n)]
+        for group in groups:
+            _predict(group, [moment])
+        queued.clear()
+        with CaptureQueriesContext(connection) as notify_queries:
+            ids = _cursors_notified(plant["publication"], groups)
+        assert sorted(i for chunk in queued for i in chunk) == ids and all(len(c) <= 4 for c in queued)
+        with CaptureQueriesContext(connection) as deliver_queries:
+            outcome = delivery.publications_deliver(cursor_ids=ids)
+        assert (outcome.delivered, outcome.failed) == (n, {})
+        counts[n] = (len(notify_queries), len(deliver_queries))
+    assert counts[10][0] == counts[2][0], counts  # notifying: the same queries for 10 pairs as for 2
+    assert counts[10][1] - counts[2][1] <= 3 * 8, counts  # delivering: the store's 3 reads per cursor, no more
+    assert counts[2][1] <= 20, counts
+
+
+def test_a_failing_connection_holds_back_only_its_own_cursors(plant, sent_tasks, deployment, settings, monkeypatch):
+    """One task, six cursors over two connections, one of them down: the reachable connection's cursors are
+    delivered, logged and moved once; the other's are logged failed, stay put, and only they are retried,
+    with the backoff and the retry limit of one cursor's delivery."""
+    from apps.connectors import tasks as connector_tasks
+
+    settings.STAMM_CONNECTORS_PUBLISH_RETRIES = 2
+    down = services.data_source_create(name="down", kind="mqtt", url="mqtt://127.0.0.1:9")
+    stuck = services.publication_create(deployment=deployment, connection=down, target="x/{device_id}/{batch_id}")
+    reachable = plant["publication"]
+    moments = [datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=s) for s in (6, 4)]
+    groups = [GroupKey(PROJECT, "R1", f"two-{i}") for i in range(3)]
+    for group in groups:
+        _predict(group, moments)
+
+    queued: list[list[int]] = []
+    monkeypatch.setattr(connector_tasks.deliver, "apply_async", lambda args=None, **kw: queued.append(args[0]))
+    delivery.publications_notify([(deployment.pk, group) for group in groups])
+    cursors = {(c.publication_id, c.batch_id): c.pk for c in PublicationCursor.objects.all()}
+    assert queued == [sorted(cursors.values())] and len(cursors) == 6  # one task for the whole burst
+
+    retries: list[tuple[list, float]] = []
+    original_retry = connector_tasks.deliver.retry
+
+    def retry(*args, **kwargs):
+        retries.append((kwargs["args"], kwargs["countdown"]))
+        return original_retry(*args, **kwargs)
+
+    monkeypatch.setattr(connector_tasks.deliver, "retry", retry)
+    connector_tasks.deliver.apply(args=[queued[0]])  # eager: each retry runs at once, countdown aside
+
+    stuck_ids = sorted(pk for (publication_id, _), pk in cursors.items() if publication_id == stuck.pk)
+    assert retries == [([stuck_ids], 2), ([stuck_ids], 4)]
+    newest = to_ns(moments[-1])
+    for cursor in PublicationCursor.objects.filter(publication=reachable):
+        assert (cursor.delivered_through_ns, cursor.failures, cursor.pending) == (newest, 0, False)
+    for cursor in PublicationCursor.objects.filter(publication=stuck):
+        assert (cursor.delivered_through_ns, cursor.failures) == (None, 3)
+    delivered = Delivery.objects.filter(publication=reachable)
+    assert sorted(delivered.values_list("status", "attempt", "batch_id")) == sorted(
+        ("delivered", 1, g.batch_id) for g in groups for _ in moments
+    )
+    failed = Delivery.objects.filter(publication=stuck)
+    assert sorted(failed.values_list("status", "attempt", "batch_id")) == sorted(
+        ("failed", attempt, g.batch_id) for attempt in (1, 2, 3) for g in groups for _ in moments
+    )
+    assert {d.error for d in failed} == {f"cannot reach {down.url}: [Errno 111] Connection refused"}
+    got = wait_for(lambda: len(estimates(plant["collector"])) == 6 and estimates(plant["collector"]), 10, "estimates")
+    assert sorted((e["batch_id"], e["time"]) for e in got) == sorted(
+        (g.batch_id, m.isoformat()) for g in groups for m in moments
+    )
+    assert delivery.publication_sweep()["requeued"] == 3  # failing cursors are the sweep's once retries are spent
+
+
+def test_only_live_runs_that_stored_estimates_or_failed_are_published(monkeypatch):
+    """The ``runs_finished`` receiver: one notification for the whole batch of runs, without backfill runs,
+    skipped runs and succeeded runs that stored nothing."""
+    from apps.orchestrator.signals import FinishedRun, runs_finished
+
+    notified: list[list] = []
+    monkeypatch.setattr(delivery, "publications_notify", lambda pairs: notified.append(list(pairs)))
+
+    def run(run_id: int, *, deployment_id: int = 7, batch_id: str = "b1", **facts) -> FinishedRun:
+        values = {"status": "succeeded", "trigger": "event", "predictions": 3, **facts}
+        return FinishedRun(run_id, deployment_id, PROJECT, "R1", batch_id, **values)
+
+    runs_finished.send(
+        sender=None,
+        runs=[
+            run(1),
+            run(2, trigger="backfill"),
+            run(3, status="failed", trigger="backfill", predictions=0),
+            run(4, predictions=0, batch_id="b2"),
+            run(5, status="skipped", predictions=0, batch_id="b3"),
+            run(6, status="failed", predictions=0, deployment_id=8),
+            run(7, trigger="beat", predictions=1),  # the same pair as run 1: notified once
+            run(8, status="stale", batch_id="b4"),
+        ],
+    )
+    assert notified == [[(7, GroupKey(PROJECT, "R1", "b1")), (8, GroupKey(PROJECT, "R1", "b1"))]]
+    runs_finished.send(sender=None, runs=[run(9, trigger="backfill"), run(10, predictions=0)])
+    assert len(notified) == 1  # nothing to publish: no notification at all
