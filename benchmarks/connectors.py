@@ -346,6 +346,13 @@ def main() -> None:
                 " ORDER BY finished_at"
             )
             run_count = bench.query("SELECT status, COUNT(*) FROM orchestrator_pipelinerun GROUP BY status")
+            run_errors = bench.query(
+                "SELECT LEFT(error, 160), COUNT(*) FROM orchestrator_pipelinerun WHERE status IN ('failed', 'stale')"
+                " GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
+            )
+            run_tasks = bench.query(
+                "SELECT COUNT(DISTINCT task_id), COUNT(*) FROM orchestrator_pipelinerun WHERE task_id <> ''"
+            )[0]
             run_means = bench.query(
                 "SELECT AVG(snapshots), AVG(health_ms), AVG(detect_ms), AVG(infer_ms), AVG(store_ms),"
                 " AVG(EXTRACT(EPOCH FROM finished_at - started_at) * 1000) FROM orchestrator_pipelinerun"
@@ -402,6 +409,8 @@ def main() -> None:
         "estimate_back_last_third_ms": percentiles(third["last"]),
         "drain_seconds_after_publishing": round(drained_s, 1),
         "pipeline_runs": dict(run_count),
+        "run_errors": dict(run_errors),
+        "runs_per_task": round(run_tasks[1] / run_tasks[0], 1) if run_tasks[0] else 0.0,
         "run_means": dict(
             zip(
                 ("snapshots", "health_ms", "detect_ms", "infer_ms", "store_ms", "total_ms"),

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from apps.orchestrator import services
-from apps.orchestrator.models import RunStatus, Trigger, Watermark
+from apps.orchestrator.models import PipelineRun, RunStatus, Trigger, Watermark
 from apps.orchestrator.predictors import RestPredictor
 from apps.orchestrator.services import pipeline, runs
 from apps.tsdb.backends import get_backend
@@ -73,6 +73,15 @@ def test_one_task_scores_every_group_with_one_call_per_version(scene):
         for number, model in scene["models"].items():
             np.testing.assert_allclose(stored(group, str(number)), expected_predictions(model, frame), rtol=1e-9)
     assert all(r.predictions == 40 and r.snapshots == 40 for r in done)
+    saved = list(PipelineRun.objects.filter(pk__in=[r.pk for r in done]).values(
+        "status", "predictions", "snapshots", "version__number", "finished_at", "lease_expires_at", "skipped_reasons"
+    ))
+    assert sorted(r["version__number"] for r in saved) == [1, 1, 2, 2]
+    assert all(
+        r["status"] == RunStatus.SUCCEEDED and r["predictions"] == 40 and r["snapshots"] == 40
+        and r["finished_at"] is not None and r["lease_expires_at"] is None and r["skipped_reasons"] == {}
+        for r in saved
+    )
     for watermark in Watermark.objects.all():
         assert watermark.lease_token is None and watermark.watermark_ns is not None and not watermark.pending
     again = services.pipeline_groups_run(watermark_ids=ids, trigger=Trigger.EVENT)

@@ -70,13 +70,14 @@ from .runs import (
     run_release,
     runs_enqueue,
     runs_finished_announce,
+    runs_save,
 )
 
 logger = logging.getLogger(__name__)
 
-#: The run fields the completion writes (one bulk UPDATE for every run of the task).
+#: The run fields the completion writes (``runs_save``: one prepared UPDATE per run, sent together).
 _RUN_FIELDS = (
-    "version_id", "model_id", "version_label", "health_ms", "registry_attempts", "dirty_from_ns",
+    "version", "model_id", "version_label", "health_ms", "registry_attempts", "dirty_from_ns",
     "window_after_ns", "snapshots", "predictions", "skipped", "skipped_reasons", "first_snapshot_ns",
     "last_snapshot_ns", "detect_ms", "infer_ms", "store_ms", "status", "error", "finished_at", "lease_expires_at",
 )
@@ -314,7 +315,7 @@ def _runs_complete(scored: list[tuple[_Window, Estimates]], trigger: str) -> lis
                 counts = {str(v): int((verdicts == v).sum()) for v in set(verdicts.tolist())}
                 run_announce("estimates_invalid", run, rows=int(len(verdicts)),
                              invalid=int((verdicts != "ok").sum()), verdicts=counts)
-        PipelineRun.objects.bulk_update(runs, list(_RUN_FIELDS))
+        runs_save(runs, _RUN_FIELDS)
         runs_finished_announce(runs)
         runs_enqueue(follow, trigger)
     return lost

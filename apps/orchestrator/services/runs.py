@@ -17,7 +17,7 @@ from typing import Any
 
 from celery import signature
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -261,6 +261,30 @@ def run_announce(name: str, run: PipelineRun, **facts: Any) -> None:
                 logger.error("%s receiver %s failed: %s", name, receiver, outcome)
 
     transaction.on_commit(send)
+
+
+def runs_save(runs: Sequence[PipelineRun], fields: Sequence[str]) -> None:
+    """Write ``fields`` of many runs with one prepared UPDATE sent for each (``executemany``).
+
+    Django's ``bulk_update`` builds a ``CASE WHEN id = … THEN …`` expression per run and field; for the twenty
+    fields of a finished run that compiling took a third of a batched pipeline task's time.
+    """
+    if not runs:
+        return
+    meta = PipelineRun._meta
+    columns = [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "
+        + ", ".join(f"{quote(column.column)} = %s" for column in columns)
+        + f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    rows = [
+        [column.get_db_prep_save(getattr(run, column.attname), connection) for column in columns] + [run.pk]
+        for run in runs
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def runs_finished_announce(runs: Sequence[PipelineRun]) -> None:
