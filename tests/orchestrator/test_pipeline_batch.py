@@ -88,6 +88,17 @@ def test_one_task_scores_every_group_with_one_call_per_version(scene):
     assert [r.snapshots for r in again] == [0] * 4 and len(scene["calls"]) == 2  # nothing new: no call
 
 
+def test_the_windows_of_a_version_are_packed_into_calls_of_at_most_the_chunk(scene, settings):
+    settings.STAMM_PIPELINE_CHUNK = 50  # a window is 40 rows: two windows no longer fit in one call
+    ids = list(Watermark.objects.order_by("pk").values_list("pk", flat=True))
+    done = services.pipeline_groups_run(watermark_ids=ids)
+    assert [r.status for r in done] == [RunStatus.SUCCEEDED] * 4
+    assert sorted(scene["calls"]) == [(1, 40), (1, 40), (2, 40), (2, 40)]
+    for group, frame in scene["frames"].items():
+        for number, model in scene["models"].items():
+            np.testing.assert_allclose(stored(group, str(number)), expected_predictions(model, frame), rtol=1e-9)
+
+
 def test_a_skipped_deployment_and_a_lost_lease_end_their_own_runs_only(scene, monkeypatch):
     live, second = scene["deployments"]
     second.enabled = False

@@ -33,17 +33,6 @@ if TYPE_CHECKING:
 MAX_ESTIMATES = 2000
 
 
-@dataclass
-class Estimate:
-    observed_property: str
-    time_ns: int
-    value: float
-    raw_value: float
-    bias: float
-    validity: str
-    quality: EstimateQuality
-
-
 @dataclass(frozen=True)
 class EstimateRow:
     """One stored estimate before its quality is known."""
@@ -54,6 +43,18 @@ class EstimateRow:
     raw_value: float
     bias: float
     validity: str
+
+    def qualified(self, quality: EstimateQuality) -> Estimate:
+        return Estimate(
+            self.observed_property, self.time_ns, self.value, self.raw_value, self.bias, self.validity, quality
+        )
+
+
+@dataclass(frozen=True)
+class Estimate(EstimateRow):
+    """An estimate with the quality code it is sent with."""
+
+    quality: EstimateQuality
 
 
 @dataclass(frozen=True)
@@ -153,16 +154,8 @@ def estimates_qualify(batch: Sequence[NewEstimates]) -> list[list[Estimate]]:
         )
         stale_at = {int(moment): sorted(held_at[j] | aged[j]) for j, moment in enumerate(t)}
         result[i] = [
-            Estimate(
-                observed_property=r.observed_property,
-                time_ns=r.time_ns,
-                value=r.value,
-                raw_value=r.raw_value,
-                bias=r.bias,
-                validity=r.validity,
-                quality=estimate_quality(
-                    validity=r.validity, stale_inputs=stale_at[r.time_ns], drift_alerts=alert_count
-                ),
+            r.qualified(
+                estimate_quality(validity=r.validity, stale_inputs=stale_at[r.time_ns], drift_alerts=alert_count)
             )
             for r in item.rows
         ]

@@ -64,8 +64,8 @@ def groups_claim(
     with transaction.atomic():
         for watermark_id in dict.fromkeys(watermark_ids):
             token = uuid.uuid4()
-            stale_dirty = _lease_take(watermark_id, token=token, until=until, now=now)
-            if stale_dirty is not False:
+            took, stale_dirty = _lease_take(watermark_id, token=token, until=until, now=now)
+            if took:
                 taken.append((watermark_id, token, stale_dirty))
         if not taken:
             return []
@@ -103,28 +103,28 @@ def groups_claim(
     ]
 
 
-def _lease_take(watermark_id: int, *, token: uuid.UUID, until: datetime, now: datetime) -> int | None | bool:
-    """Take one group's lease: ``False`` when a live run holds it; otherwise the late-data window
-    (``dirty_from_ns``) of the dead run whose expired lease was taken over, or None."""
+def _lease_take(watermark_id: int, *, token: uuid.UUID, until: datetime, now: datetime) -> tuple[bool, int | None]:
+    """Take one group's lease: (False, None) when a live run holds it; otherwise (True, the late-data window
+    ``dirty_from_ns`` of the dead run whose expired lease was taken over, or None)."""
     take = {"lease_token": token, "lease_expires_at": until, "pending": False, "pending_since": None}
     # The first statement writes, so SQLite takes its write lock at once (no read→write upgrade).
     if Watermark.objects.filter(id=watermark_id, lease_token__isnull=True).update(**take):
-        return None
+        return True, None
     held = Watermark.objects.filter(id=watermark_id).values_list("lease_token", "lease_expires_at").first()
     if held is None or held[0] is None or held[1] is None or held[1] >= now:
-        return False
+        return False, None
     stale_token = held[0]
     if not Watermark.objects.filter(id=watermark_id, lease_token=stale_token, lease_expires_at__lt=now).update(**take):
-        return False
+        return False, None
     stale = PipelineRun.objects.filter(lease_token=stale_token).first()
     if stale is None:
-        return None
+        return True, None
     if stale.status == RunStatus.RUNNING:
         stale.status = RunStatus.STALE
         stale.finished_at = now
         stale.error = f"lease expired at {stale.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC; redone by a new run"
         stale.save(update_fields=["status", "finished_at", "error"])
-    return stale.dirty_from_ns
+    return True, stale.dirty_from_ns
 
 
 def group_claim(*, watermark_id: int, trigger: str, task_id: str = "", now: datetime | None = None) -> Claim | None:
