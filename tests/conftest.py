@@ -1,6 +1,9 @@
 """Shared fixtures: one user per role plus an outsider, API clients, the IndPenSim data path."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,12 +12,28 @@ from rest_framework.test import APIClient
 
 from apps.accounts.roles import ADMIN, MANAGER, MODELER, OPERATOR
 from apps.accounts.services import api_token_create, roles_ensure
+from tests.embedded_db import RUN_DIR_VARIABLE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INDPENSIM_DIR = (REPO_ROOT / ".." / "shared" / "data" / "indpensim").resolve()
 ROLES = (OPERATOR, MODELER, MANAGER, ADMIN)
 #: Every caller a permission matrix covers: anonymous, an outsider without a role, each role.
 CALLERS = ("anonymous", "outsider", *ROLES)
+
+
+def pytest_configure(config) -> None:
+    """One directory for the whole run, made before the xdist workers start so they inherit it (the
+    migrated template of ``tests.embedded_db`` lives there); removed when the run ends."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(RUN_DIR_VARIABLE):
+        return
+    config.stamm_run_dir = tempfile.mkdtemp(prefix="stamm-test-run-")
+    os.environ[RUN_DIR_VARIABLE] = config.stamm_run_dir
+
+
+def pytest_unconfigure(config) -> None:
+    if getattr(config, "stamm_run_dir", None):
+        shutil.rmtree(config.stamm_run_dir, ignore_errors=True)
+        os.environ.pop(RUN_DIR_VARIABLE, None)
 
 
 @pytest.fixture

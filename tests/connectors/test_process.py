@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.embedded_db import migrated_database
 from tests.services import mosquitto_available, require
 
 from .peers import MqttPeer, shared_broker, topic_prefix, wait_for
@@ -80,7 +81,7 @@ def test_killed_and_restarted_while_messages_keep_coming_loses_nothing_and_store
     host, port = shared_broker()
     prefix = topic_prefix()
     process = ConnectorProcess(tmp_path)
-    process.manage("migrate", "--noinput", "-v", "0")
+    migrated_database(tmp_path / "var")
     rules = [{"pattern": f"{prefix}/{{device_id}}/{{observed_property}}", "project_name": "plant", "batch_id": "k"}]
     process.manage(
         "shell",
@@ -138,7 +139,7 @@ def test_killed_and_restarted_while_messages_keep_coming_loses_nothing_and_store
 def test_sigterm_stops_the_process_cleanly(tmp_path):
     require(mosquitto_available(), "Mosquitto")
     process = ConnectorProcess(tmp_path)
-    process.manage("migrate", "--noinput", "-v", "0")
+    migrated_database(tmp_path / "var")
     process.start()
     wait_for(lambda: "reading every enabled data source" in process.log(), 60, "the start", interval=0.2)
     time.sleep(1.0)

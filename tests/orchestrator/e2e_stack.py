@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from tests.embedded_db import migrated_database
 from tests.services import POSTGRES_URL, _port_open, redis_test_url
 
 from .helpers import FEATURES, MODEL_ID, PROJECT, PROJECT_INFO, T0, TARGET
@@ -93,8 +94,11 @@ class Stack:
 
     # -- processes ---------------------------------------------------------------------------------
     def boot(self) -> None:
-        """Migrate, seed (roles, an admin token, the approved RF, a deployment), start web and one worker."""
-        self.manage("migrate", "--noinput", "-v", "0")
+        """Migrate (a copy of the run's migrated SQLite file), seed (roles, an admin token, the approved RF, a deployment), start web and one worker."""
+        if self.database == "postgres":
+            self.manage("migrate", "--noinput", "-v", "0")
+        else:
+            migrated_database(self.tmp / "var")
         seed = json.loads(self.manage("shell", "-c", "import tests.orchestrator.e2e_seed").strip().splitlines()[-1])
         self.token, self.deployment = seed["token"], seed["deployment"]
         self.start_web()
@@ -200,8 +204,10 @@ class Stack:
             process.wait(timeout=10)
 
     def close(self) -> None:
+        """Stop everything at once: a warm shutdown would wait for the workers' prefetched tasks, and the
+        tests are over (shutdown is tested where it matters)."""
         for name in list(self.processes):
-            self.kill(name)
+            self.kill(name, signal.SIGKILL)
         self.proxy.close()
         if self.pg_name:
             import psycopg

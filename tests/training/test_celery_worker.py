@@ -17,6 +17,7 @@ import pytest
 
 from apps.training.evaluation import INDPENSIM_ONLINE_INPUTS
 from tests.conftest import INDPENSIM_DIR
+from tests.embedded_db import migrated_database
 from tests.services import redis_available, redis_test_url, require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +78,7 @@ def manage(env, *args: str, timeout: int = 300) -> str:
 
 def migrate_and_import(env, *, setup: str) -> None:
     """A fresh database for a worker test: migrated, batches 92, 93, 96, 98 imported, ``setup`` run."""
-    manage(env, "migrate", "-v", "0")
+    migrated_database(Path(env["STAMM_VAR_DIR"]))
     paths = [str(INDPENSIM_DIR / f"batch_{n}.csv") for n in (92, 93, 96, 98)]
     manage(
         env,

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -76,21 +78,28 @@ from apps.training.services import plans_on_alert_opened
 alert = Alert.objects.get()
 plans_on_alert_opened(alert_id=alert.pk, deployment_id=alert.job.deployment_id)
 """
+#: The runs, read straight from the SQLite file the processes share (a ``manage.py shell`` per poll would
+#: start Django every two seconds and compete with the worker for the two cores).
 REPORT = """
-import json
-from apps.training.models import TrainingRun
-print(json.dumps([{"trigger": r.trigger, "key": r.trigger_key, "status": r.status, "plan": r.plan.name,
-                   "batches": r.trigger_detail.get("batches"),
-                   "holdout": r.trigger_detail.get("split", {}).get("holdout"),
-                   "alert": r.trigger_detail.get("alert"), "alias": r.config.get("alias"),
-                   "promoted": r.promoted_version.number if r.promoted_version_id else None}
-                  for r in TrainingRun.objects.order_by("pk")]))
+SELECT r.trigger, r.trigger_key, r.status, p.name, r.trigger_detail, r.config, v.number
+FROM training_trainingrun r
+LEFT JOIN training_trainingplan p ON p.id = r.plan_id
+LEFT JOIN registry_modelversion v ON v.id = r.promoted_version_id
+ORDER BY r.id
 """
 FINISHED = ("promoted", "registered", "rejected", "failed", "awaiting_approval")
 
 
 def report(env) -> list[dict]:
-    return json.loads(manage(env, "shell", "-c", REPORT).strip().splitlines()[-1])
+    with sqlite3.connect(Path(env["STAMM_VAR_DIR"]) / "stamm.sqlite3", timeout=30) as conn:
+        rows = conn.execute(REPORT).fetchall()
+    runs = []
+    for trigger, key, status, plan, detail, config, promoted in rows:
+        detail, config = json.loads(detail), json.loads(config)
+        runs.append({"trigger": trigger, "key": key, "status": status, "plan": plan,
+                     "batches": detail.get("batches"), "holdout": detail.get("split", {}).get("holdout"),
+                     "alert": detail.get("alert"), "alias": config.get("alias"), "promoted": promoted})
+    return runs
 
 
 def wait_for(env, predicate, *, seconds: float, what: str) -> list[dict]:
