@@ -5,6 +5,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTEST=.venv/bin/pytest
 export DJANGO_ALLOW_ASYNC_UNSAFE=true
+# Bytecode is cached: with PYTHONDONTWRITEBYTECODE set (as on some machines) every test process and every
+# manage.py, gunicorn and Celery process the suite starts compiled the project and its tests from source
+# again (half of a worker's 15-s collection).
+unset PYTHONDONTWRITEBYTECODE
 mkdir -p test-artifacts
 
 echo "== the stamm-drift package: its own tests without Django, and its wheel =="

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.roles import ADMIN, MANAGER, MODELER, OPERATOR
 from apps.accounts.services import api_token_create, roles_ensure
-from tests.embedded_db import RUN_DIR_VARIABLE
+from tests.embedded_db import RUN_DIR_VARIABLE, migrated_template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INDPENSIM_DIR = (REPO_ROOT / ".." / "shared" / "data" / "indpensim").resolve()
@@ -28,12 +29,56 @@ def pytest_configure(config) -> None:
         return
     config.stamm_run_dir = tempfile.mkdtemp(prefix="stamm-test-run-")
     os.environ[RUN_DIR_VARIABLE] = config.stamm_run_dir
+    # Built while the workers import and collect, instead of while they wait for it.
+    config.stamm_template = threading.Thread(target=migrated_template, name="migrated-template", daemon=True)
+    config.stamm_template.start()
 
 
 def pytest_unconfigure(config) -> None:
     if getattr(config, "stamm_run_dir", None):
+        config.stamm_template.join(timeout=300)
         shutil.rmtree(config.stamm_run_dir, ignore_errors=True)
         os.environ.pop(RUN_DIR_VARIABLE, None)
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request, django_db_modify_db_settings) -> bool:
+    """On SQLite, each test process starts from a copy of the run's migrated database (``tests.embedded_db``)
+    instead of migrating its own (about 6 s of CPU per xdist worker); Django then keeps the copy and only
+    checks that nothing is left to migrate. PostgreSQL, or ``--reuse-db``, as pytest-django does."""
+    from django.conf import settings
+    from django.db import connection
+
+    if request.config.getvalue("reuse_db") or connection.vendor != "sqlite":
+        return bool(request.config.getvalue("reuse_db"))
+    name = connection.creation._get_test_db_name()
+    if connection.creation.is_in_memory_db(name):
+        return False
+    shutil.copyfile(migrated_template(), name)
+    if not settings.STAMM_AUDIT_DB_GUARD:  # the test settings' audit tables take deletes (flushes)
+        _audit_guard_removed(name)
+    return True
+
+
+def _audit_guard_removed(path: str) -> None:
+    """Drop the audit tables' append-only triggers from the SQLite file at ``path``, as the audit migration
+    does when ``STAMM_AUDIT_DB_GUARD`` is off (the template was migrated with the embedded settings)."""
+    import sqlite3
+    from contextlib import closing
+
+    from apps.audit.guard import guard_remove
+
+    class Raw:  # the two things guard_remove asks of a connection
+        vendor = "sqlite"
+
+        def __init__(self, connection: sqlite3.Connection) -> None:
+            self.connection = connection
+
+        def cursor(self):
+            return closing(self.connection.cursor())
+
+    with closing(sqlite3.connect(path)) as connection, connection:
+        guard_remove(Raw(connection))
 
 
 @pytest.fixture
@@ -44,14 +89,23 @@ def indpensim_dir() -> Path:
 
 
 def make_user(django_user_model, username: str, role: str | None, password: str = "correct-horse-battery"):
-    roles_ensure()
     is_admin = role == ADMIN
     user = django_user_model.objects.create_user(
         username=username, password=password, is_staff=is_admin, is_superuser=is_admin
     )
     if role is not None:
-        user.groups.add(Group.objects.get(name=role))
+        user.groups.add(_role_group(role))
     return user
+
+
+def _role_group(role: str) -> Group:
+    """The role's group: made by migrate (and again after each flush of a transactional test) through
+    ``roles_ensure``'s post-migrate hook, so it is only run here when a test removed the groups."""
+    group = Group.objects.filter(name=role).first()
+    if group is None:
+        roles_ensure()
+        group = Group.objects.get(name=role)
+    return group
 
 
 def pickle_approver():

@@ -1,7 +1,7 @@
 """A migrated database of the embedded settings (SQLite in ``STAMM_VAR_DIR``), built once per test run.
 
 The tests that run the application as separate processes (Celery workers, gunicorn, the connectors process)
-each need a fresh database. Migrating one costs about 11 s of CPU in a new process, and nine such databases
+each need a fresh database, and so does every xdist worker's test database. Migrating one costs about 11 s of CPU in a new process, and nine such databases
 were migrated per run. The first caller migrates one file, exactly as ``manage.py migrate`` does for a new
 installation, under the run's directory (``STAMM_TEST_RUN_DIR``, shared by the xdist workers of one run and
 removed at its end; a lock keeps two workers from building it twice); every caller gets its own copy.
@@ -30,7 +30,8 @@ def run_dir() -> Path:
     return Path(path)
 
 
-def _template() -> Path:
+def migrated_template() -> Path:
+    """The run's migrated database (build it if this is the first call); copy it, never open it."""
     root = run_dir() / "migrated"
     root.mkdir(parents=True, exist_ok=True)
     database = root / "var" / "stamm.sqlite3"
@@ -68,5 +69,5 @@ def migrated_database(var_dir: Path) -> Path:
     """Put a freshly migrated ``stamm.sqlite3`` in ``var_dir`` (the ``STAMM_VAR_DIR`` of the processes)."""
     var_dir.mkdir(parents=True, exist_ok=True)
     target = var_dir / "stamm.sqlite3"
-    shutil.copyfile(_template(), target)
+    shutil.copyfile(migrated_template(), target)
     return target
