@@ -1,4 +1,4 @@
-"""The processes of one deployment of the application for the end-to-end tests (``test_worker_e2e``,
+"""The processes of one deployment of the application for the end-to-end tests (``test_worker_e2e_*``,
 ``test_worker_redis_e2e``): gunicorn, Celery workers with embedded beat, the database they share, a
 registry proxy that can delay or fail requests, and a redis-server of the tests' own.
 

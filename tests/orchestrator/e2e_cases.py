@@ -7,6 +7,9 @@ calls the registry's REST predict endpoint through a real HTTP proxy in this pro
 fail requests); results are read from the database the stack writes. Faults: worker SIGKILLed mid-run,
 registry answering 500 twice, Redis restarted mid-stream (a redis-server of the test's own, so the shared
 one is never touched), late and out-of-order data, a missing input. No fault needs a manual step.
+
+The cases are written once here and run on each stack by ``test_worker_e2e_<stack>.py``: three files, so
+pytest-xdist runs the stacks side by side (each file's tests stay on one worker, with its stack booted once).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from tests.services import postgres_available, redis_available, require
 from .e2e_stack import BROKER, Stack, assert_exactly_once, wait_for
 from .helpers import FEATURES, load_batch, train_rf
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
+PYTESTMARK = [pytest.mark.celery_worker, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -36,24 +39,29 @@ def frame():
     return load_batch(93)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres", "embedded"])
-def stack(request, tmp_path_factory) -> Iterator[Stack]:
-    """``sqlite``/``postgres``: production-style on Redis; ``embedded``: SQLite + kombu's filesystem broker."""
-    if request.param == "embedded":
-        stack = Stack(tmp_path_factory.mktemp("e2e-embedded"), "sqlite", broker="")  # local settings: filesystem://
-    else:
-        require(redis_available(), "Redis")
-        if request.param == "postgres":
-            require(postgres_available(), "PostgreSQL")
-        import redis
+def stack_fixture(kind: str):
+    """The module's stack: ``sqlite``/``postgres``: production-style on Redis; ``embedded``: SQLite + kombu's
+    filesystem broker."""
 
-        redis.Redis.from_url(BROKER).flushdb()
-        stack = Stack(tmp_path_factory.mktemp(f"e2e-{request.param}"), request.param)
-    try:
-        stack.boot()
-        yield stack
-    finally:
-        stack.close()
+    @pytest.fixture(scope="module")
+    def stack(tmp_path_factory) -> Iterator[Stack]:
+        if kind == "embedded":
+            booted = Stack(tmp_path_factory.mktemp("e2e-embedded"), "sqlite", broker="")  # filesystem://
+        else:
+            require(redis_available(), "Redis")
+            if kind == "postgres":
+                require(postgres_available(), "PostgreSQL")
+            import redis
+
+            redis.Redis.from_url(BROKER).flushdb()
+            booted = Stack(tmp_path_factory.mktemp(f"e2e-{kind}"), kind)
+        try:
+            booted.boot()
+            yield booted
+        finally:
+            booted.close()
+
+    return stack
 
 
 def test_replayed_batch_gets_exactly_one_prediction_per_snapshot(stack, model, frame):
