@@ -1,10 +1,11 @@
 """A migrated database of the embedded settings (SQLite in ``STAMM_VAR_DIR``), built once per test run.
 
 The tests that run the application as separate processes (Celery workers, gunicorn, the connectors process)
-each need a fresh database, and so does every xdist worker's test database. Migrating one costs about 11 s of CPU in a new process, and nine such databases
-were migrated per run. The first caller migrates one file, exactly as ``manage.py migrate`` does for a new
-installation, under the run's directory (``STAMM_TEST_RUN_DIR``, shared by the xdist workers of one run and
-removed at its end; a lock keeps two workers from building it twice); every caller gets its own copy.
+each need a fresh database, and so does every xdist worker's test database. Migrating one costs about 11 s
+of CPU in a new process, and nine such databases were migrated per run. The first caller migrates one file,
+exactly as ``manage.py migrate`` does for a new installation, under the run's directory
+(``STAMM_TEST_RUN_DIR``, shared by the xdist workers of one run and removed at its end; a lock keeps two
+workers from building it twice); every caller gets its own copy.
 """
 
 from __future__ import annotations

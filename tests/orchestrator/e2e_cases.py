@@ -26,7 +26,19 @@ from tests.services import postgres_available, redis_available, require
 from .e2e_stack import BROKER, Stack, assert_exactly_once, wait_for
 from .helpers import FEATURES, load_batch, train_rf
 
-PYTESTMARK = [pytest.mark.celery_worker, pytest.mark.slow]
+pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
+#: What each ``test_worker_e2e_<stack>.py`` takes with ``import *``: the marks, the fixtures, the cases.
+__all__ = [
+    "pytestmark",
+    "model",
+    "frame",
+    "stack_fixture",
+    "test_replayed_batch_gets_exactly_one_prediction_per_snapshot",
+    "test_late_and_out_of_order_data_is_scored",
+    "test_a_missing_input_records_skipped_runs_with_the_reason",
+    "test_registry_500_twice_then_200_is_retried_and_stored",
+    "test_worker_killed_mid_run_is_redone_without_duplicates",
+]
 
 
 @pytest.fixture(scope="module")

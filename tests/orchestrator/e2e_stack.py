@@ -94,7 +94,8 @@ class Stack:
 
     # -- processes ---------------------------------------------------------------------------------
     def boot(self) -> None:
-        """Migrate (a copy of the run's migrated SQLite file), seed (roles, an admin token, the approved RF, a deployment), start web and one worker."""
+        """Migrate (SQLite: a copy of the run's migrated file), seed (roles, an admin token, the approved RF,
+        a deployment), start web and one worker."""
         if self.database == "postgres":
             self.manage("migrate", "--noinput", "-v", "0")
         else:

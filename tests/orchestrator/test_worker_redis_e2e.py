@@ -12,20 +12,13 @@ import pytest
 
 from tests.services import require
 
+from . import e2e_cases
 from .e2e_stack import BLIP_LEASE, PrivateRedis, Stack, assert_exactly_once, wait_for
-from .helpers import load_batch, train_rf
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def model():
-    return train_rf()
-
-
-@pytest.fixture(scope="module")
-def frame():
-    return load_batch(93)
+# The marks and module fixtures of the other end-to-end files.
+pytestmark = e2e_cases.pytestmark
+model = e2e_cases.model
+frame = e2e_cases.frame
 
 
 @pytest.fixture(scope="module")
