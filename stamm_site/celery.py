@@ -11,6 +11,11 @@ as ``redis.ConnectionError`` instead, which Celery already handles: it logs, rec
 messages that could not be restored or acknowledged are not lost for the pipeline, whose work lives in
 the database (pending flags, leases) and is queued again by beat's sweep.
 
+A worker keeps its database connection from task to task (``CELERY_DB_REUSE_MAX``; Celery's Django fixup
+would otherwise close it before and after every task, so each pipeline or delivery task paid a new
+PostgreSQL connection and backend). Before each task ``close_old_connections`` still drops one that is past
+``CONN_MAX_AGE`` or broke (a database restart), exactly as Django does between requests.
+
 Workers also run without gossip, mingle and worker heartbeats (``StammConsumer``), whatever their
 command line says: extra broker channels the platform does not use (health reads beat's heartbeat task),
 and the usual advice for Redis reconnect trouble (celery/celery#8030).
@@ -21,6 +26,7 @@ import os
 from typing import Any
 
 from celery import Celery
+from celery.signals import task_prerun
 from celery.worker.consumer import Consumer
 from kombu.transport import redis as kombu_redis
 from redis import exceptions as redis_exceptions
@@ -54,3 +60,11 @@ class RedisTransport(kombu_redis.Transport):
 app = Celery("stamm_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def _connections_checked(**kwargs: Any) -> None:
+    """Drop a kept connection that is too old or broken before the task uses it (see the module docstring)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
