@@ -239,7 +239,9 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for the backlog after publishing")
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/6", help="Celery broker (its own Redis DB)")
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (logs) and the PostgreSQL database"
+    )
     args = parser.parse_args()
     args.database = "postgres"
 

@@ -227,7 +227,9 @@ class Bench:
     def close(self) -> None:
         for name in list(self.procs):
             self.stop(name)
-        if self.pg_name:
+        if self.pg_name and getattr(self.args, "keep", False):
+            print(f"database kept: {self.env['DATABASE_URL']}", file=sys.stderr)
+        elif self.pg_name:
             import psycopg
 
             with psycopg.connect(self.args.pg_admin_url, autocommit=True) as conn:
@@ -292,7 +294,9 @@ def main() -> None:
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/11")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) for inspection")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (logs) and the PostgreSQL database"
+    )
     args = parser.parse_args()
 
     import redis
