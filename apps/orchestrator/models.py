@@ -117,8 +117,11 @@ class Watermark(models.Model):
     dirty_from_ns = models.BigIntegerField(
         null=True, blank=True, help_text="Earliest late data at or before the watermark, to rescore from (epoch ns)."
     )
-    scored_points = models.BigIntegerField(
-        default=0, help_text="Input points at or before the watermark when it last moved (late-data detector)."
+    checkpoints = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Late-data detector: [time (epoch ns), input points at or before it] for the watermark and "
+        "earlier positions, newest first (services/late_data.py).",
     )
     pending = models.BooleanField(default=False, help_text="A run is queued for this group.")
     pending_since = models.DateTimeField(null=True, blank=True)

@@ -90,7 +90,7 @@ def test_rerunning_a_window_changes_nothing(registry_url, deployment, batch92):
     ingest(batch92.iloc[:25])
     run_pending(deployment)
     before = predictions()
-    Watermark.objects.filter(deployment=deployment).update(watermark_ns=None, scored_points=0)
+    Watermark.objects.filter(deployment=deployment).update(watermark_ns=None, checkpoints=[])
     again = run_pending(deployment, trigger=Trigger.MANUAL)
     assert again.status == RunStatus.SUCCEEDED and again.predictions == 25
     after = predictions()
@@ -176,6 +176,56 @@ def test_late_and_out_of_order_points_are_scored(registry_url, deployment, rf, b
     # Nothing new: the next run scores nothing (the late-data detector is satisfied).
     quiet = run_pending(deployment)
     assert quiet.snapshots == 0 and quiet.dirty_from_ns is None
+
+
+def test_tags_of_the_newest_instant_arriving_late_rescore_that_instant_only(registry_url, deployment, rf, batch92):
+    # A device's tags for one instant split over two ingests: the first run scores the row with pH's previous
+    # value; the rest arriving is late data, bounded by the previous watermark's checkpoint.
+    ingest(batch92.iloc[:30])
+    run_pending(deployment)
+    ingest(batch92.iloc[30:31], offset_rows=30, variables=[v for v in FEATURES if v != "pH"])
+    partial = run_pending(deployment)
+    assert partial.snapshots == 1 and partial.predictions == 1
+    ingest(batch92.iloc[30:31], offset_rows=30, variables=["pH"])
+    late = run_pending(deployment)
+    assert late.status == RunStatus.SUCCEEDED and late.dirty_from_ns == to_ns(row_time(29)) + 1
+    assert late.snapshots == 1 and from_ns(late.first_snapshot_ns) == row_time(30)
+    data = predictions()
+    assert len(data) == 31
+    np.testing.assert_allclose(data.values, expected_predictions(rf[1], batch92.iloc[:31]), rtol=1e-9)
+    wm = watermark_of(deployment)
+    assert wm.checkpoints[0][0] == to_ns(row_time(30)) and wm.checkpoints[1][0] <= to_ns(row_time(29))
+    quiet = run_pending(deployment)
+    assert quiet.snapshots == 0 and quiet.dirty_from_ns is None
+
+
+def test_late_data_older_than_every_checkpoint_rescores_from_the_start(registry_url, deployment, rf, batch92):
+    ingest(batch92.iloc[1:20], offset_rows=1)
+    run_pending(deployment)
+    ingest(batch92.iloc[20:25], offset_rows=20)
+    run_pending(deployment)
+    assert [c[0] for c in watermark_of(deployment).checkpoints] == [to_ns(row_time(24)), to_ns(row_time(19))]
+    ingest(batch92.iloc[:1])  # before the oldest checkpoint
+    late = run_pending(deployment)
+    assert late.dirty_from_ns == 0 and late.snapshots == 25
+    np.testing.assert_allclose(predictions().values, expected_predictions(rf[1], batch92.iloc[:25]), rtol=1e-9)
+
+
+def test_checkpoints_are_thinned_by_age_and_dropped_where_a_window_rescored():
+    from apps.orchestrator.services.late_data import checkpoints_next
+
+    s = 10**9
+    old = [[100 * s, 50], [99 * s, 49], [98 * s, 48], [96 * s, 46], [90 * s, 40], [60 * s, 10]]
+    # A clean window after the watermark: the new one first, then at most one per power-of-two age in seconds.
+    assert checkpoints_next(old, after_ns=100 * s, watermark_ns=101 * s, points=51) == [
+        [101 * s, 51], [100 * s, 50], [99 * s, 49], [96 * s, 46], [90 * s, 40], [60 * s, 10],
+    ]
+    # A rescore after 96 s: the checkpoints after it may count late points, so they go.
+    assert checkpoints_next(old, after_ns=96 * s, watermark_ns=100 * s, points=53) == [
+        [100 * s, 53], [96 * s, 46], [90 * s, 40], [60 * s, 10],
+    ]
+    assert checkpoints_next(old, after_ns=None, watermark_ns=100 * s, points=53) == [[100 * s, 53]]
+    assert checkpoints_next(old, after_ns=None, watermark_ns=None, points=0) == []
 
 
 def test_rescoring_a_long_late_window_is_chunked_and_keeps_its_place(registry_url, deployment, batch92, settings):

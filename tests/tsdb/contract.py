@@ -251,6 +251,23 @@ class BackendContract:
         )
         assert sorted(i.point_count for i in ranged) == [1, 1]
 
+    def test_input_points_upto_counts_inputs_at_or_before_a_time(self, backend):
+        group = new_group()
+        backend.write(
+            raw_batch(group, {"temperature": (seconds(0, 20, 40), [1.0, 2.0, 3.0]), "ph": (seconds(0, 20), [6.5, 6.6])})
+        )
+        backend.write(raw_batch(group, {"temperature": (seconds(10), [1.0])}, source="lab"))  # a target, not an input
+        backend.write(raw_batch(group, {"oxygen": (seconds(5), [1.0])}))  # not asked for
+
+        def upto(s: float, variables=("temperature", "ph", "batch_age")) -> int:
+            return backend.input_points_upto(group=group, variables=variables, end_ns=int(seconds(s)[0]))
+
+        assert [upto(-1), upto(0), upto(19), upto(20), upto(40), upto(1000)] == [0, 2, 2, 4, 5, 5]
+        assert upto(40, variables=("ph",)) == 2
+        backend.write(raw_batch(group, {"ph": (seconds(10, 20), [6.0, 6.7])}))  # one late point, one overwrite
+        assert [upto(9), upto(10), upto(40)] == [2, 3, 6]
+        assert backend.input_points_upto(group=new_group(), variables=("ph",), end_ns=int(seconds(40)[0])) == 0
+
     def test_groups_summarise_batches(self, backend):
         project = f"p{uuid.uuid4().hex[:8]}"
         g1, g2 = new_group(project), new_group(project)

@@ -26,8 +26,9 @@ Exactly once, the rules in one place
   run's completion enqueues the follow-up, so no wake-up is lost.
 * **Late data.** Detection reads the snapshots and counts the group's input points at or before the
   watermark inside one consistent read snapshot; a later count that differs means points arrived at or
-  before the watermark (late or out of order), and the group is rescored from its start (``dirty_from``).
-  Chunked rescoring keeps its place in ``dirty_from_ns``.
+  before the watermark (late or out of order), and the group is rescored from just after the newest of the
+  watermark's earlier checkpoints whose count still matches, else from its start (``late_data``;
+  ``dirty_from``). Chunked rescoring keeps its place in ``dirty_from_ns``.
 * **Stale.** Beat's detection finds leases past their expiry (a worker died mid-run), marks those runs
   stale and queues a redo, which takes the lease over.
 * **What is scored.** Detect and infer are the one scoring path (``apps.orchestrator.scoring``): the same
@@ -47,14 +48,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.tsdb.backends import get_backend
-from apps.tsdb.types import Collection, GroupKey, PointBatch, SeriesFilter, SnapshotSet, from_ns, to_ns
+from apps.tsdb.types import GroupKey, PointBatch, SnapshotSet, to_ns
 
 from ..models import Deployment, PipelineRun, RunStatus, Trigger, Watermark
 from ..registry_client import RegistryError
 from ..scoring import Estimates, Estimator, ScoreRequest, estimates_score_many, snapshots_read
 from ..selectors import deployment_estimators
 from .health import pipeline_health_check
+from .late_data import checkpoints_next, input_points_upto, late_rescore_from
 from .runs import (
     Claim,
     LeaseLost,
@@ -83,18 +84,6 @@ _RUN_FIELDS = (
 )
 
 
-def _input_points_upto(estimator: Estimator, group: GroupKey, end_ns: int | None) -> int:
-    """Input points of the group at or before ``end_ns`` (the late-data detector's measure)."""
-    if end_ns is None:
-        return 0
-    infos = get_backend().list_series(
-        collection=Collection.RAW,
-        where=SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id),
-        end=from_ns(end_ns),
-    )
-    return sum(i.point_count for i in infos if estimator.is_input(i.series))
-
-
 def _consistent_read() -> None:
     """Make the rest of the current transaction read one snapshot (PostgreSQL; SQLite already does)."""
     if connection.vendor == "postgresql":
@@ -121,7 +110,7 @@ class _Window:
     new_watermark: int | None
     leftover: int | None
     full: bool
-    scored_points: int
+    checkpoints: list[list[int]]
     detect_ms: float
 
 
@@ -141,10 +130,11 @@ def _window_read(claim: Claim, deployment: Deployment, estimator: Estimator) -> 
             _consistent_read()
         dirty = run.dirty_from_ns
         if watermark.watermark_ns is not None and dirty is None:
-            if _input_points_upto(estimator, group, watermark.watermark_ns) != watermark.scored_points:
-                # Points arrived at or before the watermark: rescore the group from its start.
-                dirty = start_ns if start_ns is not None else 0
-                run.dirty_from_ns = dirty
+            dirty = late_rescore_from(
+                estimator, group, watermark_ns=watermark.watermark_ns, checkpoints=watermark.checkpoints,
+                start_ns=start_ns,
+            )
+            run.dirty_from_ns = dirty
         base = watermark.watermark_ns if watermark.watermark_ns is not None else start_ns
         after = base if dirty is None else (dirty - 1 if base is None else min(base, dirty - 1))
         run.window_after_ns = after
@@ -154,10 +144,13 @@ def _window_read(claim: Claim, deployment: Deployment, estimator: Estimator) -> 
         old = watermark.watermark_ns
         new_watermark = old if last is None else (last if old is None else max(old, last))
         leftover = last + 1 if (full and last is not None and old is not None and last < old) else None
-        scored_points = _input_points_upto(estimator, group, new_watermark)
+        checkpoints = checkpoints_next(
+            watermark.checkpoints, after_ns=after, watermark_ns=new_watermark,
+            points=input_points_upto(estimator, group, new_watermark),
+        )
     lease_renew(claim)
     return _Window(
-        claim, estimator, group, snapshots, dirty, new_watermark, leftover, full, scored_points,
+        claim, estimator, group, snapshots, dirty, new_watermark, leftover, full, checkpoints,
         (time.perf_counter() - started) * 1000,
     )
 
@@ -258,7 +251,7 @@ def _runs_complete(scored: list[tuple[_Window, Estimates]], trigger: str) -> lis
             claim = window.claim
             changes = {
                 "watermark_ns": window.new_watermark,
-                "scored_points": window.scored_points,
+                "checkpoints": window.checkpoints,
                 "lease_token": None,
                 "lease_expires_at": None,
                 "failures": 0,

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..derived import split_derived, with_derived
 from ..types import (
+    LAB_SOURCE,
     NS_PER_S,
     POINT_COLLECTIONS,
     BackendHealth,
@@ -208,6 +209,23 @@ class TimeSeriesBackend:
         raise NotImplementedError
 
     # --- helpers with defaults ------------------------------------------------------------------
+    def input_points_upto(self, *, group: GroupKey, variables: tuple[str, ...], end_ns: int) -> int:
+        """Raw points of the group's stored ``variables`` (lab samples excluded: they are targets, not
+        inputs) at or before ``end_ns``: the pipeline's late-data measure. This default counts them over
+        the range; a backend that keeps per-series counts answers from those minus the points after
+        ``end_ns``, so the cost follows the newest data, not the history."""
+        stored, _ = split_derived(tuple(variables))
+        infos = self.list_series(
+            collection=Collection.RAW,
+            where=SeriesFilter(project_name=group.project_name, device_id=group.device_id, batch_id=group.batch_id),
+            end=from_ns(end_ns),
+        )
+        return sum(
+            info.point_count
+            for info in infos
+            if info.series.source != LAB_SOURCE and info.series.observed_property in stored
+        )
+
     def group_start_ns(self, group: GroupKey) -> int | None:
         """Time of the group's first raw point (any source), or None when it has none."""
         infos = self.list_series(

@@ -1,4 +1,5 @@
-"""The SQL backend's as-of snapshots (``snapshots_stored``): a group's stored inputs aligned at each row time.
+"""The SQL backend's reads of a group's stored inputs: as-of snapshots (``snapshots_stored``) aligned at each
+row time, and how many input points there are up to a time (``input_points_upto``).
 
 The base class's ``snapshots`` adds derived inputs (``apps.tsdb.derived``) on top of these.
 """
@@ -10,12 +11,31 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from ...asof import asof_matrix
+from ...derived import split_derived
 from ...types import LAB_SOURCE, Collection, GroupKey, SnapshotSet
 from .store import POINT_TABLES, SERIES_TABLE, SQLStore, placeholders
 
 
 class SQLSnapshots(SQLStore):
-    """``snapshots_stored`` of ``SQLBackend``."""
+    """``snapshots_stored`` and ``input_points_upto`` of ``SQLBackend``."""
+
+    def input_points_upto(self, *, group: GroupKey, variables: tuple[str, ...], end_ns: int) -> int:
+        """The series rows' point counts minus the points after ``end_ns`` (one statement; an index range
+        scan of the newest points only). The counts are written in the same transaction as the points, so
+        inside one read snapshot the two agree."""
+        stored, _ = split_derived(tuple(variables))
+        if not stored:
+            return 0
+        table = POINT_TABLES[Collection.RAW]
+        rows = self._fetch(
+            f"SELECT COALESCE(SUM(s.point_count - (SELECT COUNT(*) FROM {table} p"
+            " WHERE p.series_id = s.id AND p.time > %s)), 0)"
+            f" FROM {SERIES_TABLE} s WHERE s.collection = %s AND s.project_name = %s AND s.device_id = %s"
+            f" AND s.batch_id = %s AND s.source <> %s AND s.observed_property IN ({placeholders(len(stored))})",
+            [int(end_ns), Collection.RAW.value, group.project_name, group.device_id, group.batch_id, LAB_SOURCE,
+             *stored],
+        )
+        return int(rows[0][0])
 
     def snapshots_stored(
         self,
