@@ -173,3 +173,22 @@ def test_point_batches_concatenate_with_their_series_merged():
     np.testing.assert_array_equal(both.fields["corrected_value"], [np.nan, np.nan, np.nan, 4.5, 5.5])
     with pytest.raises(ValueError, match="one collection"):
         PointBatch.concat([first, PointBatch(Collection.RAW, [], np.empty(0, np.int32), np.empty(0), np.empty(0))])
+
+
+def test_one_claim_takes_the_free_and_expired_leases_each_with_its_own_token(scene, settings):
+    settings.STAMM_PIPELINE_LEASE_SECONDS = 60
+    free, held, expired, other = Watermark.objects.order_by("pk")
+    Watermark.objects.filter(pk__in=[free.pk, other.pk]).update(pending=True, pending_since=timezone.now())
+    busy = runs.group_claim(watermark_id=held.pk, trigger=Trigger.EVENT)
+    dead = runs.group_claim(watermark_id=expired.pk, trigger=Trigger.EVENT)
+    Watermark.objects.filter(pk=expired.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    claims = runs.groups_claim(watermark_ids=[other.pk, free.pk, held.pk, expired.pk, free.pk], trigger=Trigger.BEAT)
+    assert [c.watermark.pk for c in claims] == [other.pk, free.pk, expired.pk]
+    assert len({c.token for c in claims} | {busy.token}) == 4
+    rows = Watermark.objects.in_bulk([free.pk, held.pk, expired.pk, other.pk])
+    for claim in claims:
+        assert rows[claim.watermark.pk].lease_token == claim.token == claim.run.lease_token
+        assert rows[claim.watermark.pk].pending is False and rows[claim.watermark.pk].pending_since is None
+    assert rows[held.pk].lease_token == busy.token
+    dead.run.refresh_from_db()
+    assert dead.run.status == RunStatus.STALE

@@ -55,15 +55,20 @@ def _worker_name() -> str:
 def groups_claim(
     *, watermark_ids: Sequence[int], trigger: str, task_id: str = "", now: datetime | None = None
 ) -> list[Claim]:
-    """Take the leases of many groups in one transaction (one conditional UPDATE each, the runs created in
-    bulk); the groups another live run holds are left out."""
+    """Take the leases of many groups in one transaction (the free ones with one conditional UPDATE, an
+    expired one with ``_lease_take``; the runs created in bulk); the groups another live run holds are left
+    out."""
     now = now or timezone.now()
     until = now + timedelta(seconds=settings.STAMM_PIPELINE_LEASE_SECONDS)
     worker = _worker_name()
+    tokens = {watermark_id: uuid.uuid4() for watermark_id in dict.fromkeys(int(w) for w in watermark_ids)}
     taken: list[tuple[int, uuid.UUID, int | None]] = []  # watermark id, token, dirty_from_ns of a dead run
     with transaction.atomic():
-        for watermark_id in dict.fromkeys(watermark_ids):
-            token = uuid.uuid4()
+        free = _free_leases_take(tokens, until=until)
+        for watermark_id, token in tokens.items():
+            if watermark_id in free:
+                taken.append((watermark_id, token, None))
+                continue
             took, stale_dirty = _lease_take(watermark_id, token=token, until=until, now=now)
             if took:
                 taken.append((watermark_id, token, stale_dirty))
@@ -101,6 +106,29 @@ def groups_claim(
         Claim(watermark=watermarks[wid], run=run, token=token)
         for (wid, token, _), run in zip(taken, runs, strict=True)
     ]
+
+
+def _free_leases_take(tokens: dict[int, uuid.UUID], *, until: datetime) -> set[int]:
+    """Take every lease no run holds, each with its own token, in ONE conditional UPDATE (the claim rule of
+    ``_lease_take``'s first statement, for a whole batch); returns the watermark ids taken."""
+    if not tokens:
+        return set()
+    meta = Watermark._meta
+    quote = connection.ops.quote_name
+    token_field = meta.get_field("lease_token")
+    cases = " ".join(["WHEN %s THEN %s"] * len(tokens))
+    params: list[Any] = []
+    for watermark_id, token in tokens.items():
+        params += [watermark_id, token_field.get_db_prep_value(token, connection)]
+    marks = ", ".join(["%s"] * len(tokens))
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET lease_token = CASE id {cases} END, lease_expires_at = %s,"
+        f" pending = %s, pending_since = NULL WHERE id IN ({marks}) AND lease_token IS NULL RETURNING id"
+    )
+    params += [connection.ops.adapt_datetimefield_value(until), False, *tokens]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {int(row[0]) for row in cursor.fetchall()}
 
 
 def _lease_take(watermark_id: int, *, token: uuid.UUID, until: datetime, now: datetime) -> tuple[bool, int | None]:
