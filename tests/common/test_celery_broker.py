@@ -3,6 +3,8 @@ the restart itself, with real processes, is ``tests/orchestrator/test_worker_red
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from celery.worker.consumer import Consumer
 from kombu import Connection
@@ -38,3 +40,31 @@ def test_workers_never_run_gossip_mingle_or_heartbeat_whatever_their_command_lin
     StammConsumer(lambda *args: None, worker_options={"without_gossip": False, "concurrency": 2})
     assert received == {**WITHOUT_CLUSTER_STEPS, "concurrency": 2}
     assert WITHOUT_CLUSTER_STEPS == {"without_gossip": True, "without_mingle": True, "without_heartbeat": True}
+
+
+def test_a_worker_keeps_its_database_connection_between_tasks_unless_it_is_old(transactional_db):
+    """Celery's Django fixup closed the connection before and after every task (a new PostgreSQL backend per
+    pipeline task); with ``CELERY_DB_REUSE_MAX`` it is kept, and our ``task_prerun`` receiver still drops one
+    past its age, as Django does between requests."""
+    from types import SimpleNamespace
+
+    from celery.fixups.django import DjangoWorkerFixup
+    from celery.signals import task_prerun
+    from django.db import connection
+
+    fixup = DjangoWorkerFixup(app)
+    class Task:
+        request = SimpleNamespace(is_eager=False)
+
+    task = Task()
+    connection.ensure_connection()
+    connection.close_at = time.monotonic() + 60  # a kept connection (tests run with CONN_MAX_AGE 0)
+    kept = connection.connection
+    for _ in range(5):
+        task_prerun.send(sender=task, task_id="t", task=task)
+        fixup.on_task_prerun(task)
+        fixup.on_task_postrun(task)
+    assert connection.connection is kept
+    connection.close_at = time.monotonic() - 1
+    task_prerun.send(sender=task, task_id="t", task=task)
+    assert connection.connection is None
