@@ -63,8 +63,11 @@ app.autodiscover_tasks()
 
 
 @task_prerun.connect
-def _connections_checked(**kwargs: Any) -> None:
-    """Drop a kept connection that is too old or broken before the task uses it (see the module docstring)."""
+def _connections_checked(task: Any = None, **kwargs: Any) -> None:
+    """Drop a kept connection that is too old or broken before the task uses it (see the module docstring).
+    An eager task (run inside its caller) is left alone: the connection is the caller's, mid-transaction."""
     from django.db import close_old_connections
 
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
     close_old_connections()

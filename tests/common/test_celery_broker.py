@@ -66,5 +66,9 @@ def test_a_worker_keeps_its_database_connection_between_tasks_unless_it_is_old(t
         fixup.on_task_postrun(task)
     assert connection.connection is kept
     connection.close_at = time.monotonic() - 1
+    Task.request.is_eager = True  # run inside its caller: the caller's connection is not touched
+    task_prerun.send(sender=task, task_id="t", task=task)
+    assert connection.connection is kept
+    Task.request.is_eager = False
     task_prerun.send(sender=task, task_id="t", task=task)
     assert connection.connection is None
