@@ -3,8 +3,10 @@ each start exactly one run of the plan, through the same workflow, which records
 
 Everything runs in subprocesses sharing one SQLite file (the embedded settings in a temporary
 ``STAMM_VAR_DIR``): migrate, import four IndPenSim batches, register the production model and its
-deployment, create the plan (crontab every minute), then start a worker and beat. Beat's first tick must
-start one run; the same tick delivered again (same message id) must not start another. Then a drift alert
+deployment, create the plan (a crontab once an hour, half an hour from now, whose beat entry last ran two
+hours ago: overdue, so beat ticks as soon as it starts and not again during the test), then start a worker
+and beat. Beat's first tick must start one run; the same tick delivered again (same message id) must not
+start another. Then a drift alert
 opens on the deployment: one run; the open alert's next verdict, and the signal sent again, start none.
 """
 
@@ -25,8 +27,11 @@ from .test_celery_worker import REPO, manage, migrate_and_import, worker_environ
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 
 SETUP = """
+from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 from apps.accounts.services import roles_ensure
 from apps.orchestrator.services import deployment_create
 from apps.training.evaluation import INDPENSIM_ONLINE_INPUTS
@@ -39,12 +44,14 @@ version, _ = register_rf(user=owner)
 deployment = deployment_create(name="live", soft_sensor=version.soft_sensor, alias="production")
 training_plan_create(
     user=owner, name="every-minute", project=version.soft_sensor.project, device_id="R1", window_days=3650,
-    holdout_newest=1, quiet_seconds=0, schedule="* * * * *", deployment=deployment, on_drift_alert=True,
+    holdout_newest=1, quiet_seconds=0, schedule=f"{(timezone.now().minute + 30) % 60} * * * *",
+    deployment=deployment, on_drift_alert=True,
     config={"target": "penicillin_concentration", "features": list(INDPENSIM_ONLINE_INPUTS),
             "learners": [{"key": "random_forest", "hyperparameters": {"n_estimators": 8, "max_depth": 6}}],
             "gates": {"r2_min": 0.5, "beats_persistence": False}, "alias": "challenger",
             "model_id": "0002_[python]_penicillin_plan"},
 )
+PeriodicTask.objects.filter(name__startswith="training plan").update(last_run_at=timezone.now() - timedelta(hours=2))
 """
 REDELIVER = """
 import json
@@ -176,7 +183,7 @@ def test_scheduled_and_drift_triggered_runs_start_exactly_once(env, tmp_path):
     )
     logs = ""
     try:
-        # Beat's first minute tick starts one run; beat stops before the next tick.
+        # Beat's first tick (overdue when it starts) starts one run; the next is half an hour away.
         runs = wait_for(env, lambda r: any(x["trigger"] == "schedule" for x in r), seconds=150, what="the tick")
         logs += stop(beat)
         runs = wait_for(env, lambda r: all(x["status"] in FINISHED for x in r), seconds=300, what="the run")
