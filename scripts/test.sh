@@ -31,10 +31,11 @@ print('wheel', stamm_drift.__version__, 'imports from', stamm_drift.__file__)" "
 drift_wheel
 wheel=$?
 
-# Both cores: test files are spread over STAMM_TEST_WORKERS processes (2; 0 runs them in this process), a
-# file's tests stay together so data a module builds once is built once. tests/services.py gives each
-# worker its own Redis databases; pytest-django gives each its own test database.
-WORKERS="${STAMM_TEST_WORKERS:-2}"
+# Both cores: test files are spread over STAMM_TEST_WORKERS processes (3, at most 4; 0 runs them in this
+# process), a file's tests stay together so data a module builds once is built once. Three on two cores,
+# because many tests wait on the gunicorn, Celery, browser or broker processes they start (README).
+# tests/services.py gives each worker its own Redis databases; pytest-django gives each its own test database.
+WORKERS="${STAMM_TEST_WORKERS:-3}"
 XDIST=()
 if [[ "$WORKERS" != "0" ]]; then XDIST=(-n "$WORKERS" --dist loadfile); fi
 
