@@ -56,8 +56,8 @@ def groups_claim(
     *, watermark_ids: Sequence[int], trigger: str, task_id: str = "", now: datetime | None = None
 ) -> list[Claim]:
     """Take the leases of many groups in one transaction (the free ones with one conditional UPDATE, an
-    expired one with ``_lease_take``; the runs created in bulk); the groups another live run holds are left
-    out."""
+    expired one with ``_expired_lease_take``; the runs created in bulk); the groups another live run holds are
+    left out."""
     now = now or timezone.now()
     until = now + timedelta(seconds=settings.STAMM_PIPELINE_LEASE_SECONDS)
     worker = _worker_name()
@@ -69,7 +69,7 @@ def groups_claim(
             if watermark_id in free:
                 taken.append((watermark_id, token, None))
                 continue
-            took, stale_dirty = _lease_take(watermark_id, token=token, until=until, now=now)
+            took, stale_dirty = _expired_lease_take(watermark_id, token=token, until=until, now=now)
             if took:
                 taken.append((watermark_id, token, stale_dirty))
         if not taken:
@@ -109,8 +109,9 @@ def groups_claim(
 
 
 def _free_leases_take(tokens: dict[int, uuid.UUID], *, until: datetime) -> set[int]:
-    """Take every lease no run holds, each with its own token, in ONE conditional UPDATE (the claim rule of
-    ``_lease_take``'s first statement, for a whole batch); returns the watermark ids taken."""
+    """Take every lease no run holds, each with its own token, in ONE conditional UPDATE; returns the watermark
+    ids taken. It is the claim's first statement and it writes, so SQLite takes its write lock at once (no
+    read→write upgrade)."""
     if not tokens:
         return set()
     meta = Watermark._meta
@@ -131,13 +132,12 @@ def _free_leases_take(tokens: dict[int, uuid.UUID], *, until: datetime) -> set[i
         return {int(row[0]) for row in cursor.fetchall()}
 
 
-def _lease_take(watermark_id: int, *, token: uuid.UUID, until: datetime, now: datetime) -> tuple[bool, int | None]:
-    """Take one group's lease: (False, None) when a live run holds it; otherwise (True, the late-data window
-    ``dirty_from_ns`` of the dead run whose expired lease was taken over, or None)."""
+def _expired_lease_take(
+    watermark_id: int, *, token: uuid.UUID, until: datetime, now: datetime
+) -> tuple[bool, int | None]:
+    """Take over a lease ``_free_leases_take`` found held: (False, None) while its run is live (or the row is
+    gone); otherwise (True, the late-data window ``dirty_from_ns`` of the dead run, or None)."""
     take = {"lease_token": token, "lease_expires_at": until, "pending": False, "pending_since": None}
-    # The first statement writes, so SQLite takes its write lock at once (no read→write upgrade).
-    if Watermark.objects.filter(id=watermark_id, lease_token__isnull=True).update(**take):
-        return True, None
     held = Watermark.objects.filter(id=watermark_id).values_list("lease_token", "lease_expires_at").first()
     if held is None or held[0] is None or held[1] is None or held[1] >= now:
         return False, None

@@ -16,6 +16,12 @@ from ...types import LAB_SOURCE, Collection, GroupKey, SnapshotSet
 from .store import POINT_TABLES, SERIES_TABLE, SQLStore, placeholders
 
 
+def _inputs(variables: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The series-table condition of snapshot inputs: raw series of ``variables`` that are not lab samples
+    (lab samples are the targets predictions are judged against)."""
+    return f" AND source <> %s AND observed_property IN ({placeholders(len(variables))})", [LAB_SOURCE, *variables]
+
+
 class SQLSnapshots(SQLStore):
     """``snapshots_stored`` and ``input_points_upto`` of ``SQLBackend``."""
 
@@ -27,13 +33,11 @@ class SQLSnapshots(SQLStore):
         if not stored:
             return 0
         table = POINT_TABLES[Collection.RAW]
+        clause, params = self._group_where(Collection.RAW, group, *_inputs(stored))
         rows = self._fetch(
-            f"SELECT COALESCE(SUM(s.point_count - (SELECT COUNT(*) FROM {table} p"
-            " WHERE p.series_id = s.id AND p.time > %s)), 0)"
-            f" FROM {SERIES_TABLE} s WHERE s.collection = %s AND s.project_name = %s AND s.device_id = %s"
-            f" AND s.batch_id = %s AND s.source <> %s AND s.observed_property IN ({placeholders(len(stored))})",
-            [int(end_ns), Collection.RAW.value, group.project_name, group.device_id, group.batch_id, LAB_SOURCE,
-             *stored],
+            f"SELECT COALESCE(SUM(point_count - (SELECT COUNT(*) FROM {table} p"
+            f" WHERE p.series_id = {SERIES_TABLE}.id AND p.time > %s)), 0) FROM {SERIES_TABLE} WHERE {clause}",
+            [int(end_ns), *params],
         )
         return int(rows[0][0])
 
@@ -56,12 +60,7 @@ class SQLSnapshots(SQLStore):
         """
         variables, max_age_ns = self._snapshot_arguments(variables, max_age, limit)
         table = POINT_TABLES[Collection.RAW]
-        series = self._group_series(
-            Collection.RAW,
-            group,
-            f" AND source <> %s AND observed_property IN ({placeholders(len(variables))})",
-            [LAB_SOURCE, *variables],
-        )
+        series = self._group_series(Collection.RAW, group, *_inputs(variables))
         if not series:
             return SnapshotSet.empty(group, variables)
         ids = [int(r[0]) for r in series]

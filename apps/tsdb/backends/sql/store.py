@@ -93,14 +93,23 @@ class SQLStore(TimeSeriesBackend):
             return f"{column} = ANY(%s::bigint[])", [list(ids)]
         return f"{column} IN ({placeholders(len(ids))})", list(ids)
 
+    @staticmethod
+    def _group_where(
+        collection: Collection, group: GroupKey, extra: str = "", params: Sequence[Any] = ()
+    ) -> tuple[str, list[Any]]:
+        """A group's series rows (plus ``extra``): the WHERE clause on the series table and its parameters."""
+        return (
+            f"collection = %s AND project_name = %s AND device_id = %s AND batch_id = %s{extra}",
+            [Collection(collection).value, group.project_name, group.device_id, group.batch_id, *params],
+        )
+
     def _group_series(
         self, collection: Collection, group: GroupKey, extra: str = "", params: Sequence[Any] = ()
     ) -> list[tuple]:
         """``(id, observed_property, source)`` of a group's series, by id."""
+        clause, values = self._group_where(collection, group, extra, params)
         return self._fetch(
-            f"SELECT id, observed_property, source FROM {SERIES_TABLE} "
-            f"WHERE collection = %s AND project_name = %s AND device_id = %s AND batch_id = %s{extra} ORDER BY id",
-            [Collection(collection).value, group.project_name, group.device_id, group.batch_id, *params],
+            f"SELECT id, observed_property, source FROM {SERIES_TABLE} WHERE {clause} ORDER BY id", values
         )
 
     @staticmethod
