@@ -1,5 +1,5 @@
 """The two broker settings that keep a worker alive through a Redis restart (stamm_site/celery.py);
-the restart itself, with real processes, is ``tests/orchestrator/test_worker_redis_e2e.py``."""
+the restart itself, with real processes, is ``tests/orchestrator/test_worker_e2e_sqlite.py``."""
 
 from __future__ import annotations
 

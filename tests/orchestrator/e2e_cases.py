@@ -1,6 +1,7 @@
 """End to end with real processes: gunicorn (registry + ingest API), a Celery worker with embedded beat, and
-the database they share. Three stacks: Redis + a SQLite file in WAL mode, Redis + a throwaway PostgreSQL
-database, and the embedded default (SQLite + kombu's filesystem broker, no server at all).
+the database they share. Three stacks: a redis-server of the test's own + a SQLite file in WAL mode, Redis +
+a throwaway PostgreSQL database, and the embedded default (SQLite + kombu's filesystem broker, no server at
+all).
 
 Everything goes through public interfaces: raw points are POSTed to ``/api/v1/tsdb/points``; the worker
 calls the registry's REST predict endpoint through a real HTTP proxy in this process (which can delay or
@@ -15,6 +16,7 @@ pytest-xdist runs the stacks side by side (each file's tests stay on one worker,
 from __future__ import annotations
 
 import random
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ import pytest
 
 from tests.services import postgres_available, redis_available, require
 
-from .e2e_stack import BROKER, Stack, assert_exactly_once, wait_for
+from .e2e_stack import BROKER, PrivateRedis, Stack, assert_exactly_once, wait_for
 from .helpers import FEATURES, load_batch, train_rf
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
@@ -52,17 +54,24 @@ def frame():
 
 
 def stack_fixture(kind: str):
-    """The module's stack: ``sqlite``/``postgres``: production-style on Redis; ``embedded``: SQLite + kombu's
-    filesystem broker."""
+    """The module's stack: ``sqlite``: production-style on a redis-server of its own (``stack.redis``, which
+    the module may restart); ``postgres``: on the shared test Redis; ``embedded``: SQLite + kombu's filesystem
+    broker."""
 
     @pytest.fixture(scope="module")
     def stack(tmp_path_factory) -> Iterator[Stack]:
+        private = None
         if kind == "embedded":
             booted = Stack(tmp_path_factory.mktemp("e2e-embedded"), "sqlite", broker="")  # filesystem://
+        elif kind == "sqlite":  # the broker's faults are tested on this stack: a Redis of its own
+            require(shutil.which("redis-server") is not None, "redis-server")
+            private = PrivateRedis(tmp_path_factory.mktemp("private-redis"))
+            private.start()
+            booted = Stack(tmp_path_factory.mktemp("e2e-sqlite"), "sqlite", broker=private.url)
+            booted.redis = private
         else:
             require(redis_available(), "Redis")
-            if kind == "postgres":
-                require(postgres_available(), "PostgreSQL")
+            require(postgres_available(), "PostgreSQL")
             import redis
 
             redis.Redis.from_url(BROKER).flushdb()
@@ -72,6 +81,8 @@ def stack_fixture(kind: str):
             yield booted
         finally:
             booted.close()
+            if private is not None:
+                private.stop()
 
     return stack
 

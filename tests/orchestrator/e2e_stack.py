@@ -1,6 +1,6 @@
-"""The processes of one deployment of the application for the end-to-end tests (``test_worker_e2e_*``,
-``test_worker_redis_e2e``): gunicorn, Celery workers with embedded beat, the database they share, a
-registry proxy that can delay or fail requests, and a redis-server of the tests' own.
+"""The processes of one deployment of the application for the end-to-end tests (``test_worker_e2e_*``):
+gunicorn, Celery workers with embedded beat, the database they share, a registry proxy that can delay or
+fail requests, and a redis-server of the tests' own.
 
 In its own module so the test files can run on different xdist workers.
 """
@@ -30,9 +30,10 @@ from .registry_proxy import RegistryProxy
 REPO = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("STAMM_TEST_E2E_REDIS_URL", redis_test_url(1))
 LEASE_SECONDS = 5
-#: Lease of the Redis-restart stack: every snapshot must be predicted within it once Redis is back (a task
-#: lost with the broker is redone when its lease expires and beat's sweep queues it again).
-BLIP_LEASE = 30
+#: Once Redis is back after a restart, every snapshot must be predicted within this (a task lost with the
+#: broker is redone when its lease expires and beat's sweep queues it again; on a quiet 2-core VM it took
+#: 3-4 s, the rest is room for a busy machine).
+RECOVERY_SECONDS = 30
 STEP_NS = 20 * 10**9
 PROJECT_ID = PROJECT_INFO["project_ID"]
 
@@ -65,6 +66,7 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proxy = RegistryProxy(self.url)
         self.pg_name = None
+        self.redis: PrivateRedis | None = None  # the stack's own redis-server, when it has one
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "stamm_site.settings.local",
@@ -111,8 +113,7 @@ class Stack:
 
         The first predict of a web process starts its sandboxed runtime and unpickles the forest; on a busy
         2-core machine that can outlast the stacks' 5-s lease, and the tests' first run would then be
-        redone as if its worker had died. The calls go through the pipeline's own registry client, four at
-        a time, so both gunicorn workers get some.
+        redone as if its worker had died. The calls go through the pipeline's own registry client.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -125,7 +126,7 @@ class Stack:
             client.predict(project_id=PROJECT_ID, model_id=MODEL_ID, number=1, inputs=inputs, rows=1, outputs=[TARGET])
 
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(predict, range(16)))
+            list(pool.map(predict, range(8)))
 
     def manage(self, *args: str, stdin: str | None = None) -> str:
         result = subprocess.run(
@@ -148,6 +149,8 @@ class Stack:
         )
 
     def start_web(self) -> None:
+        """gunicorn with one process of eight threads: what the tests need of the web tier is its API, and each
+        more process is one more Django and one more model runtime to start on a shared 2-core machine."""
         self.start(
             "web",
             [
@@ -158,9 +161,9 @@ class Stack:
                 "-b",
                 f"127.0.0.1:{self.port}",
                 "-w",
-                "2",
+                "1",
                 "--threads",
-                "4",
+                "8",
                 "--timeout",
                 "120",
             ],
