@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.roles import ADMIN, MANAGER, MODELER, OPERATOR
 from apps.accounts.services import api_token_create, roles_ensure
+from tests import flush
 from tests.embedded_db import RUN_DIR_VARIABLE, migrated_template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +24,10 @@ CALLERS = ("anonymous", "outsider", *ROLES)
 
 
 def pytest_configure(config) -> None:
-    """One directory for the whole run, made before the xdist workers start so they inherit it (the
-    migrated template of ``tests.embedded_db`` lives there); removed when the run ends."""
+    """Transactional tests put back what ``migrate`` left instead of rebuilding it (``tests.flush``). One
+    directory for the whole run, made before the xdist workers start so they inherit it (the migrated
+    template of ``tests.embedded_db`` lives there); removed when the run ends."""
+    flush.install()
     if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(RUN_DIR_VARIABLE):
         return
     config.stamm_run_dir = tempfile.mkdtemp(prefix="stamm-test-run-")
