@@ -1,23 +1,27 @@
 """The training workflow through a real Celery worker on Redis (chain + chord across worker processes).
 
 Everything runs in subprocesses sharing one SQLite file and one media folder (the embedded settings in a
-temporary ``STAMM_VAR_DIR``): migrate, import four IndPenSim batches, start a two-process worker, then
-``registry_train --queue`` sends the canvas and follows it until the run has finished.
+temporary ``STAMM_VAR_DIR``): a copy of the run's database with four IndPenSim batches imported (the
+``shell`` fixture), a two-process worker, then ``registry_train --queue`` sends the canvas and follows it
+until the run has finished.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from apps.training.evaluation import INDPENSIM_ONLINE_INPUTS
 from tests.conftest import INDPENSIM_DIR
-from tests.embedded_db import migrated_database
+from tests.django_shell import DjangoShell
+from tests.embedded_db import embedded_environment, manage, migrated_template, template, var_copied
 from tests.services import redis_available, redis_test_url, require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,39 +53,20 @@ def env(tmp_path):
 def worker_environment(tmp_path) -> dict[str, str]:
     """Subprocesses on the embedded settings in a temporary var folder, Celery on the test Redis."""
     require(redis_available(), "Redis")
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "stamm_site.settings.local",
-        "STAMM_VAR_DIR": str(tmp_path / "var"),
-        "DJANGO_SECRET_KEY": "test-only-not-secret-" + "x" * 40,
+    return {
+        **embedded_environment(tmp_path / "var"),
         "CELERY_BROKER_URL": BROKER,
         "CELERY_RESULT_BACKEND": BROKER,
         "DJANGO_LOG_LEVEL": "WARNING",
     }
-    environment.pop("DATABASE_URL", None)
-    return environment
 
 
-def manage(env, *args: str, timeout: int = 300) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def migrate_and_import(env, *, setup: str) -> None:
-    """A fresh database for a worker test: migrated, batches 92, 93, 96, 98 imported, ``setup`` run."""
-    migrated_database(Path(env["STAMM_VAR_DIR"]))
+def _import_batches(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    shutil.copyfile(migrated_template(), folder / "stamm.sqlite3")
     paths = [str(INDPENSIM_DIR / f"batch_{n}.csv") for n in (92, 93, 96, 98)]
     manage(
-        env,
+        embedded_environment(folder),
         "tsdb_import_csv",
         *paths,
         "--project",
@@ -93,11 +78,20 @@ def migrate_and_import(env, *, setup: str) -> None:
         "2026-01-05T00:00:00Z",
         "--no-progress",
     )
-    manage(env, "shell", "-c", setup)
 
 
-def test_training_chain_and_chord_on_a_real_worker(env):
-    migrate_and_import(env, setup=SETUP)
+@pytest.fixture
+def shell(env) -> Iterator[DjangoShell]:
+    """The test's database, fresh: migrated, batches 92, 93, 96, 98 imported for device R1 (built once per run
+    and shared by the worker tests of every xdist worker, copied into the test's var folder); and a Django
+    process on it to set up and inspect it."""
+    var_copied(template("indpensim-r1", _import_batches), Path(env["STAMM_VAR_DIR"]))
+    with DjangoShell(env) as django_shell:
+        yield django_shell
+
+
+def test_training_chain_and_chord_on_a_real_worker(env, shell):
+    shell.run(SETUP)
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -161,7 +155,7 @@ def test_training_chain_and_chord_on_a_real_worker(env):
         except subprocess.TimeoutExpired:
             worker.kill()
             logs, _ = worker.communicate()
-    report = json.loads(manage(env, "shell", "-c", REPORT).strip().splitlines()[-1])
+    report = json.loads(shell.run(REPORT).strip().splitlines()[-1])
     assert report["status"] == "promoted", (report, out, logs)
     assert report["task_id"]
     assert report["versions"] == [1, 2] and report["alias"] == "staging"

@@ -2,12 +2,12 @@
 each start exactly one run of the plan, through the same workflow, which records its trigger and batches.
 
 Everything runs in subprocesses sharing one SQLite file (the embedded settings in a temporary
-``STAMM_VAR_DIR``): migrate, import four IndPenSim batches, register the production model and its
-deployment, create the plan (a crontab once an hour, half an hour from now, whose beat entry last ran two
-hours ago: overdue, so beat ticks as soon as it starts and not again during the test), then start a worker
-and beat. Beat's first tick must start one run; the same tick delivered again (same message id) must not
-start another. Then a drift alert
-opens on the deployment: one run; the open alert's next verdict, and the signal sent again, start none.
+``STAMM_VAR_DIR``): a copy of the run's database with four IndPenSim batches imported; a Django process
+(``tests.django_shell``) registers the production model and its deployment and creates the plan (a crontab
+once an hour, half an hour from now, whose beat entry last ran two hours ago: overdue, so beat ticks as soon
+as it starts and not again during the test); then a worker and beat start. Beat's first tick must start one
+run; the same tick delivered again (same message id) must not start another. Then a drift alert opens on
+the deployment: one run; the open alert's next verdict, and the signal sent again, start none.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
-from .test_celery_worker import REPO, manage, migrate_and_import, worker_environment
+from . import test_celery_worker
+from .test_celery_worker import BROKER, REPO, worker_environment
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
+shell = test_celery_worker.shell  # the fixture: the test's database and a Django process on it
 
 SETUP = """
 from datetime import timedelta
@@ -85,8 +88,8 @@ from apps.training.services import plans_on_alert_opened
 alert = Alert.objects.get()
 plans_on_alert_opened(alert_id=alert.pk, deployment_id=alert.job.deployment_id)
 """
-#: The runs, read straight from the SQLite file the processes share (a ``manage.py shell`` per poll would
-#: start Django every two seconds and compete with the worker for the two cores).
+#: The runs, read straight from the SQLite file the processes share (a Django process would compete with the
+#: worker for the two cores while it polls).
 REPORT = """
 SELECT r.trigger, r.trigger_key, r.status, p.name, r.trigger_detail, r.config, v.number
 FROM training_trainingrun r
@@ -146,16 +149,9 @@ def env(tmp_path):
     return {**worker_environment(tmp_path), "STAMM_PREDICTOR": "local"}
 
 
-def test_scheduled_and_drift_triggered_runs_start_exactly_once(env, tmp_path):
-    migrate_and_import(env, setup=SETUP)
-    subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "stamm_site", "purge", "-f"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+def test_scheduled_and_drift_triggered_runs_start_exactly_once(env, shell, tmp_path):
+    shell.run(SETUP)
+    redis.Redis.from_url(BROKER).flushdb()  # no message left by an earlier run
     worker = start(
         env,
         "worker",
@@ -187,13 +183,13 @@ def test_scheduled_and_drift_triggered_runs_start_exactly_once(env, tmp_path):
         runs = wait_for(env, lambda r: any(x["trigger"] == "schedule" for x in r), seconds=150, what="the tick")
         logs += stop(beat)
         runs = wait_for(env, lambda r: all(x["status"] in FINISHED for x in r), seconds=300, what="the run")
-        manage(env, "shell", "-c", REDELIVER)
+        shell.run(REDELIVER)
         runs = report(env)
         assert [x["trigger"] for x in runs] == ["schedule"], runs
         # A drift alert opens on the deployment: one run; its second verdict and a resent signal start none.
-        manage(env, "shell", "-c", ALERT)
+        shell.run(ALERT)
         runs = wait_for(env, lambda r: any(x["trigger"] == "drift_alert" for x in r), seconds=120, what="alert run")
-        manage(env, "shell", "-c", RESEND)
+        shell.run(RESEND)
         runs = wait_for(env, lambda r: all(x["status"] in FINISHED for x in r), seconds=300, what="the alert run")
         time.sleep(3)  # a duplicate, if any, would have been picked up by now
         runs = report(env)
