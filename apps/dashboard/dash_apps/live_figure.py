@@ -15,7 +15,7 @@ def _estimate_line(trace: sel.Trace, colour: str, *, shadow: bool) -> dict[str, 
     line = {"width": 2, "dash": "dash", "color": colour} if shadow else {"width": 3, "color": colour}
     note = " (not the estimate)" if shadow else ""
     return {
-        "type": "scattergl",
+        "type": "scatter",
         "mode": "lines",
         "name": trace.name,
         "x": trace.times,
@@ -150,7 +150,7 @@ def chart_figure(chart: sel.LiveChart, flags: list | None = None) -> dict[str, A
         colour_code = PALETTE[(colour + index) % len(PALETTE)]
         data.append(
             {
-                "type": "scattergl",
+                "type": "scatter",
                 "mode": "lines",
                 "name": sel.with_unit(trace.name, {trace.name: trace.unit}),
                 "x": trace.times,

@@ -112,7 +112,7 @@ def compare(_clicks: int, versions: list[Any] | None, batch: str | None, bias: s
     figure = {
         "data": [
             {
-                "type": "scattergl",
+                "type": "scatter",
                 "mode": "lines",
                 "name": label,
                 "x": times[::step],

@@ -221,7 +221,7 @@ def simulation_figure(sim: Any) -> dict[str, Any]:
         for kind, values, style in lines:
             data.append(
                 {
-                    "type": "scattergl",
+                    "type": "scatter",
                     "mode": "lines",
                     "name": f"{name} ({kind})",
                     "x": times[::step],
