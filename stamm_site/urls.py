@@ -1,9 +1,10 @@
 """Top-level URL map: the portal, the admin, the versioned API and its schema, one include per app."""
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from apps.common.pages import FaviconRedirect
+from apps.common.schema_view import CachedSchemaView
 from apps.tsdb.influx_apis import LineProtocolWriteV1Api, LineProtocolWriteV2Api
 
 api_v1 = [
@@ -33,7 +34,7 @@ urlpatterns = [
     # Open Inference Protocol V2 and MLflow scoring (their clients build these paths; docs/registry.md).
     path("", include("apps.registry.inference_urls")),
     path("registry/", include("apps.registry.web_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", CachedSchemaView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # django-plotly-dash's endpoints, each behind sign-in, CSRF and shape checks (apps/dashboard/dash_urls.py).
     path("django_plotly_dash/", include("apps.dashboard.dash_urls")),

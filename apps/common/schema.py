@@ -1,4 +1,4 @@
-"""OpenAPI schema generation tuned to the one-APIView-per-operation style.
+"""OpenAPI schema generation tuned to the one-APIView-per-operation style (served by ``schema_view``).
 
 Every API nests its serializers (``HealthApi.OutputSerializer``), so the plain class name would make every
 component "Output". Nested serializers are named after their qualified name instead
@@ -16,3 +16,4 @@ class StammAutoSchema(AutoSchema):
         if "." not in qualname or "<locals>" in qualname:
             return super().get_serializer_name(serializer, direction)
         return "".join(part.removesuffix("Serializer") for part in qualname.split("."))
+

@@ -35,3 +35,22 @@ def test_every_operation_requires_authentication(schema):
 def test_operation_ids_are_unique(schema):
     ids = [op["operationId"] for ops in schema["paths"].values() for m, op in ops.items() if "operationId" in op]
     assert len(ids) == len(set(ids))
+
+
+def test_the_served_schema_is_generated_once_and_matches_the_command(schema, api_client_for, monkeypatch):
+    """``/api/schema/`` keeps the document it generated: a second request, by another role, generates nothing."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    from apps.common.schema_view import CachedSchemaView
+
+    monkeypatch.setattr(CachedSchemaView, "generated", {})
+    calls = []
+    original = SchemaGenerator.get_schema
+    monkeypatch.setattr(SchemaGenerator, "get_schema", lambda self, **kw: calls.append(1) or original(self, **kw))
+    first = api_client_for("operator").get("/api/schema/", HTTP_ACCEPT="application/json")
+    second = api_client_for("admin").get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert first.status_code == second.status_code == 200
+    assert len(calls) == 1
+    assert first.json() == second.json()
+    assert set(first.json()["paths"]) == set(schema["paths"])
+    assert api_client_for("anonymous").get("/api/schema/").status_code == 401
