@@ -24,10 +24,13 @@ CALLERS = ("anonymous", "outsider", *ROLES)
 
 
 def pytest_configure(config) -> None:
-    """Transactional tests put back what ``migrate`` left instead of rebuilding it (``tests.flush``). One
+    """Transactional tests put back what ``migrate`` left instead of rebuilding it (``tests.flush``); xdist
+    hands out the files in the order of ``pytest_collection_modifyitems``. One
     directory for the whole run, made before the xdist workers start so they inherit it (the migrated
     template of ``tests.embedded_db`` lives there); removed when the run ends."""
     flush.install()
+    if hasattr(config.option, "loadscopereorder"):  # xdist's controller: files in the collected order
+        config.option.loadscopereorder = False
     if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(RUN_DIR_VARIABLE):
         return
     config.stamm_run_dir = tempfile.mkdtemp(prefix="stamm-test-run-")
@@ -42,6 +45,31 @@ def pytest_unconfigure(config) -> None:
         config.stamm_template.join(timeout=300)
         shutil.rmtree(config.stamm_run_dir, ignore_errors=True)
         os.environ.pop(RUN_DIR_VARIABLE, None)
+
+
+#: Marks of the tests that start processes or a browser, most expensive first (``pytest_collection_modifyitems``).
+HEAVY_MARKS = ("celery_worker", "browser", "slow", "r_runtime")
+
+
+def pytest_collection_modifyitems(config, items: list) -> None:
+    """Files with tests that start processes or a browser first (those of ``HEAVY_MARKS`` in that order), each
+    group in its collected order.
+
+    pytest-xdist hands files out in the collected order (its own reordering, files with the most tests first,
+    is turned off in ``pytest_configure``): the one-test files that run for a minute then start while every
+    core has other work, and the many short in-process files fill the cores at the end. In xdist's order they
+    came last, and one core worked through them while the other sat idle.
+    """
+
+    def rank(item) -> int:
+        marks = {mark.name for mark in item.iter_markers()}
+        return next((i for i, name in enumerate(HEAVY_MARKS) if name in marks), len(HEAVY_MARKS))
+
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    order = sorted(files.values(), key=lambda group: min(rank(item) for item in group))
+    items[:] = [item for group in order for item in group]
 
 
 @pytest.fixture(scope="session")
