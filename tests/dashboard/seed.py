@@ -5,6 +5,7 @@ the pipeline stores them (scored on the one scoring path), a deployment and a pi
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 from dataclasses import dataclass
@@ -57,15 +58,23 @@ def batch_frame(number: int) -> pd.DataFrame:
     return pd.read_csv(INDPENSIM / f"batch_{number}.csv")
 
 
+@functools.cache
+def _parsed(number: int) -> Any:
+    """The batch's CSV parsed once per test process (the demo is seeded by dozens of tests; the table is only
+    read)."""
+    from apps.tsdb.csv_import import wide_csv_parse
+
+    return wide_csv_parse(INDPENSIM / f"batch_{number}.csv")
+
+
 def ingest_batch(
     number: int, *, start: datetime, device: str = DEVICE, batch_id: str | None = None, rows: int | None = None
 ) -> int:
     """One IndPenSim CSV through the CSV parser and ``points_ingest`` (the tsdb ingest service)."""
-    from apps.tsdb.csv_import import wide_csv_parse
     from apps.tsdb.services import points_ingest
     from apps.tsdb.types import GroupKey
 
-    table = wide_csv_parse(INDPENSIM / f"batch_{number}.csv")
+    table = _parsed(number)
     times = table.absolute_times(start)
     selection = slice(None) if rows is None else slice(0, rows)
     batch = table.to_batch(
