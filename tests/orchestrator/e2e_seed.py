@@ -6,7 +6,6 @@ Prints one JSON line: ``{"token": ..., "deployment": id, "watermark_table": ...}
 from __future__ import annotations
 
 import json
-import secrets
 
 from django.contrib.auth import get_user_model
 
@@ -18,7 +17,7 @@ from .helpers import register_rf
 
 def main() -> None:
     roles_ensure()
-    admin = get_user_model().objects.create_superuser("e2e-admin", password=secrets.token_urlsafe(16))
+    admin = get_user_model().objects.create_superuser("e2e-admin", password=None)  # token only, no password
     _, key = api_token_create(user=admin, name="e2e")
     service_account_ensure()
     version, _ = register_rf(user=admin)
