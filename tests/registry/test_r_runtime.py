@@ -133,8 +133,17 @@ def trained(indpensim_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Tr
     return _TRAINED[indpensim_dir]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def runtime():
+    """One worker for the tests that only ask it things (each start is R and its model packages loading
+    again); the tests that close, kill, time out or fork it take ``own_runtime``."""
+    rt = RWorkerRuntime(call_timeout=60, load_timeout=60)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def own_runtime():
     rt = RWorkerRuntime(call_timeout=60, load_timeout=60)
     yield rt
     rt.close()
@@ -257,13 +266,13 @@ def test_declared_packages_are_checked_by_name(runtime):
     assert runtime.missing_packages([]) == []
 
 
-def test_the_worker_runs_in_the_sandbox_without_secrets(runtime, monkeypatch):
+def test_the_worker_runs_in_the_sandbox_without_secrets(own_runtime, monkeypatch):
     from apps.registry.runtimes import sandbox
 
-    runtime.close()
+    own_runtime.close()
     monkeypatch.setenv("DJANGO_SECRET_KEY", "not-for-R")
-    assert runtime.available()
-    pid = runtime.worker_pid
+    assert own_runtime.available()
+    pid = own_runtime.worker_pid
     if sandbox.effective_mode() == sandbox.MODE_BWRAP:
         # bubblewrap's own process is the child; the sandboxed R is below it, in its own PID namespace
         assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"bwrap")
@@ -273,29 +282,29 @@ def test_the_worker_runs_in_the_sandbox_without_secrets(runtime, monkeypatch):
         assert b"not-for-R" not in environ and b"DJANGO_SECRET_KEY" not in environ
 
 
-def test_a_killed_worker_is_restarted_on_the_next_call(runtime, trained):
+def test_a_killed_worker_is_restarted_on_the_next_call(own_runtime, trained):
     path, sha = trained.model("randomForest.rds")
-    first = runtime.predict(path, sha, trained.X, FEATURES)
-    old_pid = runtime.worker_pid
+    first = own_runtime.predict(path, sha, trained.X, FEATURES)
+    old_pid = own_runtime.worker_pid
     kill_worker(old_pid)
     # No waiting: whether the death is noticed before the call or in the middle of it, the call succeeds.
-    again = runtime.predict(path, sha, trained.X, FEATURES)
+    again = own_runtime.predict(path, sha, trained.X, FEATURES)
     np.testing.assert_array_equal(again, first)
-    assert runtime.worker_pid not in (None, old_pid)
+    assert own_runtime.worker_pid not in (None, old_pid)
     assert _process_gone(old_pid)
 
 
-def test_a_call_over_its_timeout_kills_the_worker_and_the_next_call_recovers(runtime, trained):
+def test_a_call_over_its_timeout_kills_the_worker_and_the_next_call_recovers(own_runtime, trained):
     path, sha = trained.model("randomForest.rds")
-    runtime.load(path, sha)
-    old_pid = runtime.worker_pid
+    own_runtime.load(path, sha)
+    old_pid = own_runtime.worker_pid
     big = np.tile(trained.X, (40, 1))  # 10,000 rows: far more than a millisecond of R work
-    runtime.call_timeout = 0.001
+    own_runtime.call_timeout = 0.001
     with pytest.raises(RWorkerTimeout):
-        runtime.predict(path, sha, big, FEATURES)
+        own_runtime.predict(path, sha, big, FEATURES)
     assert _process_gone(old_pid)
-    runtime.call_timeout = 60
-    assert_same(runtime.predict(path, sha, trained.X, FEATURES), trained.reference["randomForest"])
+    own_runtime.call_timeout = 60
+    assert_same(own_runtime.predict(path, sha, trained.X, FEATURES), trained.reference["randomForest"])
 
 
 def test_rdata_files(runtime, trained):
@@ -382,13 +391,13 @@ def _predict_in_child(runtime: RWorkerRuntime, path: str, sha: str, X: np.ndarra
     queue.put((runtime.worker_pid, predicted.tolist()))
 
 
-def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone(runtime, trained):
+def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone(own_runtime, trained):
     path, sha = trained.model("ranger.rds")
-    parent_predictions = runtime.predict(path, sha, trained.X, FEATURES)
-    parent_pid = runtime.worker_pid
+    parent_predictions = own_runtime.predict(path, sha, trained.X, FEATURES)
+    parent_pid = own_runtime.worker_pid
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    child = context.Process(target=_predict_in_child, args=(runtime, str(path), sha, trained.X, queue), daemon=True)
+    child = context.Process(target=_predict_in_child, args=(own_runtime, str(path), sha, trained.X, queue), daemon=True)
     child.start()
     try:
         child_worker_pid, child_predictions = queue.get(timeout=60)
@@ -402,8 +411,8 @@ def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone(runti
     np.testing.assert_array_equal(np.array(child_predictions), parent_predictions)
     # The child's worker exits with the child (its stdin closes); the parent's keeps serving.
     assert _process_gone(child_worker_pid, within=10)
-    assert runtime.worker_pid == parent_pid
-    np.testing.assert_array_equal(runtime.predict(path, sha, trained.X, FEATURES), parent_predictions)
+    assert own_runtime.worker_pid == parent_pid
+    np.testing.assert_array_equal(own_runtime.predict(path, sha, trained.X, FEATURES), parent_predictions)
 
 
 def test_module_level_functions_use_one_process_wide_worker(trained):
