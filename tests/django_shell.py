@@ -15,9 +15,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.embedded_db import REPO
 
 #: The process: a snippet per line in (JSON), a reply per line out. The snippet's prints are captured; the
 #: process's own stdout is kept for the replies. Connections are closed after each snippet, as a

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.embedded_db import migrated_database
+from tests.embedded_db import manage, migrated_database
 from tests.services import mosquitto_available, require
 
 from .peers import MqttPeer, shared_broker, topic_prefix, wait_for
@@ -44,11 +44,7 @@ class ConnectorProcess:
         self.process: subprocess.Popen | None = None
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=300
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout
+        return manage(self.env, *args)
 
     def start(self) -> None:
         log = (self.tmp / "connectors.log").open("ab")

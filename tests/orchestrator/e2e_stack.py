@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from tests.embedded_db import migrated_database
+from tests.embedded_db import manage, migrated_database
 from tests.services import POSTGRES_URL, _port_open, redis_test_url
 
 from .helpers import FEATURES, MODEL_ID, PROJECT, PROJECT_INFO, T0, TARGET
@@ -128,18 +128,8 @@ class Stack:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(predict, range(8)))
 
-    def manage(self, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=REPO,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout
+    def manage(self, *args: str) -> str:
+        return manage(self.env, *args)
 
     def start(self, name: str, argv: list[str]) -> None:
         log = self.tmp / f"{name}.log"

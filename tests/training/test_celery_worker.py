@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from apps.training.evaluation import INDPENSIM_ONLINE_INPUTS
 from tests.conftest import INDPENSIM_DIR
 from tests.django_shell import DjangoShell
-from tests.embedded_db import embedded_environment, manage, migrated_template, template, var_copied
+from tests.embedded_db import embedded_environment, manage, migrated_database, template, var_copied
 from tests.services import redis_available, redis_test_url, require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,8 +61,7 @@ def worker_environment(tmp_path) -> dict[str, str]:
 
 
 def _import_batches(folder: Path) -> None:
-    folder.mkdir(parents=True)
-    shutil.copyfile(migrated_template(), folder / "stamm.sqlite3")
+    migrated_database(folder)
     paths = [str(INDPENSIM_DIR / f"batch_{n}.csv") for n in (92, 93, 96, 98)]
     manage(
         embedded_environment(folder),
