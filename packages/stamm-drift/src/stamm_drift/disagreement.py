@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from scipy import stats
 
 from .base import Bounds, Detector, DriftResult, register
 from .errors import ParameterError
@@ -17,6 +16,10 @@ LEVELS = ("low", "moderate", "high")
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
+    # scipy.stats is imported where it is used: importing it costs ~0.8 s of CPU, and every process that
+    # imports the package (a web process through the admin, each worker) would pay that at start.
+    from scipy import stats  # noqa: PLC0415
+
     return stats.rankdata(x, axis=0)
 
 

@@ -5,7 +5,6 @@ import math
 from typing import Annotated
 
 import numpy as np
-from scipy import stats
 
 from ._univariate import worst
 from .base import Bounds, Detector, DriftResult, register
@@ -54,6 +53,8 @@ class KS(Detector):
         self.alpha = alpha
 
     def _detect(self, reference, test, variables):
+        from scipy import stats  # noqa: PLC0415 - costly to import; only this detector's runs need it (disagreement.py)
+
         d = len(variables)
         rows = []
         for j, name in enumerate(variables):
