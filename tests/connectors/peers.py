@@ -79,8 +79,8 @@ class PrivateBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = (self.tmp / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
+        with (self.tmp / "mosquitto.log").open("ab") as log:  # the broker has its own copy of the file
+            self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: _port_open("127.0.0.1", self.port), 10, "the private broker")
 
     def stop(self) -> None:
@@ -162,6 +162,7 @@ class RunnerThread:
                 from django.db import connections
 
                 connections.close_all()
+                self.loop.close()  # an unclosed loop warns (ResourceWarning) in whichever test collects it
 
         self.thread = threading.Thread(target=main, name="connectors-runner", daemon=True)
         self.thread.start()
@@ -203,6 +204,8 @@ class OpcUaServer:
         except BaseException as exc:
             self.error = exc
             self.ready.set()
+        finally:
+            self.loop.close()
 
     async def _serve(self) -> None:
         from asyncua import Server, ua
@@ -247,6 +250,6 @@ class OpcUaServer:
         return self.nodes[(device, variable)].nodeid.to_string()
 
     def stop(self) -> None:
-        if self.stopping is not None:
+        if self.stopping is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.stopping.set)
         self.thread.join(30)

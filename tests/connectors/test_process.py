@@ -47,15 +47,15 @@ class ConnectorProcess:
         return manage(self.env, *args)
 
     def start(self) -> None:
-        log = (self.tmp / "connectors.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "connectors_run", "--poll", "0.5"],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.tmp / "connectors.log").open("ab") as log:  # the process has its own copy of the file
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "connectors_run", "--poll", "0.5"],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -53,6 +53,8 @@ def smtp_server(settings) -> Iterator[Mailbox]:
         loop.call_soon_threadsafe(server.close)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+        if not thread.is_alive():
+            loop.close()  # an unclosed loop warns (ResourceWarning) in whichever later test collects it
 
 
 @dataclass
