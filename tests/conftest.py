@@ -14,10 +14,8 @@ from rest_framework.test import APIClient
 from apps.accounts.roles import ADMIN, MANAGER, MODELER, OPERATOR
 from apps.accounts.services import api_token_create, roles_ensure
 from tests import flush
-from tests.embedded_db import RUN_DIR_VARIABLE, migrated_template
+from tests.embedded_db import INDPENSIM_DIR, RUN_DIR_VARIABLE, migrated_template
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-INDPENSIM_DIR = (REPO_ROOT / ".." / "shared" / "data" / "indpensim").resolve()
 ROLES = (OPERATOR, MODELER, MANAGER, ADMIN)
 #: Every caller a permission matrix covers: anonymous, an outsider without a role, each role.
 CALLERS = ("anonymous", "outsider", *ROLES)

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+#: The ten IndPenSim batches, beside the repository (never copied into it).
+INDPENSIM_DIR = (REPO / ".." / "shared" / "data" / "indpensim").resolve()
 RUN_DIR_VARIABLE = "STAMM_TEST_RUN_DIR"
 
 

@@ -16,4 +16,3 @@ class StammAutoSchema(AutoSchema):
         if "." not in qualname or "<locals>" in qualname:
             return super().get_serializer_name(serializer, direction)
         return "".join(part.removesuffix("Serializer") for part in qualname.split("."))
-

@@ -3,15 +3,14 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
 from celery import Celery
 
+from tests.embedded_db import REPO
 from tests.services import REDIS_URL, redis_available, require
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.celery_worker
 
 

@@ -3,9 +3,8 @@ import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.embedded_db import REPO
 
 
 def _run(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.embedded_db import manage, migrated_database
+from tests.embedded_db import REPO, manage, migrated_database
 from tests.services import mosquitto_available, require
 
 from .peers import MqttPeer, shared_broker, topic_prefix, wait_for
 
 pytestmark = [pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[2]
 
 
 class ConnectorProcess:

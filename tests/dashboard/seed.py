@@ -10,16 +10,14 @@ import io
 import pickle
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sklearn
 
 from tests.conftest import pickle_approver
+from tests.embedded_db import INDPENSIM_DIR as INDPENSIM
 
-REPO = Path(__file__).resolve().parents[2]
-INDPENSIM = (REPO / ".." / "shared" / "data" / "indpensim").resolve()
 PROJECT = "penicillin"
 DEVICE = "R1"
 FEATURES = ["temperature", "sugar_feed_rate", "aeration_rate", "dissolved_oxygen_concentration", "ph", "vessel_volume"]

@@ -3,7 +3,6 @@ on the one scoring path, and the periodic ledger refresh."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,9 @@ from apps.drift import services
 from apps.drift.models import ProjectDriftSettings
 from apps.tsdb.services import points_ingest
 from apps.tsdb.types import Collection, PointBatch, SeriesKey, to_ns
+from tests.embedded_db import INDPENSIM_DIR as INDPENSIM
 
 from .conftest import BATCH_SPACING, DEVICE, PROJECT, TARGET, batch_start
-
-INDPENSIM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "indpensim"
 
 
 @pytest.mark.django_db

@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from tests.embedded_db import manage, migrated_database
+from tests.embedded_db import REPO, manage, migrated_database
 from tests.services import POSTGRES_URL, _port_open, redis_test_url
 
 from .helpers import FEATURES, MODEL_ID, PROJECT, PROJECT_INFO, T0, TARGET
 from .registry_proxy import RegistryProxy
 
-REPO = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("STAMM_TEST_E2E_REDIS_URL", redis_test_url(1))
 LEASE_SECONDS = 5
 #: Once Redis is back after a restart, every snapshot must be predicted within this (a task lost with the

@@ -9,15 +9,14 @@ from __future__ import annotations
 import io
 import pickle
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sklearn
 
-REPO = Path(__file__).resolve().parents[2]
-INDPENSIM = (REPO / ".." / "shared" / "data" / "indpensim").resolve()
+from tests.embedded_db import INDPENSIM_DIR as INDPENSIM
+
 FEATURES = ["temperature", "sugar_feed_rate", "aeration_rate", "dissolved_oxygen_concentration", "pH", "vessel_volume"]
 TARGET = "penicillin_concentration"
 PROJECT = "penicillin"

@@ -20,10 +20,9 @@ import pytest
 from apps.training.evaluation import INDPENSIM_ONLINE_INPUTS
 from tests.conftest import INDPENSIM_DIR
 from tests.django_shell import DjangoShell
-from tests.embedded_db import embedded_environment, manage, migrated_database, template, var_copied
+from tests.embedded_db import REPO, embedded_environment, manage, migrated_database, template, var_copied
 from tests.services import redis_available, redis_test_url, require
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 BROKER = os.environ.get("STAMM_TEST_TRAINING_REDIS_URL", redis_test_url(2))
 

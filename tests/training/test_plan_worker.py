@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.embedded_db import REPO
+
 from . import test_celery_worker
-from .test_celery_worker import BROKER, REPO, worker_environment
+from .test_celery_worker import BROKER, worker_environment
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 shell = test_celery_worker.shell  # the fixture: the test's database and a Django process on it
