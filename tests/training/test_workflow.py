@@ -138,6 +138,8 @@ def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_no
         )
 
     before = counts()
+    # A step the first pass retried (a transient error on a busy machine) ran more than once already.
+    attempts_before = dict(TrainingStep.objects.filter(run=run).values_list("name", "attempts"))
     for step in (
         services.step_load,
         services.step_preprocess,
@@ -155,7 +157,8 @@ def test_passing_run_promotes_staging_with_reason_and_rerunning_steps_creates_no
     candidate.refresh_from_db()
     assert candidate.version_id == version.pk  # the registered version was reused, not re-registered
     attempts = dict(TrainingStep.objects.filter(run=run).values_list("name", "attempts"))
-    assert set(attempts.values()) == {2}  # each step ran again, updating its own row
+    assert min(attempts_before.values()) >= 1
+    assert attempts == {name: n + 1 for name, n in attempts_before.items()}  # each step ran again, in its own row
 
     # The generated descriptor validates, names the features in training order with real ranges, and re-imports.
     from apps.registry.services import export_descriptor
