@@ -1,10 +1,20 @@
-"""Playwright driving Debian's Chromium (never a downloaded browser); screenshots go to test-artifacts/."""
+"""Playwright driving Debian's Chromium (never a downloaded browser); screenshots go to test-artifacts/.
+
+One Playwright driver and one browser serve every test of a test process (``browser_page``): each test gets a
+fresh context (its own cookies, storage and cache) and page, but starting the driver and the browser again
+for each test module cost about 1.7 s of CPU each time. Playwright's sync API leaves its event loop marked as
+running in the thread between its calls, which would make ``asyncio.run`` and ``async_to_sync`` in later tests
+refuse to run; ``browser_page`` marks it running only while a page is open.
+"""
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.services import CHROMIUM, chromium_available, require
 
@@ -20,22 +30,80 @@ CHROMIUM_ARGS = [
 ]
 
 
-@contextmanager
-def browser_page(width: int = 1280, height: int = 800) -> Iterator:
-    """A fresh page in headless Chromium at 1280×800 (live_server needs DJANGO_ALLOW_ASYNC_UNSAFE)."""
-    require(chromium_available(), f"Chromium ({CHROMIUM})")
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+class _Shared:
+    """The test process's Playwright driver and browser, started on first use (main thread only)."""
+
+    manager: Any = None
+    playwright: Any = None
+    browser: Any = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+def _launch(playwright) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def _shared_browser() -> Any:
+    """The process's browser (the driver and the browser are started, or started again if the browser died).
+    Called with Playwright's loop marked running, as its sync API expects."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    if _Shared.manager is None:
+        _Shared.manager = sync_playwright()
+        _Shared.playwright = _Shared.manager.start()
+        _Shared.loop = asyncio._get_running_loop()  # the driver's loop, which the sync API marks as running
+    if _Shared.browser is None or not _Shared.browser.is_connected():
+        _Shared.browser = _launch(_Shared.playwright)
+    return _Shared.browser
+
+
+def close_shared_browser() -> None:
+    """Stop the process's browser and driver (at the end of the session)."""
+    if _Shared.manager is None:
+        return
+    asyncio._set_running_loop(_Shared.loop)
+    try:
+        _Shared.manager.__exit__(None, None, None)
+    finally:
+        asyncio._set_running_loop(None)
+        _Shared.manager = _Shared.playwright = _Shared.browser = _Shared.loop = None
+
+
+@contextmanager
+def browser_page(width: int = 1280, height: int = 800) -> Iterator:
+    """A fresh page, in a fresh context, of headless Chromium at ``width``×``height`` (live_server needs
+    DJANGO_ALLOW_ASYNC_UNSAFE). In the main thread the browser is the process's shared one; another thread
+    (Playwright's sync objects belong to the thread that made them) gets a driver and a browser of its own."""
+    require(chromium_available(), f"Chromium ({CHROMIUM})")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if threading.current_thread() is not threading.main_thread():
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = _launch(playwright)
+            try:
+                yield _new_page(browser, width, height)
+            finally:
+                browser.close()
+        return
+    if _Shared.loop is not None:
+        asyncio._set_running_loop(_Shared.loop)
+    try:
+        context = _shared_browser().new_context(viewport={"width": width, "height": height})
         try:
-            context = browser.new_context(viewport={"width": width, "height": height})
             page = context.new_page()
             page.set_default_timeout(20_000)
             yield page
         finally:
-            browser.close()
+            context.close()
+    finally:
+        asyncio._set_running_loop(None)  # no loop runs between tests
+
+
+def _new_page(browser, width: int, height: int) -> Any:
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.set_default_timeout(20_000)
+    return page
 
 
 def screenshot(page, name: str) -> Path:

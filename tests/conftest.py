@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -39,6 +40,8 @@ def pytest_configure(config) -> None:
 
 
 def pytest_unconfigure(config) -> None:
+    if "tests.browser" in sys.modules:  # the process's shared browser, if a test started it
+        sys.modules["tests.browser"].close_shared_browser()
     if getattr(config, "stamm_run_dir", None):
         config.stamm_template.join(timeout=300)
         shutil.rmtree(config.stamm_run_dir, ignore_errors=True)
