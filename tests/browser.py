@@ -71,21 +71,11 @@ def close_shared_browser() -> None:
 
 @contextmanager
 def browser_page(width: int = 1280, height: int = 800) -> Iterator:
-    """A fresh page, in a fresh context, of headless Chromium at ``width``×``height`` (live_server needs
-    DJANGO_ALLOW_ASYNC_UNSAFE). In the main thread the browser is the process's shared one; another thread
-    (Playwright's sync objects belong to the thread that made them) gets a driver and a browser of its own."""
+    """A fresh page, in a fresh context, of the process's headless Chromium at ``width``×``height``
+    (live_server needs DJANGO_ALLOW_ASYNC_UNSAFE)."""
     require(chromium_available(), f"Chromium ({CHROMIUM})")
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if threading.current_thread() is not threading.main_thread():
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as playwright:
-            browser = _launch(playwright)
-            try:
-                yield _new_page(browser, width, height)
-            finally:
-                browser.close()
-        return
+    assert threading.current_thread() is threading.main_thread(), "Playwright's sync objects belong to the main thread"
     if _Shared.loop is not None:
         asyncio._set_running_loop(_Shared.loop)
     try:
@@ -98,12 +88,6 @@ def browser_page(width: int = 1280, height: int = 800) -> Iterator:
             context.close()
     finally:
         asyncio._set_running_loop(None)  # no loop runs between tests
-
-
-def _new_page(browser, width: int, height: int) -> Any:
-    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
-    page.set_default_timeout(20_000)
-    return page
 
 
 def screenshot(page, name: str) -> Path:

@@ -5,8 +5,10 @@ drift run with its default variables, a simulation, a divergence, a clicked esti
 Screenshots go to test-artifacts/.
 
 The demo is seeded once for the module: a single test walks every role, page and width and reports every
-problem it found at once. Each role signs in once through the login form; two browsers (``WORKERS``) then
-share the (role, page) visits, each visit in that role's session (its cookies). A page is loaded once, at
+problem it found at once. Each role signs in once through the login form; the same page then makes every
+(role, page) visit in that role's session (its cookies). One browser page, not two in parallel: the other test
+processes keep both cores busy anyway, and each more browser and page cost about 3 s of CPU to start and to
+compile the Dash scripts again. A page is loaded once, at
 1,280 px, and driven; the window is then widened to 1,440 and 1,920 px, as a user maximising it does, and the
 page is checked and screenshotted at each width (loading and driving it again at each width cost the walk a
 third more CPU, Chromium's most, for the same checks). A page is checked once it is ready (``BUSY``: no
@@ -15,10 +17,7 @@ request in flight, its Dash app idle, its plots drawn, its layout still), not af
 from __future__ import annotations
 
 import base64
-import contextlib
-import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import pytest
@@ -32,8 +31,6 @@ WIDTHS = (1280, 1440, 1920)  # 1,440: the window the issue measured
 ROLES = ("operator", "modeler", "manager", "admin")
 #: Pages of other designs (Django admin, API docs) and downloads are not walked.
 SKIPPED_PREFIXES = ("/admin/", "/api/", "/django_plotly_dash/")
-#: Browsers walking the pages at once, each its own Chromium; a page is still loaded and checked at each width.
-WORKERS = 2
 
 #: What still keeps the current page from its final layout (empty when nothing does): a Dash app not yet
 #: started (hydrated), a Dash callback pending, a component loading or "Loading...", a dcc.Graph drawing (it marks
@@ -202,48 +199,38 @@ def signed_in_pages(page, base_url: str, role: str) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def walk(base_url: str, sessions: dict[str, list[dict]], todo: queue.SimpleQueue) -> dict[tuple[str, str], list[str]]:
-    """In a browser of its own, take ``(role, path)`` from ``todo`` until it is empty; in the role's session,
-    load the page at each width, settle it, drive it, screenshot it, measure it. The problems found, by
-    ``(role, path)``."""
+def walk(
+    page, base_url: str, sessions: dict[str, list[dict]], visits: list[tuple[str, str]]
+) -> dict[tuple[str, str], list[str]]:
+    """Each ``(role, path)`` of ``visits`` in the role's session: load the page, settle it, drive it, then at
+    each width screenshot it and measure it. The problems found, by ``(role, path)``."""
     problems: dict[tuple[str, str], list[str]] = {}
-    with browser_page(width=WIDTHS[0], height=900) as page:
-        page.set_default_timeout(30_000)
-        cdp = page.context.new_cdp_session(page)
-        requests: set = set()  # in flight
-        page.on("request", lambda request: requests.add(request))
-        page.on("requestfinished", lambda request: requests.discard(request))
-        page.on("requestfailed", lambda request: requests.discard(request))
-        signed_in = None
-        try:
-            while True:
-                try:
-                    role, path = todo.get_nowait()
-                except queue.Empty:
-                    return problems
-                if role != signed_in:  # one context for every role, only its cookies change (its HTTP cache stays)
-                    page.context.clear_cookies()
-                    page.context.add_cookies(sessions[role])
-                    signed_in = role
-                found = problems.setdefault((role, path), [])
-                for width in WIDTHS:
-                    page.set_viewport_size({"width": width, "height": 900})
-                    if width == WIDTHS[0]:  # loaded and driven once, then only widened
-                        response = page.goto(f"{base_url}{path}")
-                        assert response is not None and response.status == 200, f"{role} {path}: {response.status}"
-                        settle(page, requests)
-                        if drive(page, path):
-                            settle(page, requests)
-                    else:
-                        settle(page, requests)
-                    name = path.strip("/").replace("/", "-") or "root"
-                    screenshot(page, cdp, f"layout-{role}-{name}-{width}")
-                    found += [f"{role} {path} @{width}px: {p}" for p in page.evaluate(MEASURE)]
-        except BaseException:
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    todo.get_nowait()  # the other browser stops too: the test fails anyway
-            raise
+    cdp = page.context.new_cdp_session(page)
+    requests: set = set()  # in flight
+    page.on("request", lambda request: requests.add(request))
+    page.on("requestfinished", lambda request: requests.discard(request))
+    page.on("requestfailed", lambda request: requests.discard(request))
+    signed_in = None
+    for role, path in visits:
+        if role != signed_in:  # one context for every role, only its cookies change (its HTTP cache stays)
+            page.context.clear_cookies()
+            page.context.add_cookies(sessions[role])
+            signed_in = role
+        found = problems.setdefault((role, path), [])
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            if width == WIDTHS[0]:  # loaded and driven once, then only widened
+                response = page.goto(f"{base_url}{path}")
+                assert response is not None and response.status == 200, f"{role} {path}: {response.status}"
+                settle(page, requests)
+                if drive(page, path):
+                    settle(page, requests)
+            else:
+                settle(page, requests)
+            name = path.strip("/").replace("/", "-") or "root"
+            screenshot(page, cdp, f"layout-{role}-{name}-{width}")
+            found += [f"{role} {path} @{width}px: {p}" for p in page.evaluate(MEASURE)]
+    return problems
 
 
 def test_every_page_fits_from_1280_to_1920_px_with_readable_plots(live_server, role_users, indpensim_dir):
@@ -262,13 +249,7 @@ def test_every_page_fits_from_1280_to_1920_px_with_readable_plots(live_server, r
             sessions[role] = page.context.cookies()
         favicon = page.goto(f"{live_server.url}/favicon.ico")
         assert favicon is not None and favicon.status == 200 and "icon" in favicon.headers["content-type"]
-    todo: queue.SimpleQueue = queue.SimpleQueue()
-    for visit in visits:
-        todo.put(visit)
-    problems: dict[tuple[str, str], list[str]] = {}
-    with ThreadPoolExecutor(WORKERS) as pool:
-        for walked in [pool.submit(walk, live_server.url, sessions, todo) for _ in range(WORKERS)]:
-            problems.update(walked.result())
+        problems = walk(page, live_server.url, sessions, visits)
     assert problems.keys() == set(visits), "some pages were not walked"
     assert {"/operator/live/", "/modeler/drift/", "/modeler/simulation/", "/manager/overview/"} <= seen
     assert not any(problems.values()), "\n".join(p for visit in visits for p in problems[visit])
