@@ -1,8 +1,9 @@
 """Playwright driving Debian's Chromium (never a downloaded browser); screenshots go to test-artifacts/.
 
-One Playwright driver and one browser serve every test of a test process (``browser_page``): each test gets a
-fresh context (its own cookies, storage and cache) and page, but starting the driver and the browser again
-for each test module cost about 1.7 s of CPU each time. Playwright's sync API leaves its event loop marked as
+One Playwright driver, one browser and one page serve every test of a test process (``browser_page``): a test
+gets the page on ``about:blank`` with no cookies, at its size; starting the driver and the browser again for
+each test module cost about 1.7 s of CPU each time, and a new page about 1.2 s more on its first Dash page
+(a new renderer compiles the Dash and Plotly scripts again). Playwright's sync API leaves its event loop marked as
 running in the thread between its calls, which would make ``asyncio.run`` and ``async_to_sync`` in later tests
 refuse to run; ``browser_page`` marks it running only while a page is open.
 """
@@ -36,6 +37,7 @@ class _Shared:
     manager: Any = None
     playwright: Any = None
     browser: Any = None
+    page: Any = None
     loop: asyncio.AbstractEventLoop | None = None
 
 
@@ -43,9 +45,9 @@ def _launch(playwright) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
-def _shared_browser() -> Any:
-    """The process's browser (the driver and the browser are started, or started again if the browser died).
-    Called with Playwright's loop marked running, as its sync API expects."""
+def _shared_page() -> Any:
+    """The process's page (the driver, the browser and the page are started, or started again if the browser
+    died or a test closed the page). Called with Playwright's loop marked running, as its sync API expects."""
     from playwright.sync_api import sync_playwright
 
     if _Shared.manager is None:
@@ -54,7 +56,10 @@ def _shared_browser() -> Any:
         _Shared.loop = asyncio._get_running_loop()  # the driver's loop, which the sync API marks as running
     if _Shared.browser is None or not _Shared.browser.is_connected():
         _Shared.browser = _launch(_Shared.playwright)
-    return _Shared.browser
+        _Shared.page = None
+    if _Shared.page is None or _Shared.page.is_closed():
+        _Shared.page = _Shared.browser.new_context().new_page()
+    return _Shared.page
 
 
 def close_shared_browser() -> None:
@@ -66,28 +71,40 @@ def close_shared_browser() -> None:
         _Shared.manager.__exit__(None, None, None)
     finally:
         asyncio._set_running_loop(None)
-        _Shared.manager = _Shared.playwright = _Shared.browser = _Shared.loop = None
+        _Shared.manager = _Shared.playwright = _Shared.browser = _Shared.page = _Shared.loop = None
 
 
 @contextmanager
 def browser_page(width: int = 1280, height: int = 800) -> Iterator:
-    """A fresh page, in a fresh context, of the process's headless Chromium at ``width``×``height``
-    (live_server needs DJANGO_ALLOW_ASYNC_UNSAFE)."""
+    """The process's headless Chromium page at ``width``×``height``, on ``about:blank`` with no cookies (live_server
+    needs DJANGO_ALLOW_ASYNC_UNSAFE); left on ``about:blank`` with no cookies for the next test."""
     require(chromium_available(), f"Chromium ({CHROMIUM})")
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     assert threading.current_thread() is threading.main_thread(), "Playwright's sync objects belong to the main thread"
     if _Shared.loop is not None:
         asyncio._set_running_loop(_Shared.loop)
     try:
-        context = _shared_browser().new_context(viewport={"width": width, "height": height})
+        page = _shared_page()
+        page.set_viewport_size({"width": width, "height": height})
+        page.set_default_timeout(20_000)
         try:
-            page = context.new_page()
-            page.set_default_timeout(20_000)
             yield page
         finally:
-            context.close()
+            _leave(page)
     finally:
         asyncio._set_running_loop(None)  # no loop runs between tests
+
+
+def _leave(page) -> None:
+    """Leave the page blank and signed out for the next test; a page that cannot be (crashed, stuck in a
+    dialog) is closed with its context, and the next test gets a new one."""
+    if page.is_closed():
+        return
+    try:
+        page.goto("about:blank", timeout=10_000)
+        page.context.clear_cookies()
+    except Exception:  # noqa: BLE001 - whatever broke the page, the next test must not inherit it
+        page.context.close()
 
 
 def screenshot(page, name: str) -> Path:

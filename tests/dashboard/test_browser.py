@@ -1,6 +1,6 @@
 """Every dashboard page in Debian's Chromium (Playwright) on real IndPenSim data: charts draw, a drift run
 shows a verdict, a flag is saved and listed, the Excel export opens with its three sheets, and no request
-leaves the server. One browser for the whole module; screenshots go to test-artifacts/."""
+leaves the server. The test process's one browser page (tests/browser.py); screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 

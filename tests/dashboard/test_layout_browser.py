@@ -230,6 +230,7 @@ def walk(
             name = path.strip("/").replace("/", "-") or "root"
             screenshot(page, cdp, f"layout-{role}-{name}-{width}")
             found += [f"{role} {path} @{width}px: {p}" for p in page.evaluate(MEASURE)]
+    cdp.detach()
     return problems
 
 
