@@ -1,11 +1,11 @@
 """Playwright driving Debian's Chromium (never a downloaded browser); screenshots go to test-artifacts/.
 
 One Playwright driver, one browser and one page serve every test of a test process (``browser_page``): a test
-gets the page on ``about:blank`` with no cookies, at its size; starting the driver and the browser again for
-each test module cost about 1.7 s of CPU each time, and a new page about 1.2 s more on its first Dash page
-(a new renderer compiles the Dash and Plotly scripts again). Playwright's sync API leaves its event loop marked as
-running in the thread between its calls, which would make ``asyncio.run`` and ``async_to_sync`` in later tests
-refuse to run; ``browser_page`` marks it running only while a page is open.
+gets the page on ``about:blank`` with no cookies, at its size. Starting the driver and the browser again for
+each test module cost about 0.85 s of CPU each time, and a new page about 1 s more on its first Dash page (a
+new renderer compiles the Dash and Plotly scripts again). Playwright's sync API leaves its event loop marked
+as running in the thread between its calls, which would make ``asyncio.run`` and ``async_to_sync`` in later
+tests refuse to run; ``browser_page`` marks it running only while a test holds the page.
 """
 from __future__ import annotations
 
