@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
 
 
 class _Shared:
-    """The test process's Playwright driver and browser, started on first use (main thread only)."""
+    """The test process's Playwright driver, browser and page, started on first use (main thread only)."""
 
     manager: Any = None
     playwright: Any = None
@@ -105,6 +105,22 @@ def _leave(page) -> None:
         page.context.clear_cookies()
     except Exception:  # noqa: BLE001 - whatever broke the page, the next test must not inherit it
         page.context.close()
+
+
+@contextmanager
+def javascript_errors(page) -> Iterator[list[str]]:
+    """The JavaScript errors the page raises while the block runs; the listener goes with the block, since the
+    page serves the process's later tests too."""
+    errors: list[str] = []
+
+    def record(exc) -> None:
+        errors.append(str(exc))
+
+    page.on("pageerror", record)
+    try:
+        yield errors
+    finally:
+        page.remove_listener("pageerror", record)
 
 
 def screenshot(page, name: str) -> Path:

@@ -7,7 +7,7 @@ import pytest
 
 from apps.connectors import services
 from apps.connectors.models import SourceError, SourceStatus
-from tests.browser import browser_page, screenshot, sign_in
+from tests.browser import browser_page, javascript_errors, screenshot, sign_in
 
 from .peers import MqttPeer, topic_prefix, wait_for
 
@@ -32,9 +32,7 @@ def test_a_modeler_sees_a_live_source_and_its_errors(live_server, role_users, mq
     wait_for(lambda: SourceStatus.objects.get(data_source=source).points_total == 1, 10, "the report")
     peer.close()
 
-    with browser_page() as page:
-        errors: list[str] = []  # JavaScript errors
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with browser_page() as page, javascript_errors(page) as errors:
         sign_in(page, live_server.url, "test-modeler", home="modeler")
         page.click("[data-testid=link-connectors]")
         page.wait_for_url(f"{live_server.url}/connectors/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.registry.models import AliasMove, ModelVersion, VersionStatus
-from tests.browser import browser_page, screenshot
+from tests.browser import browser_page, javascript_errors, screenshot
 
 from .conftest import PROJECT_INFO, descriptor, dump, to_yaml, train
 
@@ -23,9 +23,7 @@ def test_modeler_uploads_inspects_and_promotes(live_server, role_users, tmp_path
     yaml_path = tmp_path / f"{MID}.yaml"
     yaml_path.write_text(to_yaml(descriptor(MID, model_file=model_path.name, frame=training_frame)))
 
-    with browser_page(height=1100) as page:
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with browser_page(height=1100) as page, javascript_errors(page) as errors:
         page.goto(f"{live_server.url}/login/")
         page.fill("#id_username", "test-modeler")
         page.fill("#id_password", "correct-horse-battery")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from apps.registry.models import Alias
-from tests.browser import browser_page, screenshot, sign_in
+from tests.browser import browser_page, javascript_errors, screenshot, sign_in
 
 from .test_challengers import ledgers
 from .test_paired import CHALLENGER, CHAMPION
@@ -37,9 +37,7 @@ def test_challenger_plan_and_audit_pages(live_server, role_users, settings):
         lab_error_threshold=2.5,
         config={"target": "penicillin_concentration", "learners": ["random_forest"], "alias": "challenger"},
     )
-    with browser_page(height=1000) as page:
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with browser_page(height=1000) as page, javascript_errors(page) as errors:
         sign_in(page, live_server.url, "test-admin", home="admin")
         page.goto(f"{live_server.url}/training/challengers/{shadow.pk}/")
         page.click("[data-testid=review]")

@@ -6,7 +6,7 @@ import pytest
 
 from apps.registry.models import Alias, AliasMove
 from apps.training.models import RunStatus, TrainingRun
-from tests.browser import browser_page, screenshot
+from tests.browser import browser_page, javascript_errors, screenshot
 
 from .conftest import EIGHT, ingest_batches, project_create
 
@@ -16,9 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 def test_modeler_trains_follows_progress_and_promotes(live_server, role_users, indpensim_dir, eager_celery):
     ingest_batches(indpensim_dir, (92, 96, 98))
     project_create()
-    with browser_page(height=1200) as page:
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with browser_page(height=1200) as page, javascript_errors(page) as errors:
         page.goto(f"{live_server.url}/login/")
         page.fill("#id_username", "test-modeler")
         page.fill("#id_password", "correct-horse-battery")
