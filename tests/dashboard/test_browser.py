@@ -1,10 +1,10 @@
-"""Every dashboard page in Debian's Chromium (Playwright) on real IndPenSim data: charts draw, a drift run
-shows a verdict, a flag is saved and listed, the Excel export opens with its three sheets, and no request
-leaves the server. The test process's one browser page (tests/browser.py); screenshots go to test-artifacts/."""
+"""The operator's, the manager's and the administrator's pages in Debian's Chromium (Playwright) on real IndPenSim
+data: charts draw, a flag is saved and listed, the pages refuse the other roles, and no request leaves the
+server. The modeler's pages are driven and checked in the layout walk (test_layout_browser.py), which loads
+each of them anyway. The test process's one browser page (tests/browser.py); screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-import io
 from urllib.parse import urlparse
 
 import pytest
@@ -121,75 +121,6 @@ def demo_time(demo) -> str:
         p for p in latest_points(collection=Collection.RAW, where=SeriesFilter(batch_id=demo.live_batch, source="lab"))
     ]
     return lab[0].time.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def test_modeler_pages(page, live_server, demo, tmp_path):
-    login(page, live_server, "modeler")
-    # Data sources: the summary table and the counts chart.
-    page.click("[data-testid=link-modeler-data]")
-    page.locator("#summary").get_by_text("aeration_rate").first.wait_for()
-    wait_for_plot(page, "#counts")
-    assert "m3/min" in page.inner_text("#summary")
-    screenshot(page, "dashboard-modeler-data")
-    # Soft sensors: both registered, with their version table.
-    page.goto(f"{live_server.url}/modeler/soft-sensors/")
-    page.get_by_text("0002_[python]_penicillin_ridge").first.wait_for()
-    assert "production" in page.inner_text("[data-testid=sensors]")
-    assert "/registry/P0001/models/" in page.locator("[data-testid=registry-link]").first.get_attribute("href")
-    training = page.locator("[data-testid=training]").first  # the newest version's training facts, unfolded
-    training.wait_for()
-    assert "Training batches" in training.inner_text() and "batch_92, batch_93" in training.inner_text()
-    screenshot(page, "dashboard-modeler-sensors")
-    # Drift analysis: defaults (training batches as reference, KS), a parameter tooltip, run → verdict.
-    page.goto(f"{live_server.url}/modeler/drift/")
-    page.locator("[data-testid=params] .param").first.wait_for()
-    tooltip = page.locator("[data-testid=params] .param").first.get_attribute("title")
-    assert tooltip and len(tooltip) > 10
-    page.wait_for_function("() => document.querySelector('#reference')?.innerText.includes('batch_92')")
-    page.click("#run")
-    verdict = page.locator("[data-testid=verdict]")
-    verdict.wait_for(timeout=60_000)
-    assert verdict.inner_text() in ("DRIFT", "NO DRIFT")
-    assert "reference" in page.inner_text("[data-testid=explanation]").lower() or "score" in page.inner_text(
-        "[data-testid=explanation]"
-    )
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=drift-result] .js-plotly-plot').length > 0")
-    screenshot(page, "dashboard-modeler-drift")
-    # Model divergence: two versions on the live batch, the pair matrix coloured.
-    page.goto(f"{live_server.url}/modeler/divergence/")
-    page.wait_for_function("() => document.querySelector('#versions')?.innerText.includes('ridge')")
-    page.click("#run")
-    page.locator("[data-testid=pair-matrix]").wait_for(timeout=60_000)
-    assert "vs" in page.inner_text("[data-testid=pair-matrix]")
-    wait_for_plot(page, "[data-testid=divergence-result]")
-    screenshot(page, "dashboard-modeler-divergence")
-    # Simulation: run, flag a row, export to Excel.
-    page.goto(f"{live_server.url}/modeler/simulation/")
-    page.wait_for_function("() => document.querySelector('#version')?.innerText.includes('penicillin')")
-    page.click("#run")
-    page.locator("[data-testid=rows-scored]").wait_for(timeout=60_000)
-    page.locator("#table input[type=radio]").first.click()
-    page.fill("#flag-description", "Estimate lags the lab sample")
-    page.click("#flag-save")
-    page.locator("[data-testid=flag-message] .dash-ok").wait_for(timeout=60_000)
-    page.click("text=Flagged rows")
-    page.locator("#table").get_by_text("flagged by a person").first.wait_for()
-    screenshot(page, "dashboard-modeler-simulation")
-    with page.expect_download() as info:
-        page.click("[data-testid=export-link]")
-    target = tmp_path / "simulation.xlsx"
-    info.value.save_as(target)
-    from openpyxl import load_workbook
-
-    book = load_workbook(io.BytesIO(target.read_bytes()))
-    assert book.sheetnames == ["Metadata", "Simulation", "Flagged measurements"]
-    assert book["Simulation"].max_row > 100
-    flagged_text = " ".join(str(c.value) for row in book["Flagged measurements"].iter_rows() for c in row if c.value)
-    assert "Estimate lags the lab sample" in flagged_text
-    # An operator is refused the modeler pages.
-    page.context.clear_cookies()
-    login(page, live_server, "operator")
-    assert page.goto(f"{live_server.url}/modeler/drift/").status == 403
 
 
 def test_manager_overview_and_details(page, live_server, demo):

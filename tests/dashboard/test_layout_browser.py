@@ -1,7 +1,10 @@
 """Every page each role reaches from its home, in Debian's Chromium at 1,280, 1,440 and 1,920 px wide
 (issue 15): nothing wider than the window, every plot's tick labels and axis titles inside the plot, no "{"
-of raw JSON or Python dicts in the visible text. The pages are also driven to their interesting state (the
-drift run with its default variables, a simulation, a divergence, a clicked estimate's explanation).
+of raw JSON or Python dicts in the visible text, no request leaving the server. The pages are also driven to
+their interesting state, and what they then show is checked (``DRIVERS``: a clicked estimate's explanation, the
+drift run with its default variables and its verdict, a divergence, a simulation with a row flagged and its
+Excel export). The modeler's pages are checked here only: a test of their own loaded and drove them again,
+for 15 s of CPU.
 A screenshot of every page at 1,440 px, and at any width where a problem was found, goes to test-artifacts/
 (screenshots at every width cost the file 51.8 s of CPU against 46.9 s, for no check).
 
@@ -18,14 +21,20 @@ request in flight, its Dash app idle, its plots drawn, its layout still), not af
 from __future__ import annotations
 
 import base64
+import io
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from openpyxl import load_workbook
 
 from tests.browser import ARTIFACTS, browser_page, sign_in
 
 from .seed import seed_demo
+from .test_browser import wait_for_plot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 WIDTHS = (1280, 1440, 1920)
@@ -117,55 +126,111 @@ def settle(page, requests: set) -> None:
         page.wait_for_timeout(25)
 
 
-def drive(page, path: str) -> bool:
-    """Bring the page to the state worth checking (results on screen); whether there was anything to do."""
-    if path == "/operator/live/":
-        page.wait_for_function(
-            "() => { const p = document.querySelector('#chart .js-plotly-plot');"
-            " return p && p.data && p.data.some(t => (t.x || []).length > 0); }",
-            timeout=60_000,
-        )
-        estimate = page.evaluate(
-            """() => { const p = document.querySelector('#chart .js-plotly-plot');
-                 const i = p.data.findIndex(t => String((t.customdata || [''])[0]).startsWith('predictions|'));
-                 return i < 0 ? null : [i, Math.floor(p.data[i].x.length / 2)]; }"""
-        )
-        assert estimate is not None, "the live chart draws no estimate"
-        # a click on the point, as Plotly reports it (the same event a mouse click fires)
-        page.evaluate(
-            """([i, k]) => { const p = document.querySelector('#chart .js-plotly-plot');
-                 const t = p.data[i];
-                 p.emit('plotly_click', {points: [{curveNumber: i, pointNumber: k, pointIndex: k,
-                   x: t.x[k], y: t.y[k], customdata: t.customdata[k], data: t, fullData: p._fullData[i]}]}); }""",
-            estimate,
-        )
-        page.locator("[data-testid=explanation-figures]").wait_for(timeout=60_000)
-    elif path == "/modeler/drift/":
-        page.wait_for_function(
-            "() => document.querySelector('#reference')?.innerText.includes('batch_92')", timeout=60_000
-        )
-        page.click("#run")
-        page.locator("[data-testid=verdict]").wait_for(timeout=60_000)  # defaults: the model's inputs
-    elif path == "/modeler/simulation/":
-        page.wait_for_function(
-            "() => document.querySelector('#version')?.innerText.includes('penicillin')", timeout=60_000
-        )
-        page.click("#run")
-        page.locator("[data-testid=rows-scored]").wait_for(timeout=60_000)
-        page.click("#flag-save")  # no row selected: a message, and the simulation stays
-        page.locator("[data-testid=flag-message] .dash-error").wait_for(timeout=60_000)
-        assert page.locator("[data-testid=rows-scored]").count() == 1
-        assert page.locator("[data-testid=export-link]").count() == 1
-        page.wait_for_function("() => document.querySelectorAll('#table td').length > 0")
-    elif path == "/modeler/divergence/":
-        page.wait_for_function("() => document.querySelector('#versions')?.innerText.includes('ridge')")
-        page.click("#run")
-        page.locator("[data-testid=pair-matrix]").wait_for(timeout=60_000)
-    elif path == "/modeler/soft-sensors/":
-        page.locator("[data-testid=importance]").first.wait_for()
-    else:
-        return False
-    return True
+def drive_live(page, downloads: Path) -> None:
+    """A click on an estimate of the live chart: its explanation opens."""
+    page.wait_for_function(
+        "() => { const p = document.querySelector('#chart .js-plotly-plot');"
+        " return p && p.data && p.data.some(t => (t.x || []).length > 0); }",
+        timeout=60_000,
+    )
+    estimate = page.evaluate(
+        """() => { const p = document.querySelector('#chart .js-plotly-plot');
+             const i = p.data.findIndex(t => String((t.customdata || [''])[0]).startsWith('predictions|'));
+             return i < 0 ? null : [i, Math.floor(p.data[i].x.length / 2)]; }"""
+    )
+    assert estimate is not None, "the live chart draws no estimate"
+    # a click on the point, as Plotly reports it (the same event a mouse click fires)
+    page.evaluate(
+        """([i, k]) => { const p = document.querySelector('#chart .js-plotly-plot');
+             const t = p.data[i];
+             p.emit('plotly_click', {points: [{curveNumber: i, pointNumber: k, pointIndex: k,
+               x: t.x[k], y: t.y[k], customdata: t.customdata[k], data: t, fullData: p._fullData[i]}]}); }""",
+        estimate,
+    )
+    page.locator("[data-testid=explanation-figures]").wait_for(timeout=60_000)
+
+
+def drive_data(page, downloads: Path) -> None:
+    """The data sources: the summary table with units, the counts chart."""
+    page.locator("#summary").get_by_text("aeration_rate").first.wait_for()
+    wait_for_plot(page, "#counts")
+    assert "m3/min" in page.inner_text("#summary")
+
+
+def drive_sensors(page, downloads: Path) -> None:
+    """The soft sensors: both registered, the production alias, the registry link, the newest version's training
+    facts unfolded, its importance."""
+    page.get_by_text("0002_[python]_penicillin_ridge").first.wait_for()
+    assert "production" in page.inner_text("[data-testid=sensors]")
+    assert "/registry/P0001/models/" in page.locator("[data-testid=registry-link]").first.get_attribute("href")
+    training = page.locator("[data-testid=training]").first
+    training.wait_for()
+    assert "Training batches" in training.inner_text() and "batch_92, batch_93" in training.inner_text()
+    page.locator("[data-testid=importance]").first.wait_for()
+
+
+def drive_drift(page, downloads: Path) -> None:
+    """A drift run with the defaults (the training batches as reference, KS, the model's inputs): a verdict, what
+    it means, its plots; each parameter explained by its tooltip."""
+    page.locator("[data-testid=params] .param").first.wait_for()
+    tooltip = page.locator("[data-testid=params] .param").first.get_attribute("title")
+    assert tooltip and len(tooltip) > 10
+    page.wait_for_function("() => document.querySelector('#reference')?.innerText.includes('batch_92')", timeout=60_000)
+    page.click("#run")
+    verdict = page.locator("[data-testid=verdict]")
+    verdict.wait_for(timeout=60_000)
+    assert verdict.inner_text() in ("DRIFT", "NO DRIFT")
+    explanation = page.inner_text("[data-testid=explanation]")
+    assert "reference" in explanation.lower() or "score" in explanation
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=drift-result] .js-plotly-plot').length > 0")
+
+
+def drive_divergence(page, downloads: Path) -> None:
+    """Two versions on the live batch: the pair matrix and the plot."""
+    page.wait_for_function("() => document.querySelector('#versions')?.innerText.includes('ridge')")
+    page.click("#run")
+    page.locator("[data-testid=pair-matrix]").wait_for(timeout=60_000)
+    assert "vs" in page.inner_text("[data-testid=pair-matrix]")
+    wait_for_plot(page, "[data-testid=divergence-result]")
+
+
+def drive_simulation(page, downloads: Path) -> None:
+    """A simulation: "Flag row" with no row selected is refused and the results stay; a selected row is flagged
+    and listed under "Flagged rows"; the Excel export has the three sheets, the flag among them."""
+    page.wait_for_function("() => document.querySelector('#version')?.innerText.includes('penicillin')", timeout=60_000)
+    page.click("#run")
+    page.locator("[data-testid=rows-scored]").wait_for(timeout=60_000)
+    page.click("#flag-save")  # no row selected: a message, and the simulation stays
+    page.locator("[data-testid=flag-message] .dash-error").wait_for(timeout=60_000)
+    assert page.locator("[data-testid=rows-scored]").count() == 1
+    assert page.locator("[data-testid=export-link]").count() == 1
+    page.wait_for_function("() => document.querySelectorAll('#table td').length > 0")
+    page.locator("#table input[type=radio]").first.click()
+    page.fill("#flag-description", "Estimate lags the lab sample")
+    page.click("#flag-save")
+    page.locator("[data-testid=flag-message] .dash-ok").wait_for(timeout=60_000)
+    page.click("text=Flagged rows")
+    page.locator("#table").get_by_text("flagged by a person").first.wait_for()
+    with page.expect_download() as info:
+        page.click("[data-testid=export-link]")
+    target = downloads / "simulation.xlsx"
+    info.value.save_as(target)
+    book = load_workbook(io.BytesIO(target.read_bytes()))
+    assert book.sheetnames == ["Metadata", "Simulation", "Flagged measurements"]
+    assert book["Simulation"].max_row > 100
+    flagged = " ".join(str(c.value) for row in book["Flagged measurements"].iter_rows() for c in row if c.value)
+    assert "Estimate lags the lab sample" in flagged
+
+
+#: How each page is brought to the state worth checking (results on screen), with what it must then show.
+DRIVERS: dict[str, Callable[[Any, Path], None]] = {
+    "/operator/live/": drive_live,
+    "/modeler/data/": drive_data,
+    "/modeler/soft-sensors/": drive_sensors,
+    "/modeler/drift/": drive_drift,
+    "/modeler/divergence/": drive_divergence,
+    "/modeler/simulation/": drive_simulation,
+}
 
 
 def screenshot(page, cdp, name: str) -> None:
@@ -203,16 +268,22 @@ def signed_in_pages(page, base_url: str, role: str) -> list[str]:
 
 
 def walk(
-    page, base_url: str, sessions: dict[str, list[dict]], visits: list[tuple[str, str]]
+    page, base_url: str, sessions: dict[str, list[dict]], visits: list[tuple[str, str]], downloads: Path
 ) -> dict[tuple[str, str], list[str]]:
-    """Each ``(role, path)`` of ``visits`` in the role's session: load the page, settle it, drive it, then at
-    each width measure it (and screenshot it: ``SCREENSHOT_WIDTH``). The problems found, by ``(role, path)``."""
+    """Each ``(role, path)`` of ``visits`` in the role's session: load the page, settle it, drive it
+    (``DRIVERS``, into ``downloads``), then at each width measure it (and screenshot it: ``SCREENSHOT_WIDTH``).
+    The problems found, by ``(role, path)``: a driver's failed check raises at once."""
     problems: dict[tuple[str, str], list[str]] = {}
     cdp = page.context.new_cdp_session(page)
     requests: set = set()  # in flight
+    host = urlparse(base_url).netloc
+    left: list[str] = []  # requests to anywhere but the server, since the last visit's check
 
     def started(request) -> None:
         requests.add(request)
+        url = urlparse(request.url)
+        if url.scheme in ("http", "https") and url.netloc != host:
+            left.append(request.url)
 
     def ended(request) -> None:
         requests.discard(request)
@@ -234,7 +305,8 @@ def walk(
                     response = page.goto(f"{base_url}{path}")
                     assert response is not None and response.status == 200, f"{role} {path}: {response.status}"
                     settle(page, requests)
-                    if drive(page, path):
+                    if path in DRIVERS:
+                        DRIVERS[path](page, downloads)
                         settle(page, requests)
                 else:
                     settle(page, requests)
@@ -243,6 +315,8 @@ def walk(
                     name = path.strip("/").replace("/", "-") or "root"
                     screenshot(page, cdp, f"layout-{role}-{name}-{width}")
                 found += [f"{role} {path} @{width}px: {p}" for p in measured]
+            found += [f"{role} {path}: a request left the server: {url}" for url in left[:5]]
+            left.clear()
     finally:  # the page serves the process's later tests
         for event, listener in listeners.items():
             page.remove_listener(event, listener)
@@ -250,7 +324,7 @@ def walk(
     return problems
 
 
-def test_every_page_fits_from_1280_to_1920_px_with_readable_plots(live_server, role_users, indpensim_dir):
+def test_every_page_fits_from_1280_to_1920_px_with_readable_plots(live_server, role_users, indpensim_dir, tmp_path):
     seed_demo()
     visits: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -266,7 +340,11 @@ def test_every_page_fits_from_1280_to_1920_px_with_readable_plots(live_server, r
             sessions[role] = page.context.cookies()
         favicon = page.goto(f"{live_server.url}/favicon.ico")
         assert favicon is not None and favicon.status == 200 and "icon" in favicon.headers["content-type"]
-        problems = walk(page, live_server.url, sessions, visits)
+        problems = walk(page, live_server.url, sessions, visits, tmp_path)
+        page.context.clear_cookies()
+        page.context.add_cookies(sessions["operator"])
+        refused = page.goto(f"{live_server.url}/modeler/drift/")
+        assert refused is not None and refused.status == 403, "an operator reaches the modeler's drift page"
     assert problems.keys() == set(visits), "some pages were not walked"
-    assert {"/operator/live/", "/modeler/drift/", "/modeler/simulation/", "/manager/overview/"} <= seen
+    assert {"/manager/overview/", *DRIVERS} <= seen, "a page with checks of its own was not walked"
     assert not any(problems.values()), "\n".join(p for visit in visits for p in problems[visit])
