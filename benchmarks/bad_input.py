@@ -19,7 +19,6 @@ import io
 import json
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,11 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO))
 
 from ingest import app_env, gunicorn, manage, peak_rss, throwaway_postgres  # noqa: E402
+
+from tests.gzip_bombs import gzip_of  # noqa: E402
 
 TOKEN_SCRIPT = """
 from django.contrib.auth.models import Group, User
@@ -45,13 +47,6 @@ TAGS = "device_id=R1,project_name=bench,batch_id=b1,source=sensor,observed_prope
 BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n" for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
 )
-
-
-def gzip_of(block: bytes, copies: int) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    parts = [compressor.compress(block) for _ in range(copies)]
-    parts.append(compressor.flush())
-    return b"".join(parts)
 
 
 def cases() -> list[tuple[str, str, float | None, Callable[[str, dict[str, str]], requests.Response]]]:

@@ -12,7 +12,6 @@ import gzip
 import json
 import time
 import tracemalloc
-import zlib
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from apps.tsdb.backends import get_backend
 from apps.tsdb.types import Collection, SeriesFilter
 from tests.conftest import issue_token
+from tests.gzip_bombs import gzip_of
 
 pytestmark = pytest.mark.django_db
 
@@ -68,14 +68,6 @@ def measured(
             tracemalloc.stop()
     response.json = lambda: json.loads(response.content)
     return response, elapsed, peak
-
-
-def gzip_of(block: bytes, copies: int) -> bytes:
-    """``block * copies`` gzip-compressed, without ever holding the expanded bytes."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    parts = [compressor.compress(block) for _ in range(copies)]
-    parts.append(compressor.flush())
-    return b"".join(parts)
 
 
 @pytest.fixture(scope="module")
