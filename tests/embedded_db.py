@@ -53,6 +53,13 @@ def template(name: str, build: Callable[[Path], None]) -> Path:
     return built
 
 
+#: In the environment of every Celery worker the tests start. Celery's Django fixup runs all of Django's system
+#: checks when a worker starts, 0.6 s of CPU each time, and the tests start about ten workers; the checks
+#: themselves run in the one ``migrate`` of the run (on the embedded settings) and in
+#: ``tests/common/test_production_settings.py`` (``manage.py check``, with ``--deploy``).
+WORKER_ENVIRONMENT = {"CELERY_SKIP_CHECKS": "1"}
+
+
 def embedded_environment(var_dir: Path) -> dict[str, str]:
     """The environment of a ``manage.py`` process on the embedded settings with its data in ``var_dir``."""
     env = {

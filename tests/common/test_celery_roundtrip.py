@@ -8,7 +8,7 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.embedded_db import REPO
+from tests.embedded_db import REPO, WORKER_ENVIRONMENT
 from tests.services import REDIS_URL, redis_available, require
 
 pytestmark = pytest.mark.celery_worker
@@ -21,6 +21,7 @@ def redis_worker():
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "stamm_site.settings.test",
+        **WORKER_ENVIRONMENT,
         "CELERY_BROKER_URL": REDIS_URL,
         "CELERY_RESULT_BACKEND": REDIS_URL,
     }

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from tests.embedded_db import REPO, manage, migrated_database
+from tests.embedded_db import REPO, WORKER_ENVIRONMENT, manage, migrated_database
 from tests.services import POSTGRES_URL, _port_open, redis_test_url
 
 from .helpers import FEATURES, MODEL_ID, PROJECT, PROJECT_INFO, T0, TARGET
@@ -72,6 +72,7 @@ class Stack:
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
             "STAMM_VAR_DIR": str(tmp / "var"),
+            **WORKER_ENVIRONMENT,
             "CELERY_BROKER_URL": broker,
             "CELERY_RESULT_BACKEND": "",
             "STAMM_REGISTRY_URL": self.proxy.url,

@@ -20,7 +20,15 @@ import pytest
 from apps.training.evaluation import INDPENSIM_ONLINE_INPUTS
 from tests.conftest import INDPENSIM_DIR
 from tests.django_shell import DjangoShell
-from tests.embedded_db import REPO, embedded_environment, manage, migrated_database, template, var_copied
+from tests.embedded_db import (
+    REPO,
+    WORKER_ENVIRONMENT,
+    embedded_environment,
+    manage,
+    migrated_database,
+    template,
+    var_copied,
+)
 from tests.services import redis_available, redis_test_url, require
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
@@ -53,6 +61,7 @@ def worker_environment(tmp_path) -> dict[str, str]:
     require(redis_available(), "Redis")
     return {
         **embedded_environment(tmp_path / "var"),
+        **WORKER_ENVIRONMENT,
         "CELERY_BROKER_URL": BROKER,
         "CELERY_RESULT_BACKEND": BROKER,
         "DJANGO_LOG_LEVEL": "WARNING",
