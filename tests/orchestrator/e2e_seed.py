@@ -1,4 +1,5 @@
-"""Seed a fresh end-to-end stack (run inside ``manage.py shell``): roles, an admin token, the RF, a deployment.
+"""Seed a fresh end-to-end stack (run inside ``manage.py shell``): roles, an admin token, the RF (trained and
+pickled by the test process, the file named by ``STAMM_E2E_MODEL``), a deployment.
 
 Prints one JSON line: ``{"token": ..., "deployment": id, "watermark_table": ...}``.
 """
@@ -6,6 +7,8 @@ Prints one JSON line: ``{"token": ..., "deployment": id, "watermark_table": ...}
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 
@@ -20,7 +23,7 @@ def main() -> None:
     admin = get_user_model().objects.create_superuser("e2e-admin", password=None)  # token only, no password
     _, key = api_token_create(user=admin, name="e2e")
     service_account_ensure()
-    version, _ = register_rf(user=admin)
+    version, _ = register_rf(user=admin, pickled=Path(os.environ["STAMM_E2E_MODEL"]).read_bytes())
     deployment = deployment_create(
         user=admin, name="e2e-rf", soft_sensor=version.soft_sensor, alias="production", max_input_age_seconds=600
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import secrets
 import signal
 import sqlite3
@@ -24,7 +25,7 @@ import requests
 from tests.embedded_db import REPO, WORKER_ENVIRONMENT, manage, migrated_database
 from tests.services import POSTGRES_URL, _port_open, redis_test_url
 
-from .helpers import FEATURES, MODEL_ID, PROJECT, PROJECT_INFO, T0, TARGET
+from .helpers import FEATURES, MODEL_ID, PROJECT, PROJECT_INFO, T0, TARGET, train_rf
 from .registry_proxy import RegistryProxy
 
 BROKER = os.environ.get("STAMM_TEST_E2E_REDIS_URL", redis_test_url(1))
@@ -102,6 +103,9 @@ class Stack:
             self.manage("migrate", "--noinput", "-v", "0")
         else:
             migrated_database(self.tmp / "var")
+        model = self.tmp / "rf.pkl"
+        model.write_bytes(pickle.dumps(train_rf()))
+        self.env["STAMM_E2E_MODEL"] = str(model)
         seed = json.loads(self.manage("shell", "-c", "import tests.orchestrator.e2e_seed").strip().splitlines()[-1])
         self.token, self.deployment = seed["token"], seed["deployment"]
         self.start_web()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import io
 import pickle
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version as package_version
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import sklearn
 
 from tests.embedded_db import INDPENSIM_DIR as INDPENSIM
 
@@ -61,7 +61,11 @@ def descriptor_document(*, model_id: str = MODEL_ID, features: list[str] = FEATU
                 "language": [{"name": "python"}, {"version": "3.11.7"}],
                 "config_files": {"model_file": f"{model_id}.pkl"},
                 "packages": [
-                    {"package": "sklearn.ensemble", "class": "RandomForestRegressor", "version": sklearn.__version__}
+                    {
+                        "package": "sklearn.ensemble",
+                        "class": "RandomForestRegressor",
+                        "version": package_version("scikit-learn"),
+                    }
                 ],
             },
             "training_information": {"number_of_instances": 500, "experiments_ID": [92]},
@@ -104,22 +108,30 @@ def register_rf(
     n_estimators: int = 10,
     features: list[str] = FEATURES,
     model_id: str = MODEL_ID,
+    pickled: bytes | None = None,
 ) -> tuple[Any, Any]:
-    """Project (upserted), soft sensor version with a real RF artefact, alias → (version, model)."""
+    """Project (upserted), soft sensor version with a real RF artefact, alias → (version, model).
+
+    ``pickled``: the RF already trained and pickled (``train_rf``), by a process that has scikit-learn loaded
+    anyway; the end-to-end stacks' seed process then neither imports scikit-learn (about 1 s of CPU) nor trains.
+    The model returned is then None."""
     from apps.registry.descriptors import parse_descriptor
     from apps.registry.project_info import parse_project_info
     from apps.registry.services import ArtifactInput, model_version_register, project_upsert
     from tests.conftest import pickle_approver
 
     project = project_upsert(info=parse_project_info(PROJECT_INFO))
-    model = train_rf(n_estimators=n_estimators, features=features)
-    blob = io.BytesIO()
-    pickle.dump(model, blob)
+    model = None
+    if pickled is None:
+        model = train_rf(n_estimators=n_estimators, features=features)
+        blob = io.BytesIO()
+        pickle.dump(model, blob)
+        pickled = blob.getvalue()
     name = f"{model_id}.pkl"
     version = model_version_register(
         project=project,
         descriptor=parse_descriptor(descriptor_document(model_id=model_id, features=features, status=status)),
-        files={"model": ArtifactInput(blob.getvalue(), name)},
+        files={"model": ArtifactInput(pickled, name)},
         user=user,
         status=status,
         pickle_approved_by=pickle_approver(),

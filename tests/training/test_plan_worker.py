@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import pytest
 import redis
 
 from tests.embedded_db import REPO
+from tests.orchestrator.helpers import train_rf
 
 from . import test_celery_worker
 from .test_celery_worker import BROKER, worker_environment
@@ -31,8 +33,11 @@ from .test_celery_worker import BROKER, worker_environment
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 shell = test_celery_worker.shell  # the fixture: the test's database and a Django process on it
 
+#: Run in the Django process with ``MODEL``, the path of the production RF trained and pickled by the test process
+#: (``register_rf(pickled=...)``: the Django process then never loads scikit-learn).
 SETUP = """
 from datetime import timedelta
+from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
@@ -45,7 +50,7 @@ from tests.orchestrator.helpers import register_rf
 roles_ensure()
 owner = get_user_model().objects.create_user("planner", password="planner-password-long")
 owner.groups.add(Group.objects.get(name="modeler"))
-version, _ = register_rf(user=owner)
+version, _ = register_rf(user=owner, pickled=Path(MODEL).read_bytes())
 deployment = deployment_create(name="live", soft_sensor=version.soft_sensor, alias="production")
 training_plan_create(
     user=owner, name="every-minute", project=version.soft_sensor.project, device_id="R1", window_days=3650,
@@ -152,7 +157,9 @@ def env(tmp_path):
 
 
 def test_scheduled_and_drift_triggered_runs_start_exactly_once(env, shell, tmp_path):
-    shell.run(SETUP)
+    model = tmp_path / "rf.pkl"
+    model.write_bytes(pickle.dumps(train_rf()))
+    shell.run(f"MODEL = {str(model)!r}\n" + SETUP)
     redis.Redis.from_url(BROKER).flushdb()  # no message left by an earlier run
     worker = start(
         env,
