@@ -56,7 +56,9 @@ def template(name: str, build: Callable[[Path], None]) -> Path:
 #: In the environment of every Celery worker the tests start. Celery's Django fixup runs all of Django's system
 #: checks when a worker starts, 0.6 s of CPU each time, and the tests start about ten workers; the checks
 #: themselves run in the one ``migrate`` of the run (on the embedded settings) and in
-#: ``tests/common/test_production_settings.py`` (``manage.py check``, with ``--deploy``).
+#: ``tests/common/test_production_settings.py`` (``manage.py check``, with ``--deploy``). The other commands the
+#: tests start (``connectors_run``, ``registry_train``, ``tsdb_import_csv``) get ``--skip-checks`` for the same
+#: reason.
 WORKER_ENVIRONMENT = {"CELERY_SKIP_CHECKS": "1"}
 
 

@@ -48,7 +48,8 @@ class ConnectorProcess:
     def start(self) -> None:
         with (self.tmp / "connectors.log").open("ab") as log:  # the process has its own copy of the file
             self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "connectors_run", "--poll", "0.5"],
+                # no system checks at each start (see tests.embedded_db.WORKER_ENVIRONMENT)
+                [sys.executable, "manage.py", "connectors_run", "--poll", "0.5", "--skip-checks"],
                 cwd=REPO,
                 env=self.env,
                 stdout=log,

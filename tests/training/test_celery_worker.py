@@ -83,6 +83,7 @@ def _import_batches(folder: Path) -> None:
         "--start",
         "2026-01-05T00:00:00Z",
         "--no-progress",
+        "--skip-checks",  # see tests.embedded_db.WORKER_ENVIRONMENT
     )
 
 
@@ -127,6 +128,7 @@ def test_training_chain_and_chord_on_a_real_worker(env, shell):
         out = manage(
             env,
             "registry_train",
+            "--skip-checks",  # see tests.embedded_db.WORKER_ENVIRONMENT
             "--project",
             "P0001",
             "--target",
