@@ -103,3 +103,14 @@ def test_malformed_callback_bodies_are_400(role_users, body, fragment):
     )
     assert response.status_code == 400, response.content[:300]
     assert fragment in response.json()["error"]["message"]
+
+
+def test_a_component_script_redirect_may_be_kept_by_the_browser(role_users):
+    """The renderer's script URLs redirect to static files; the browser keeps the redirect for a day (its own
+    user only), so a page load does not ask again for each script. Signed-out callers still get 403."""
+    url = f"{BASE}/_dash-component-suites/dash/deps/react@18.v4_4_0m1.3.1.min.js"
+    response = signed_in(role_users, "operator").get(url)
+    assert response.status_code == 302 and response["Location"].startswith("/static/"), response
+    assert response["Cache-Control"] == "private, max-age=86400"
+    refused = Client().get(url)
+    assert refused.status_code == 403 and "max-age" not in refused.get("Cache-Control", "")
