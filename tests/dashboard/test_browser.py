@@ -63,6 +63,17 @@ def wait_for_plot(page, selector: str = "#chart") -> None:
     )
 
 
+def choose(page, dropdown: str, text: str) -> None:
+    """Pick the first option of a Dash dropdown that shows ``text``, as a user does: open it, type to filter,
+    press Enter. Each step waits for the one before: on a busy machine the dropdown focuses its search field a
+    moment after the click, and the keys typed before that were lost (CI, 2026-12-05)."""
+    page.click(dropdown)
+    page.locator(".dash-dropdown-search:focus").wait_for()
+    page.keyboard.type(text)
+    page.get_by_role("option", name=text).first.wait_for()
+    page.keyboard.press("Enter")
+
+
 def test_operator_live_page(page, live_server, demo):
     login(page, live_server, "operator")
     assert page.locator("[data-testid=link-operator-live]").count() == 1
@@ -85,15 +96,11 @@ def test_operator_live_page(page, live_server, demo):
     assert "No open alert" in trust.locator("[data-testid=drift-status]").inner_text()
     # Whole batch, with a process variable on an extra axis.
     page.click("text=Whole batch")
-    page.click("#variables")
-    page.keyboard.type("temperature")
-    page.keyboard.press("Enter")
+    choose(page, "#variables", "temperature")
     page.wait_for_function("() => document.querySelector('#chart .js-plotly-plot').data.some(t => t.yaxis === 'y2')")
     screenshot(page, "dashboard-operator-live")
     # Flag a point: pick the lab series, type a time, describe it, save; it appears in the table.
-    page.click("#flag-series")
-    page.keyboard.type("lab penicillin")
-    page.keyboard.press("Enter")
+    choose(page, "#flag-series", "lab penicillin")
     page.fill("#flag-time", demo_time(demo))
     page.fill("#flag-description", "Lab value looks transposed")
     page.click("#flag-save")
