@@ -209,7 +209,11 @@ def drive_simulation(page, downloads: Path) -> None:
     page.fill("#flag-description", "Estimate lags the lab sample")
     page.click("#flag-save")
     page.locator("[data-testid=flag-message] .dash-ok").wait_for(timeout=60_000)
-    page.click("text=Flagged rows")
+    page.check("#show input[value=flagged]")  # show only the flagged rows: fewer than a page of them
+    page.wait_for_function(
+        "() => { const rows = document.querySelectorAll('#table tbody tr input[type=radio]');"
+        " return rows.length > 0 && rows.length < 15; }"
+    )
     page.locator("#table").get_by_text("flagged by a person").first.wait_for()
     with page.expect_download() as info:
         page.click("[data-testid=export-link]")
