@@ -18,11 +18,21 @@ pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(scope="module")
+def module_server():
     server = OpcUaServer({"R1": ["temperature", "ph"], "R2": ["temperature"]})
     yield server
     server.stop()
+
+
+@pytest.fixture
+def server(module_server):
+    """The module's server, every node back to 0.0 and Good, as a new server has them (what a test wrote, a Bad
+    status included, would otherwise reach the next test's subscriptions as their first values). Starting a
+    server costs about 2 s of CPU: asyncua builds its whole standard address space."""
+    for device, variable in module_server.nodes:
+        module_server.write(device, variable, 0.0, when=datetime.now(UTC))
+    return module_server
 
 
 def raw_points(device: str, variable: str) -> list[tuple[int, float]]:
