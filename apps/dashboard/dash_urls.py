@@ -102,8 +102,9 @@ def _guarded(view: Callable[..., HttpResponse], name: str, url_part: str) -> Cal
                 return _refuse(400, f"Malformed Dash callback request: {problem}.")
         response = view(request, *args, **kwargs)
         if url_part == COMPONENT_SUITES and response.status_code in (301, 302):
-            # Where a component's script lives never changes for a given URL (the renderer asks for fingerprinted
-            # names), so the browser may remember the redirect: a page load then skips a dozen round trips.
+            # The redirect's target depends on the URL alone (a component's script and its installed version,
+            # which the renderer puts in the name), so the browser may remember it: a page load then skips a dozen
+            # round trips.
             response["Cache-Control"] = f"private, max-age={SUITE_REDIRECT_MAX_AGE}"
         return response
 

@@ -65,8 +65,9 @@ def wait_for_plot(page, selector: str = "#chart") -> None:
 
 def choose(page, dropdown: str, text: str) -> None:
     """Pick the first option of a Dash dropdown that shows ``text``, as a user does: open it, type to filter,
-    press Enter. Each step waits for the one before: on a busy machine the dropdown focuses its search field a
-    moment after the click, and the keys typed before that were lost (CI, 2026-12-05)."""
+    press Enter. Each step waits for the one before. In CI (2026-12-05) the operator test once timed out waiting
+    for the variable it had typed; the likeliest cause is keys typed before the dropdown had focused its search
+    field, which a busy machine delays."""
     page.click(dropdown)
     page.locator(".dash-dropdown-search:focus").wait_for()
     page.keyboard.type(text)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import secrets
 import signal
 import sqlite3
@@ -25,7 +24,7 @@ import requests
 from tests.embedded_db import REPO, WORKER_ENVIRONMENT, manage, migrated_database
 from tests.services import POSTGRES_URL, _port_open, redis_test_url
 
-from .helpers import FEATURES, MODEL_ID, PROJECT, PROJECT_INFO, T0, TARGET, train_rf
+from .helpers import FEATURES, MODEL_ID, PROJECT, PROJECT_INFO, T0, TARGET, pickled_rf_file
 from .registry_proxy import RegistryProxy
 
 BROKER = os.environ.get("STAMM_TEST_E2E_REDIS_URL", redis_test_url(1))
@@ -103,9 +102,7 @@ class Stack:
             self.manage("migrate", "--noinput", "-v", "0")
         else:
             migrated_database(self.tmp / "var")
-        model = self.tmp / "rf.pkl"
-        model.write_bytes(pickle.dumps(train_rf()))
-        self.env["STAMM_E2E_MODEL"] = str(model)
+        self.env["STAMM_E2E_MODEL"] = str(pickled_rf_file(self.tmp / "rf.pkl"))
         seed = json.loads(self.manage("shell", "-c", "import tests.orchestrator.e2e_seed").strip().splitlines()[-1])
         self.token, self.deployment = seed["token"], seed["deployment"]
         self.start_web()

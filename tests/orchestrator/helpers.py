@@ -10,6 +10,7 @@ import io
 import pickle
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,12 @@ def train_rf(*, n_estimators: int = 10, features: list[str] = FEATURES) -> Any:
     return RandomForestRegressor(n_estimators=n_estimators, max_depth=8, random_state=0).fit(
         frame[features].to_numpy(dtype=float), frame[TARGET].to_numpy(dtype=float)
     )
+
+
+def pickled_rf_file(path: Path) -> Path:
+    """``train_rf()`` pickled to ``path``, for a Django process to register with ``register_rf(pickled=...)``."""
+    path.write_bytes(pickle.dumps(train_rf()))
+    return path
 
 
 def register_rf(

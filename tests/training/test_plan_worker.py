@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import pytest
 import redis
 
 from tests.embedded_db import REPO
-from tests.orchestrator.helpers import train_rf
+from tests.orchestrator.helpers import pickled_rf_file
 
 from . import test_celery_worker
 from .test_celery_worker import BROKER, worker_environment
@@ -157,9 +156,7 @@ def env(tmp_path):
 
 
 def test_scheduled_and_drift_triggered_runs_start_exactly_once(env, shell, tmp_path):
-    model = tmp_path / "rf.pkl"
-    model.write_bytes(pickle.dumps(train_rf()))
-    shell.run(f"MODEL = {str(model)!r}\n" + SETUP)
+    shell.run(f"MODEL = {str(pickled_rf_file(tmp_path / 'rf.pkl'))!r}\n" + SETUP)
     redis.Redis.from_url(BROKER).flushdb()  # no message left by an earlier run
     worker = start(
         env,
