@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 
 from apps.common.errors import NotFound
 from apps.tsdb.types import VariableMetadata
@@ -94,6 +94,10 @@ class Runner:
         for source_input in list(self.inputs.values()):
             await source_input.stop()
         await self._report_once()
+        # The database thread's connection is closed here, not left to the garbage collector: a runner
+        # stopped inside a longer-lived process (the tests run it in a thread) would otherwise hold a
+        # session open on the database after it stopped.
+        await asyncio.get_running_loop().run_in_executor(self.db, connections.close_all)
         self.db.shutdown(wait=True)
         logger.info("connectors process %s stopped", self.name)
 
