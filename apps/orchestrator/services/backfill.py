@@ -12,7 +12,7 @@ from functools import partial
 
 from celery import signature
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -134,25 +134,31 @@ def pipeline_backfill(
             after = after0
             in_flight: Future | None = None
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-score") as pool:
-                while True:
-                    started = time.perf_counter()
-                    snapshots = snapshots_read(estimator, group, after_ns=after, until_ns=until, limit=chunk)
-                    run.detect_ms = (run.detect_ms or 0) + (time.perf_counter() - started) * 1000
-                    previous = in_flight.result() if in_flight is not None else None
-                    memo = previous.bias_memo if previous is not None else {}
-                    in_flight = pool.submit(score, snapshots=snapshots, bias_memo=memo) if len(snapshots) else None
-                    if previous is not None:
-                        done += _backfill_store(claim, previous, skipped)
-                        if progress:
-                            progress(done, max(total, done))
-                    if in_flight is None:
-                        break
-                    after = int(snapshots.times_ns[-1])
-                    if len(snapshots) < chunk:
-                        done += _backfill_store(claim, in_flight.result(), skipped)
-                        if progress:
-                            progress(done, max(total, done))
-                        break
+                try:
+                    while True:
+                        started = time.perf_counter()
+                        snapshots = snapshots_read(estimator, group, after_ns=after, until_ns=until, limit=chunk)
+                        run.detect_ms = (run.detect_ms or 0) + (time.perf_counter() - started) * 1000
+                        previous = in_flight.result() if in_flight is not None else None
+                        memo = previous.bias_memo if previous is not None else {}
+                        in_flight = pool.submit(score, snapshots=snapshots, bias_memo=memo) if len(snapshots) else None
+                        if previous is not None:
+                            done += _backfill_store(claim, previous, skipped)
+                            if progress:
+                                progress(done, max(total, done))
+                        if in_flight is None:
+                            break
+                        after = int(snapshots.times_ns[-1])
+                        if len(snapshots) < chunk:
+                            done += _backfill_store(claim, in_flight.result(), skipped)
+                            if progress:
+                                progress(done, max(total, done))
+                            break
+                finally:
+                    # Scoring reads the database too (from the scoring thread); that thread's connection is closed
+                    # here, after its last chunk, not left to the garbage collector with the thread: a worker that
+                    # runs many backfills would otherwise hold a database session per backfill for a while.
+                    pool.submit(connections.close_all)
         except Exception as exc:  # noqa: BLE001 - recorded on the run, then re-raised to the caller
             run.skipped, run.skipped_reasons = sum(skipped.values()), dict(skipped)
             run_release(
