@@ -1,4 +1,5 @@
 """Shared fixtures: one user per role plus an outsider, API clients, the IndPenSim data path."""
+
 from __future__ import annotations
 
 import os
@@ -71,6 +72,39 @@ def pytest_collection_modifyitems(config, items: list) -> None:
         files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
     order = sorted(files.values(), key=lambda group: min(rank(item) for item in group))
     items[:] = [item for group in order for item in group]
+
+
+#: Database connections opened by threads other than the main one during the running test (``connection_created``).
+THREAD_CONNECTIONS: list[tuple[threading.Thread, object]] = []
+
+
+def _thread_connection_created(sender, connection, **kwargs) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        THREAD_CONNECTIONS.append((threading.current_thread(), connection))
+
+
+@pytest.fixture(autouse=True)
+def _thread_connections_closed():
+    """Every database connection a thread opened during a test (a runner's, a backfill's scoring thread, a test's
+    own) is closed when the test ends. One left to the garbage collector keeps a session open on the database:
+    on PostgreSQL it kept the run's test database from being dropped, now and then. The list holds the
+    connections, so such a leak fails here every time. A thread still running gets a few seconds to end first: the
+    live server's request thread closes its connection just after the client has read the response."""
+    from django.db.backends.signals import connection_created
+
+    THREAD_CONNECTIONS.clear()
+    connection_created.connect(_thread_connection_created)
+    yield
+    connection_created.disconnect(_thread_connection_created)
+    for thread, connection in THREAD_CONNECTIONS:
+        if connection.connection is not None:
+            thread.join(5)
+    left_open = [thread.name for thread, connection in THREAD_CONNECTIONS if connection.connection is not None]
+    THREAD_CONNECTIONS.clear()
+    assert not left_open, (
+        f"database connections still open that these threads opened: {left_open} "
+        "(close them in the thread: connections.close_all())"
+    )
 
 
 @pytest.fixture(scope="session")
